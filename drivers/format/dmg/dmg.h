@@ -1,0 +1,88 @@
+/*
+ * Private interface of the dmg (UDIF) driver: the chunk map built at open
+ * from the koly trailer and the blkx (mish) tables, and the chunk codecs.
+ * Nothing here is visible outside drivers/format/dmg/.
+ */
+#ifndef IMGFUSE_DMG_H
+#define IMGFUSE_DMG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bd.h"
+
+/* blkx chunk types (the "entry type" of a mish table entry) */
+#define DMG_CHUNK_ZERO       0x00000000u
+#define DMG_CHUNK_RAW        0x00000001u
+#define DMG_CHUNK_IGNORE     0x00000002u
+#define DMG_CHUNK_COMMENT    0x7ffffffeu
+#define DMG_CHUNK_ADC        0x80000004u
+#define DMG_CHUNK_ZLIB       0x80000005u
+#define DMG_CHUNK_BZIP2      0x80000006u
+#define DMG_CHUNK_LZFSE      0x80000007u
+#define DMG_CHUNK_LZMA       0x80000008u
+#define DMG_CHUNK_TERMINATOR 0xffffffffu
+
+#define DMG_KOLY_SIZE   512u
+#define DMG_MISH_HDR    204u        /* bytes before the first entry */
+#define DMG_MISH_ENTRY  40u
+
+/* One compressed chunk may expand to at most this many bytes, and its
+ * compressed form may be at most this large: hdiutil writes 1 MiB chunks,
+ * so this is generous while keeping a hostile table from making us
+ * allocate gigabytes per read. */
+#define DMG_MAX_CHUNK_LEN   (64u << 20)
+/* The XML plist (or resource fork) is read whole into memory. */
+#define DMG_MAX_META_LEN    (256u << 20)
+#define DMG_MAX_CHUNKS      (16u << 20)
+
+/* One run of the virtual disk, in bytes (converted from sectors at open). */
+struct dmg_chunk {
+    uint64_t off;           /* offset in the virtual disk */
+    uint64_t len;           /* bytes it expands to */
+    uint64_t src_off;       /* absolute offset of its data in the file */
+    uint64_t src_len;       /* bytes of data in the file */
+    uint32_t type;          /* DMG_CHUNK_* (never comment/terminator) */
+};
+
+/* The chunk map of an image, sorted by off, non-overlapping. */
+struct dmg_map {
+    struct dmg_chunk *chunks;
+    size_t n_chunks;
+    size_t cap;
+    unsigned n_tables;      /* blkx tables (partitions) seen */
+    uint64_t size;          /* virtual disk size in bytes */
+    uint64_t data_fork_off;
+    uint32_t types_seen;    /* bit i: codec i of dmg_type_bit() */
+    uint64_t max_len;       /* largest compressed chunk's output */
+};
+
+/* map.c: koly trailer, XML plist / resource fork, mish tables. */
+int dmg_map_load(struct bd_node *file, const char *name, struct dmg_map *m,
+                 struct bd_err *err);
+void dmg_map_free(struct dmg_map *m);
+/* Parse one mish table (len bytes, untrusted) and append its chunks. */
+int dmg_map_add_mish(struct dmg_map *m, const uint8_t *p, size_t len,
+                     uint64_t file_size, const char *name, struct bd_err *err);
+/* Sort, check overlaps, fix the size; after all tables were added. */
+int dmg_map_finish(struct dmg_map *m, uint64_t koly_sectors, const char *name,
+                   struct bd_err *err);
+/* Index of the chunk containing off, or of the first chunk after it
+ * (n_chunks if none). */
+size_t dmg_map_find(const struct dmg_map *m, uint64_t off);
+unsigned dmg_type_bit(uint32_t type);
+const char *dmg_type_name(uint32_t type);
+
+/* Decoders: expand src into exactly dst_len bytes of dst. Return 0, or
+ * -EIO when the data is corrupt or does not expand to exactly dst_len. */
+int dmg_decode(uint32_t type, const uint8_t *src, size_t src_len,
+               uint8_t *dst, size_t dst_len);
+int dmg_adc_decode(const uint8_t *src, size_t src_len, uint8_t *dst,
+                   size_t dst_len);
+/* LZFSE stream (bvx1/bvx2/bvxn/bvx-/bvx$ blocks), LZVN included. */
+int dmg_lzfse_decode(const uint8_t *src, size_t src_len, uint8_t *dst,
+                     size_t dst_len);
+/* Base64 of a plist <data> element, whitespace ignored; *out malloc'd. */
+int dmg_base64_decode(const char *s, uint8_t **out, size_t *out_len);
+
+#endif

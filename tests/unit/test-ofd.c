@@ -236,6 +236,25 @@ Test(ofd_lock, two_readers_coexist)
     close(b);
 }
 
+Test(ofd_lock, read_only_descriptors_lock_and_probe_too)
+{
+    int a = open(img, O_RDONLY), b = open(img, O_RDONLY), c = open_img();
+    unsigned hold, unshare;
+    struct bd_err err;
+
+    cr_assert_geq(a, 0);
+    cr_assert_geq(b, 0);
+    cr_assert_eq(apply(a, flags_ro(), &err), 0, "%s", err.msg);
+    cr_assert_eq(apply(b, flags_ro(), &err), 0, "%s", err.msg);
+    cr_assert_eq(ofd_lock_probe(a, &hold, &unshare), 0);
+    cr_expect_eq(hold, CR);
+    cr_expect_eq(unshare, W | RS);
+    cr_assert_eq(apply(c, flags_rw(), &err), -EAGAIN);
+    close(a);
+    close(b);
+    close(c);
+}
+
 Test(ofd_lock, force_share_ignores_a_writer_and_takes_nothing)
 {
     int a = open_img(), b = open_img(), c = open_img();

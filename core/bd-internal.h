@@ -1,0 +1,96 @@
+/*
+ * Core's private structures: the option tree, info lists, probing and node
+ * construction. Only core/ and the front-end's tests include this.
+ */
+#ifndef IMGFUSE_BD_INTERNAL_H
+#define IMGFUSE_BD_INTERNAL_H
+
+#include "bd.h"
+
+/* ---- option tree ---- */
+struct bd_opt_entry {
+    char *key;                  /* full dotted key */
+    char *val;
+    bool used;
+};
+
+struct bd_opt_owner {           /* which driver read keys under a prefix */
+    char *prefix;               /* "" or "file." ... */
+    const struct bd_driver *drv;
+};
+
+struct bd_opt_tree {
+    struct bd_opt_entry *v;
+    size_t n, cap;
+    struct bd_opt_owner *owners;
+    size_t nowners;
+    pthread_mutex_t lock;
+};
+
+struct bd_opts {
+    struct bd_opt_tree *tree;
+    char *prefix;               /* "" at the root, "file." below */
+    bool owns_tree;
+};
+
+struct bd_opts *bd_opts_new(void);
+void bd_opts_free(struct bd_opts *o);
+/* "a=1,b.c=x" with ",," escaping a comma; an element without '=' is the
+ * value of implied_key (NULL: an error). */
+int bd_opts_parse_dotted(struct bd_opts *o, const char *s, const char *implied_key,
+                         struct bd_err *err);
+/* json:{...} body (without the "json:" prefix), flattened to dotted keys. */
+int bd_opts_parse_json(struct bd_opts *o, const char *json, struct bd_err *err);
+void bd_opts_set_owner(struct bd_opts *view, const struct bd_driver *drv);
+/* First unused key as an "unknown option" error with a did-you-mean. */
+int bd_opts_check_unused(struct bd_opts *root, struct bd_err *err);
+/* Keys under this view that nobody has read yet exist? */
+bool bd_opts_view_empty(const struct bd_opts *view);
+bool bd_key_eq(const char *a, const char *b);   /* '-' and '_' are equal */
+
+/* ---- sources ---- */
+enum bd_source_kind { BD_SRC_FILE, BD_SRC_URI, BD_SRC_JSON, BD_SRC_DOTTED };
+/* Classify a SOURCE argument; for URIs *scheme gets the scheme (caller
+ * frees). */
+enum bd_source_kind bd_source_classify(const char *src, char **scheme);
+/* Turn SOURCE into options at the root of o. */
+int bd_source_to_opts(const char *src, struct bd_opts *o, struct bd_err *err);
+/* URI helpers for protocol drivers' parse_uri and the tests. */
+struct bd_uri {
+    char *scheme, *user, *password, *host, *path, *query;
+    int port;                   /* -1 when absent */
+};
+int bd_uri_parse(const char *s, struct bd_uri *u, struct bd_err *err);
+void bd_uri_free(struct bd_uri *u);
+/* Value of ?key=... in a query string (percent-decoded); caller frees. */
+char *bd_uri_query_get(const char *query, const char *key);
+char *bd_percent_decode(const char *s);
+
+/* ---- probing ---- */
+#define BD_PROBE_BYTES 4096
+const struct bd_driver *bd_probe(const uint8_t *head, size_t len, int *score);
+
+/* ---- info ---- */
+struct bd_info_kv { char *key, *val; };
+struct bd_info {
+    struct bd_info_kv *v;
+    size_t n, cap;
+};
+void bd_info_free(struct bd_info *info);
+const char *bd_info_get(const struct bd_info *info, const char *key);
+
+/* ---- nodes ---- */
+struct bd_node *bd_node_alloc(const struct bd_driver *drv, const char *name,
+                              const struct bd_flags *flags, struct bd_err *err);
+int bd_node_open_protocol(const char *filename, const struct bd_driver *drv,
+                          struct bd_opts *o, const struct bd_flags *flags,
+                          unsigned depth, struct bd_node **out, struct bd_err *err);
+void bd_node_refresh_limits(struct bd_node *n);
+/* The protocol node at the bottom of n's file chain. */
+struct bd_node *bd_node_protocol(struct bd_node *n);
+
+/* ---- logging ---- */
+void log_use_syslog(bool on);
+void log_set_debug(const char *mods);
+
+#endif

@@ -1,0 +1,326 @@
+/*
+ * The block-node API: what a driver implements and what it may call.
+ * A driver includes only this header. Graph building, alignment, splitting,
+ * chain walking and locking of non-parallel drivers live in core/, not here.
+ */
+#ifndef IMGFUSE_BD_H
+#define IMGFUSE_BD_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BD_SECTOR 512u
+#define BD_MAX_CHAIN_DEFAULT 256u
+
+/* ---- errors: a negative errno, plus a sentence for the human ---------- */
+
+struct bd_err {
+    int errnum;         /* positive errno of the first error set, 0 if none */
+    char msg[1024];
+};
+
+/* Keep the first error; return -errnum so "return bd_err_set(...)" works. */
+int bd_err_set(struct bd_err *err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prepend "<context>: " to an error already set (no-op when none is set). */
+void bd_err_prefix(struct bd_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void bd_err_clear(struct bd_err *err);
+
+/* ---- options: one tree of dotted keys ("file.filename") --------------- */
+
+/*
+ * An option tree, built from dotted strings, json:{...}, URIs and the
+ * command line. A struct bd_opts is a view of the tree under a prefix;
+ * bd_opts_sub() narrows the view ("file" -> keys under "file.").
+ * Every key a driver reads is marked used; core reports unused keys as
+ * unknown options, with a did-you-mean taken from bd_driver.options.
+ */
+struct bd_opts;
+
+const char *bd_opts_get(const struct bd_opts *o, const char *key);
+bool bd_opts_has(const struct bd_opts *o, const char *key);
+/* Sizes accept suffixes k/K, M, G, T, P, E (powers of 1024) and 'b'/'B'.
+ * Return 0 with *out set, -ENOENT when absent (with *out = def), or -EINVAL
+ * with err filled. */
+int bd_opts_get_size(const struct bd_opts *o, const char *key, uint64_t def,
+                     uint64_t *out, struct bd_err *err);
+int bd_opts_get_bool(const struct bd_opts *o, const char *key, bool def,
+                     bool *out, struct bd_err *err);
+/* One of a NULL-terminated list; returns the index or -EINVAL. */
+int bd_opts_get_enum(const struct bd_opts *o, const char *key,
+                     const char *const *choices, int def, struct bd_err *err);
+/* A view below "<prefix>."; the caller frees it with bd_opts_free_view(). */
+struct bd_opts *bd_opts_sub(const struct bd_opts *o, const char *prefix);
+void bd_opts_free_view(struct bd_opts *view);
+/* Set a key (relative to the view); the tree copies both strings. */
+int bd_opts_set(struct bd_opts *o, const char *key, const char *val);
+/* Parse "1M", "4096", "2G" into bytes. */
+int bd_parse_size(const char *s, uint64_t *out);
+
+/* ---- flags inherited down the graph at open --------------------------- */
+
+enum bd_locking { BD_LOCKING_AUTO, BD_LOCKING_ON, BD_LOCKING_OFF };
+enum bd_cache { BD_CACHE_WRITEBACK, BD_CACHE_NONE };
+enum bd_discard_mode { BD_DISCARD_UNMAP, BD_DISCARD_IGNORE };
+enum bd_aio { BD_AIO_DEFAULT, BD_AIO_THREADS, BD_AIO_IO_URING };
+enum bd_backing_policy { BD_BACKING_FOLLOW, BD_BACKING_CONFINE, BD_BACKING_NONE };
+enum bd_prealloc { BD_PREALLOC_OFF, BD_PREALLOC_METADATA, BD_PREALLOC_FALLOC,
+                   BD_PREALLOC_FULL };
+
+struct bd_flags {
+    bool read_only;
+    bool force_share;           /* -U: take no locks, check none */
+    bool share_rw;              /* let another writer in */
+    bool growable;              /* writes past the end grow the image */
+    bool untrusted;             /* implies confine; no protocol/json backing */
+    enum bd_locking locking;
+    enum bd_cache cache;
+    enum bd_discard_mode discard;
+    enum bd_aio aio;
+    enum bd_backing_policy backing;
+    bool related_follow;        /* extents/data files may leave the image's dir */
+    unsigned max_chain;         /* backing depth limit, 0 = default */
+};
+
+/* QEMU's permission bits, in QEMU's lock-byte order (locks/ofd.h). */
+enum bd_perm {
+    BD_PERM_CONSISTENT_READ = 1u << 0,
+    BD_PERM_WRITE           = 1u << 1,
+    BD_PERM_WRITE_UNCHANGED = 1u << 2,
+    BD_PERM_RESIZE          = 1u << 3,
+};
+#define BD_PERM_ALL 0xfu
+
+/* ---- the node ---------------------------------------------------------- */
+
+struct bd_limits {
+    uint32_t request_alignment;   /* power of two; 1 for byte-granular drivers */
+    uint32_t max_transfer;        /* 0 = core's default */
+    uint32_t opt_transfer;        /* hint, e.g. the cluster size; -> st_blksize */
+    uint32_t discard_alignment;   /* 0 = request_alignment is enough */
+    uint32_t mem_alignment;       /* buffer alignment the driver needs (O_DIRECT) */
+};
+
+struct bd_driver;
+
+struct bd_node {
+    const struct bd_driver *drv;
+    void *state;                  /* drv->state_size zeroed bytes */
+    char *name;                   /* for messages: file name or URI */
+    char *filename;               /* protocol nodes: path or URI; may be NULL */
+    struct bd_node *file;         /* protocol child of a format node */
+    struct bd_node *backing;      /* backing (parent) image, may be NULL */
+    struct bd_node *parent;       /* the node that owns this one, NULL at top */
+    struct bd_flags flags;
+    struct bd_limits lim;         /* filled by core from drv->limits + child */
+    unsigned perm;                /* BD_PERM_* this node holds */
+    unsigned shared;              /* BD_PERM_* it lets others hold */
+    unsigned depth;               /* 0 = top of the chain */
+    bool format_probed;           /* the format was guessed, not given */
+    int64_t size_cache;           /* -1: ask the driver */
+    pthread_mutex_t lock;         /* serializes non-parallel drivers */
+    pthread_rwlock_t rmw_lock;    /* unaligned writes exclude aligned ones */
+    unsigned long io_errors;      /* count for log-once */
+};
+
+/* ---- request flags and block status ----------------------------------- */
+
+#define BD_REQ_FUA          (1u << 0)   /* write through before returning */
+#define BD_REQ_MAY_UNMAP    (1u << 1)   /* zeroes may deallocate */
+#define BD_REQ_NO_FALLBACK  (1u << 2)   /* zeroes: fail rather than write */
+
+#define BD_STATUS_DATA      (1u << 0)   /* reads return data from this layer */
+#define BD_STATUS_ZERO      (1u << 1)   /* reads return zeroes */
+#define BD_STATUS_ALLOCATED (1u << 2)   /* this layer decides the content */
+#define BD_STATUS_OFFSET    (1u << 3)   /* *map is valid: offset in n->file */
+
+/* ---- info: key/value pairs for `imgfuse info` -------------------------- */
+
+struct bd_info;
+void bd_info_add(struct bd_info *info, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- consistency checks (`imgfuse check`) ---- */
+
+#define BD_CHECK_FIX_LEAKS  (1u << 0)
+#define BD_CHECK_FIX_ERRORS (1u << 1)
+
+struct bd_check {
+    uint64_t corruptions;           /* found and left */
+    uint64_t leaks;
+    uint64_t corruptions_fixed;
+    uint64_t leaks_fixed;
+};
+
+/* ---- the driver ops struct --------------------------------------------- */
+
+enum bd_kind { BD_FORMAT, BD_PROTOCOL, BD_FILTER };
+
+struct bd_driver {
+    const char *name;               /* "qcow2", "nbd", ... */
+    enum bd_kind kind;              /* BD_FORMAT, BD_PROTOCOL, BD_FILTER */
+    const char *const *schemes;     /* URI schemes, protocol drivers only */
+    const char *const *options;     /* NULL-terminated option names it reads */
+    const char *const *create_options; /* what `create -o` accepts */
+    size_t state_size;              /* per-node private state, zeroed by core */
+    bool parallel;                  /* safe to call from many threads at once */
+    bool read_only;                 /* the format cannot be written */
+
+    int  (*probe)(const uint8_t *head, size_t len);           /* score 0..100 */
+    /* Protocols: turn a URI or legacy string into options (filename=...). */
+    int  (*parse_uri)(const char *uri, struct bd_opts *o, struct bd_err *err);
+    /* Format nodes arrive with n->file already open; protocols open it.
+     * On failure core still calls close, which must cope with a
+     * half-finished open.
+     * Option strings live only until open returns: copy what you keep. */
+    int  (*open)(struct bd_node *n, const struct bd_opts *o, struct bd_err *err);
+    void (*close)(struct bd_node *n);
+
+    void    (*limits)(struct bd_node *n, struct bd_limits *lim);
+    int64_t (*size)(struct bd_node *n);
+    int (*pread)(struct bd_node *n, void *buf, uint64_t len, uint64_t off);
+    int (*pwrite)(struct bd_node *n, const void *buf, uint64_t len, uint64_t off,
+                  unsigned flags);
+    int (*pwrite_zeroes)(struct bd_node *n, uint64_t len, uint64_t off,
+                         unsigned flags);
+    int (*discard)(struct bd_node *n, uint64_t len, uint64_t off);
+    int (*flush)(struct bd_node *n);
+    /* Answer for this layer only; see BD_STATUS_*. *pnum >= 1 on success. */
+    int (*block_status)(struct bd_node *n, uint64_t off, uint64_t len,
+                        uint64_t *pnum, unsigned *status, uint64_t *map);
+    /* Resize (growable mounts, create). Formats and protocols alike. */
+    int (*truncate)(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
+                    struct bd_err *err);
+    /* Bytes the node uses on its storage (info's "disk size"), -errno. */
+    int64_t (*allocated_size)(struct bd_node *n);
+    /* Format-specific fields for `imgfuse info`. */
+    void (*info)(struct bd_node *n, struct bd_info *info);
+
+    /* Check (and with fix flags, repair) the image's metadata. The node
+     * is open read-write when fix != 0. Fills res; 0 or -errno. */
+    int (*check)(struct bd_node *n, unsigned fix, struct bd_check *res,
+                 struct bd_err *err);
+
+    /* Protocols: make an empty object at filename (O_EXCL semantics). */
+    int (*create_file)(const char *filename, const struct bd_opts *o,
+                       struct bd_err *err);
+    /* Formats: write a new image of `size` bytes onto the open, empty,
+     * writable protocol node `file`. */
+    int (*create)(struct bd_node *file, uint64_t size, const struct bd_opts *o,
+                  struct bd_err *err);
+};
+
+/* ---- what drivers may call on their children --------------------------- */
+
+/*
+ * Generic I/O. Any offset/length (core aligns, bounces and splits); beyond
+ * the end: reads fail with -EINVAL unless the caller clamps, writes grow the
+ * node only when it is growable. Return 0 or -errno.
+ */
+int bd_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off);
+int bd_pwrite(struct bd_node *n, const void *buf, uint64_t len, uint64_t off,
+              unsigned flags);
+int bd_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
+                     unsigned flags);
+int bd_discard(struct bd_node *n, uint64_t len, uint64_t off);
+int bd_flush(struct bd_node *n);            /* flushes the node, then children */
+int64_t bd_size(struct bd_node *n);
+int bd_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
+                struct bd_err *err);
+/* Status of this node's own layer (no backing walk), clamped to the size. */
+int bd_block_status(struct bd_node *n, uint64_t off, uint64_t len,
+                    uint64_t *pnum, unsigned *status, uint64_t *map);
+/* Status as the guest sees it: walks the backing chain. Never ALLOCATED-less:
+ * the result is DATA or ZERO (or both for allocated zeroes). */
+int bd_block_status_above(struct bd_node *n, uint64_t off, uint64_t len,
+                          uint64_t *pnum, unsigned *status);
+int64_t bd_allocated_size(struct bd_node *n);
+
+/*
+ * Open a backing (parent) image named inside the image `n`: resolves a
+ * relative name against the directory of n's file, applies the backing
+ * policy (follow/confine/none), the depth limit and loop detection, opens it
+ * read-only with read locks, and probes when fmt is NULL. Sets n->backing
+ * (left NULL with policy none). 0 or -errno with err filled.
+ */
+int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
+                    struct bd_err *err);
+/* Resolve a file name stored in image `n` (extent, data file) against n's
+ * directory with the same confinement rules; caller frees *out. */
+int bd_resolve_related(struct bd_node *n, const char *name, char **out,
+                       struct bd_err *err);
+/* Open a further protocol node for a related file (extent, data_file);
+ * it becomes owned by the caller, closed with bd_node_close(). */
+int bd_open_related(struct bd_node *n, const char *path, bool writable,
+                    struct bd_node **out, struct bd_err *err);
+void bd_node_close(struct bd_node *n);
+
+/* Name of a known image format whose magic `head` shows (even one with no
+ * driver here), or NULL. */
+const char *bd_probe_known_magic(const uint8_t *head, size_t len);
+
+/* Directory holding the file behind n (for relative names); caller frees. */
+char *bd_node_dirname(struct bd_node *n);
+
+/* ---- logging (core/log.c) ---------------------------------------------- */
+
+void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern unsigned log_debug_mask;
+void log_debug_(const char *mod, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+unsigned log_debug_bit(const char *mod);
+#define log_debug(mod, ...)                                            \
+    do {                                                               \
+        if (__builtin_expect(log_debug_mask != 0, 0))                  \
+            log_debug_((mod), __VA_ARGS__);                            \
+    } while (0)
+
+/* ---- endian helpers for on-disk structures ----------------------------- */
+
+static inline uint16_t bd_be16(const void *p) {
+    const uint8_t *b = p; return (uint16_t)(b[0] << 8 | b[1]);
+}
+static inline uint32_t bd_be32(const void *p) {
+    const uint8_t *b = p;
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+static inline uint64_t bd_be64(const void *p) {
+    const uint8_t *b = p; return (uint64_t)bd_be32(b) << 32 | bd_be32(b + 4);
+}
+static inline uint16_t bd_le16(const void *p) {
+    const uint8_t *b = p; return (uint16_t)(b[1] << 8 | b[0]);
+}
+static inline uint32_t bd_le32(const void *p) {
+    const uint8_t *b = p;
+    return (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
+}
+static inline uint64_t bd_le64(const void *p) {
+    const uint8_t *b = p; return (uint64_t)bd_le32(b + 4) << 32 | bd_le32(b);
+}
+static inline void bd_put_be16(void *p, uint16_t v) {
+    uint8_t *b = p; b[0] = v >> 8; b[1] = (uint8_t)v;
+}
+static inline void bd_put_be32(void *p, uint32_t v) {
+    uint8_t *b = p; b[0] = v >> 24; b[1] = v >> 16; b[2] = v >> 8; b[3] = (uint8_t)v;
+}
+static inline void bd_put_be64(void *p, uint64_t v) {
+    bd_put_be32(p, (uint32_t)(v >> 32)); bd_put_be32((uint8_t *)p + 4, (uint32_t)v);
+}
+static inline void bd_put_le16(void *p, uint16_t v) {
+    uint8_t *b = p; b[0] = (uint8_t)v; b[1] = v >> 8;
+}
+static inline void bd_put_le32(void *p, uint32_t v) {
+    uint8_t *b = p; b[0] = (uint8_t)v; b[1] = v >> 8; b[2] = v >> 16; b[3] = v >> 24;
+}
+static inline void bd_put_le64(void *p, uint64_t v) {
+    bd_put_le32(p, (uint32_t)v); bd_put_le32((uint8_t *)p + 4, (uint32_t)(v >> 32));
+}
+
+#endif

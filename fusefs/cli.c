@@ -1,0 +1,449 @@
+/*
+ * Parses `imgfuse [OPTIONS] SOURCE... MOUNTPOINT`, `imgfuse info`,
+ * `imgfuse create` and `imgfuse check` into struct cli. Every long option
+ * also works inside -o as key=value, so mount.fuse3 can pass them.
+ */
+#include "cli.h"
+#include "core/graph.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char cli_usage[] =
+"usage: imgfuse [OPTIONS] SOURCE... MOUNTPOINT\n"
+"       imgfuse info [--json] [-F FMT] [-U] SOURCE\n"
+"       imgfuse create -F FMT [-o KEY=VAL,...] FILE SIZE\n"
+"       imgfuse check [-r leaks|all] [-F FMT] FILE\n"
+"\n"
+"Mount a disk image (or a device, or a URI) as one raw file. MOUNTPOINT is a\n"
+"regular file or a new path (that path becomes the raw image), or a\n"
+"directory (each SOURCE appears in it as NAME.raw).\n"
+"\n"
+"SOURCE: a file name, /dev/DEVICE, json:{...}, key=value options\n"
+"(driver=raw,file.filename=disk.img,offset=1M) or a URI.\n"
+"\n"
+"options:\n"
+"  -F, --format=FMT        image format (probed when absent)\n"
+"  -r, --read-only         mount read-only\n"
+"  -U, --force-share       read-only, ignoring other holders' locks\n"
+"      --locking=MODE      on, off or auto (default auto)\n"
+"      --share-rw          let another writer use the image too\n"
+"      --cache=MODE        writeback (default) or none (O_DIRECT)\n"
+"      --discard=MODE      unmap (default) or ignore\n"
+"      --aio=ENGINE        threads (default) or io_uring\n"
+"      --growable          writes past the end grow the image\n"
+"      --backing=POLICY    follow (default), confine or none\n"
+"      --related=POLICY    confine (default) or follow: extents, data files\n"
+"      --untrusted         confine backing files, refuse protocol backing\n"
+"      --threads=N         FUSE worker threads (default 8)\n"
+"      --pidfile=FILE      write the daemon's pid once the mount is live\n"
+"      --create=SIZE       create FILE (-F FMT) of SIZE, then mount it\n"
+"      --create-opts=OPTS  creation options for --create, KEY=VAL,...\n"
+"      --json              info: machine-readable output\n"
+"  -f                      stay in the foreground\n"
+"  -d                      debug output (implies -f)\n"
+"  -s                      single-threaded\n"
+"  -o OPT[,OPT...]         FUSE options (allow_other, ...) and any option\n"
+"                          above as KEY=VALUE (ro, format=qcow2, locking=off)\n"
+"  -h, --help              this text\n"
+"  -V, --version           the version\n";
+
+enum {
+    OPT_LOCKING = 256, OPT_SHARE_RW, OPT_CACHE, OPT_DISCARD, OPT_AIO,
+    OPT_GROWABLE, OPT_BACKING, OPT_RELATED, OPT_UNTRUSTED, OPT_THREADS,
+    OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
+};
+
+static const struct option long_opts[] = {
+    { "format", required_argument, NULL, 'F' },
+    { "read-only", no_argument, NULL, 'r' },
+    { "force-share", no_argument, NULL, 'U' },
+    { "locking", required_argument, NULL, OPT_LOCKING },
+    { "share-rw", no_argument, NULL, OPT_SHARE_RW },
+    { "cache", required_argument, NULL, OPT_CACHE },
+    { "discard", required_argument, NULL, OPT_DISCARD },
+    { "aio", required_argument, NULL, OPT_AIO },
+    { "growable", no_argument, NULL, OPT_GROWABLE },
+    { "backing", required_argument, NULL, OPT_BACKING },
+    { "related", required_argument, NULL, OPT_RELATED },
+    { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
+    { "threads", required_argument, NULL, OPT_THREADS },
+    { "pidfile", required_argument, NULL, OPT_PIDFILE },
+    { "create", required_argument, NULL, OPT_CREATE },
+    { "create-opts", required_argument, NULL, OPT_CREATE_OPTS },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "debug-modules", required_argument, NULL, OPT_DEBUG_MODS },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* Options libfuse or the kernel mount understand; passed through. */
+static const char *const fuse_flag_opts[] = {
+    "allow_other", "allow_root", "auto_unmount", "default_permissions",
+    "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime",
+    "sync", "async", "dirsync", "nonempty", "clone_fd", "rw", NULL,
+};
+static const char *const fuse_value_opts[] = {
+    "max_read", "fsname", "subtype", "max_threads", "max_idle_threads",
+    "context", "fscontext", "defcontext", "rootcontext", NULL,
+};
+/* Options mount(8)/mount.fuse3 may hand over that mean nothing to us. */
+static const char *const ignored_opts[] = {
+    "user", "nouser", "users", "auto", "noauto", "_netdev", "nofail",
+    "defaults", "x-systemd.automount", NULL,
+};
+/* imgfuse's own -o names (for did-you-mean). */
+static const char *const own_opts[] = {
+    "ro", "read-only", "format", "force-share", "locking", "share-rw",
+    "cache", "discard", "aio", "growable", "backing", "related", "untrusted",
+    "threads", "pidfile", "debug", "foreground", NULL,
+};
+
+static bool in_list(const char *w, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++) {
+        if (strcmp(w, list[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int append(char *buf, size_t size, const char *item)
+{
+    size_t l = strlen(buf);
+    int n = snprintf(buf + l, size - l, "%s%s", l ? "," : "", item);
+    return n < 0 || (size_t)n >= size - l ? -E2BIG : 0;
+}
+
+static int pick(const char *opt, const char *val, const char *const *choices,
+                struct bd_err *err)
+{
+    for (int i = 0; choices[i]; i++) {
+        if (strcmp(val, choices[i]) == 0)
+            return i;
+    }
+    const char *hint = bd_suggest(val, choices);
+    char list[256] = "";
+    for (int i = 0; choices[i]; i++)
+        append(list, sizeof(list), choices[i]);
+    if (hint)
+        return bd_err_set(err, EINVAL, "--%s=%s: not a valid value (did you "
+                          "mean '%s'?)", opt, val, hint);
+    return bd_err_set(err, EINVAL, "--%s=%s: not a valid value; use one of %s",
+                      opt, val, list);
+}
+
+/* One long option, from argv or from -o key=value. */
+static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
+{
+    static const char *const locking[] = { "auto", "on", "off", NULL };
+    static const char *const cache[] = { "writeback", "none", NULL };
+    static const char *const discard[] = { "unmap", "ignore", NULL };
+    static const char *const aio[] = { "default", "threads", "io_uring", NULL };
+    static const char *const backing[] = { "follow", "confine", "none", NULL };
+    static const char *const related[] = { "confine", "follow", NULL };
+    int r;
+
+    switch (id) {
+    case 'F': c->format = val; return 0;
+    case 'r': c->flags.read_only = true; return 0;
+    case 'U': c->flags.force_share = true; c->flags.read_only = true; return 0;
+    case OPT_LOCKING:
+        if ((r = pick("locking", val, locking, err)) < 0)
+            return r;
+        c->flags.locking = (enum bd_locking)r;
+        return 0;
+    case OPT_SHARE_RW: c->flags.share_rw = true; return 0;
+    case OPT_CACHE:
+        if ((r = pick("cache", val, cache, err)) < 0)
+            return r;
+        c->flags.cache = (enum bd_cache)r;
+        return 0;
+    case OPT_DISCARD:
+        if ((r = pick("discard", val, discard, err)) < 0)
+            return r;
+        c->flags.discard = (enum bd_discard_mode)r;
+        return 0;
+    case OPT_AIO:
+        if ((r = pick("aio", val, aio, err)) < 0)
+            return r;
+        c->flags.aio = (enum bd_aio)r;
+        return 0;
+    case OPT_GROWABLE: c->flags.growable = true; return 0;
+    case OPT_BACKING:
+        if ((r = pick("backing", val, backing, err)) < 0)
+            return r;
+        c->flags.backing = (enum bd_backing_policy)r;
+        return 0;
+    case OPT_RELATED:
+        if ((r = pick("related", val, related, err)) < 0)
+            return r;
+        c->flags.related_follow = r == 1;
+        return 0;
+    case OPT_UNTRUSTED: c->flags.untrusted = true; return 0;
+    case OPT_THREADS: {
+        char *end;
+        long t = strtol(val, &end, 10);
+        if (*end || t < 1 || t > 256)
+            return bd_err_set(err, EINVAL, "--threads=%s: give a number of "
+                              "worker threads from 1 to 256", val);
+        c->threads = (unsigned)t;
+        return 0;
+    }
+    case OPT_PIDFILE: c->pidfile = val; return 0;
+    case OPT_CREATE: c->create_size = val; return 0;
+    case OPT_CREATE_OPTS: c->create_opts = val; return 0;
+    case OPT_JSON: c->json = true; return 0;
+    case OPT_DEBUG_MODS: c->debug_mods = val; return 0;
+    default:
+        return bd_err_set(err, EINVAL, "internal: unhandled option");
+    }
+}
+
+static int long_id(const char *name)
+{
+    for (size_t i = 0; long_opts[i].name; i++) {
+        if (strcmp(long_opts[i].name, name) == 0)
+            return long_opts[i].val;
+    }
+    return 0;
+}
+
+/* One element of -o. Values are copied into c's buffers or point into
+ * the strdup'd -o string, which lives as long as the process. */
+static int apply_o_item(struct cli *c, char *item, struct bd_err *err)
+{
+    char *eq = strchr(item, '=');
+    char *val = eq ? eq + 1 : NULL;
+    if (eq)
+        *eq = '\0';
+    const char *key = item;
+
+    if (!*key)
+        return 0;
+    if (!strcmp(key, "ro") && !val)
+        return apply(c, 'r', NULL, err);
+    if (!strcmp(key, "rw") && !val)
+        return 0;
+    if (!strcmp(key, "read-only") || !strcmp(key, "read_only"))
+        return apply(c, 'r', NULL, err);
+    if (!strcmp(key, "force-share") || !strcmp(key, "force_share"))
+        return apply(c, 'U', NULL, err);
+    if (!strcmp(key, "format") && val)
+        return apply(c, 'F', val, err);
+    if (!strcmp(key, "debug") && val) {
+        c->debug_mods = val;
+        return 0;
+    }
+    if (!strcmp(key, "debug") && !val) {
+        c->debug = c->foreground = true;
+        return 0;
+    }
+    if (in_list(key, ignored_opts))
+        return 0;
+    if ((in_list(key, fuse_flag_opts) && !val) || (in_list(key, fuse_value_opts) && val)) {
+        if (!strcmp(key, "clone_fd")) {
+            c->clone_fd = true;
+            return 0;
+        }
+        if (eq)
+            *eq = '=';
+        int r = append(c->fuse_opts, sizeof(c->fuse_opts), item);
+        return r < 0 ? bd_err_set(err, E2BIG, "-o: too many FUSE options") : 0;
+    }
+    char norm[64];
+    snprintf(norm, sizeof(norm), "%s", key);
+    for (char *p = norm; *p; p++) {
+        if (*p == '_')
+            *p = '-';
+    }
+    int id = long_id(norm);
+    if (id && id != 'h' && id != 'V' && id != OPT_JSON) {
+        bool needs = false;
+        for (size_t i = 0; long_opts[i].name; i++) {
+            if (long_opts[i].val == id)
+                needs = long_opts[i].has_arg == required_argument;
+        }
+        if (needs && !val)
+            return bd_err_set(err, EINVAL, "-o %s: needs a value (%s=...)", key, key);
+        if (!needs && val && strcmp(val, "on") && strcmp(val, "true"))
+            return val && (!strcmp(val, "off") || !strcmp(val, "false")) ? 0
+                   : bd_err_set(err, EINVAL, "-o %s=%s: this option is on or off",
+                                key, val);
+        return apply(c, id, val, err);
+    }
+    if (val) {
+        /* key=value we do not know: the format driver's (checked later
+         * against what that driver reads, with a did-you-mean). */
+        *eq = '=';
+        int r = append(c->fmt_opts, sizeof(c->fmt_opts), item);
+        return r < 0 ? bd_err_set(err, E2BIG, "-o: too many options") : 0;
+    }
+    const char *hint = bd_suggest(key, own_opts);
+    if (!hint)
+        hint = bd_suggest(key, fuse_flag_opts);
+    if (hint)
+        return bd_err_set(err, EINVAL, "unknown option '%s' (did you mean '%s'?)",
+                          key, hint);
+    return bd_err_set(err, EINVAL, "unknown option '%s'; see imgfuse --help", key);
+}
+
+static int apply_o(struct cli *c, const char *arg, struct bd_err *err)
+{
+    char *copy = strdup(arg);       /* kept for the life of the process */
+    if (!copy)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        int r = apply_o_item(c, item, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int unknown_long(const char *arg, struct bd_err *err)
+{
+    char name[64];
+    const char *names[64];
+    size_t k = 0;
+    snprintf(name, sizeof(name), "%s", arg + 2);
+    name[strcspn(name, "=")] = '\0';
+    for (size_t i = 0; long_opts[i].name && k < 63; i++)
+        names[k++] = long_opts[i].name;
+    names[k] = NULL;
+    const char *hint = bd_suggest(name, names);
+    if (hint)
+        return bd_err_set(err, EINVAL, "unknown option '--%s' (did you mean "
+                          "'--%s'?)", name, hint);
+    return bd_err_set(err, EINVAL, "unknown option '%s'; see imgfuse --help", arg);
+}
+
+int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
+{
+    int first = 1, r;
+    memset(c, 0, sizeof(*c));
+    c->cmd = CLI_MOUNT;
+    if (argc > 1) {
+        if (!strcmp(argv[1], "info"))
+            c->cmd = CLI_INFO, first = 2;
+        else if (!strcmp(argv[1], "create"))
+            c->cmd = CLI_CREATE, first = 2;
+        else if (!strcmp(argv[1], "check"))
+            c->cmd = CLI_CHECK, first = 2;
+    }
+    /* getopt wants argv[0] in front of what it parses. */
+    int gargc = argc - first + 1;
+    char **gargv = calloc((size_t)gargc + 1, sizeof(char *));
+    if (!gargv)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    gargv[0] = argv[0];
+    for (int i = first; i < argc; i++)
+        gargv[i - first + 1] = argv[i];
+
+    const char *shorts = c->cmd == CLI_CHECK ? "+:F:r:UhV" : "+:F:rUfdso:hV";
+    optind = 1;
+    opterr = 0;
+    const char *positional[CLI_MAX_SOURCES + 3];
+    size_t npos = 0;
+    r = 0;
+    while (r == 0 && optind < gargc) {
+        int opt = getopt_long(gargc, gargv, shorts, long_opts, NULL);
+        if (opt == -1) {
+            /* A positional argument: collect it, continue after it, so
+             * options may follow (mount.fuse3 puts -o last). */
+            if (npos >= CLI_MAX_SOURCES + 2) {
+                r = bd_err_set(err, E2BIG, "too many arguments");
+                break;
+            }
+            positional[npos++] = gargv[optind++];
+            continue;
+        }
+        switch (opt) {
+        case 'f': c->foreground = true; break;
+        case 'd': c->debug = c->foreground = true; break;
+        case 's': c->single_thread = true; break;
+        case 'o':
+            if (c->cmd == CLI_CREATE) {
+                c->create_opts = optarg;
+                break;
+            }
+            r = apply_o(c, optarg, err);
+            break;
+        case 'r':
+            if (c->cmd == CLI_CHECK) {
+                if (strcmp(optarg, "leaks") && strcmp(optarg, "all"))
+                    r = bd_err_set(err, EINVAL, "check -r %s: use -r leaks or "
+                                   "-r all", optarg);
+                c->check_repair = optarg;
+                break;
+            }
+            r = apply(c, 'r', NULL, err);
+            break;
+        case 'h': c->cmd = CLI_HELP; break;
+        case 'V': c->cmd = CLI_VERSION; break;
+        case ':':
+            r = bd_err_set(err, EINVAL, "option '%s' needs a value",
+                           gargv[optind - 1]);
+            break;
+        case '?':
+            if (optopt)
+                r = bd_err_set(err, EINVAL, "unknown option '-%c'; see imgfuse "
+                               "--help", optopt);
+            else
+                r = unknown_long(gargv[optind - 1], err);
+            break;
+        default:
+            r = apply(c, opt, optarg, err);
+        }
+    }
+    free(gargv);
+    if (r < 0)
+        return r;
+    if (c->cmd == CLI_HELP || c->cmd == CLI_VERSION)
+        return 0;
+    if (c->debug_mods && !c->debug)
+        c->foreground = c->foreground || false;
+
+    switch (c->cmd) {
+    case CLI_INFO:
+    case CLI_CHECK:
+        if (npos != 1)
+            return bd_err_set(err, EINVAL, "%s takes exactly one SOURCE; see "
+                              "imgfuse --help", c->cmd == CLI_INFO ? "info" : "check");
+        c->sources[c->nsources++] = positional[0];
+        return 0;
+    case CLI_CREATE:
+        if (npos != 2)
+            return bd_err_set(err, EINVAL, "usage: imgfuse create -F FMT [-o "
+                              "KEY=VAL,...] FILE SIZE");
+        if (!c->format)
+            return bd_err_set(err, EINVAL, "create needs the format: -F raw, "
+                              "-F qcow2, ...");
+        c->sources[c->nsources++] = positional[0];
+        c->create_size = positional[1];
+        return 0;
+    default:
+        break;
+    }
+    if (npos < 2)
+        return bd_err_set(err, EINVAL, npos ? "missing MOUNTPOINT after the "
+                          "SOURCE; usage: imgfuse [OPTIONS] SOURCE... MOUNTPOINT"
+                          : "missing SOURCE and MOUNTPOINT; usage: imgfuse "
+                          "[OPTIONS] SOURCE... MOUNTPOINT");
+    for (size_t i = 0; i + 1 < npos; i++)
+        c->sources[c->nsources++] = positional[i];
+    c->mountpoint = positional[npos - 1];
+    if (c->create_size && c->nsources != 1)
+        return bd_err_set(err, EINVAL, "--create makes one image: give one FILE");
+    if (c->create_size && !c->format)
+        return bd_err_set(err, EINVAL, "--create needs the format: -F raw, -F "
+                          "qcow2, ...");
+    if (c->flags.force_share && c->flags.share_rw)
+        return bd_err_set(err, EINVAL, "-U (force-share) mounts read-only; "
+                          "--share-rw makes no sense with it");
+    return 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * Command-line parsing for every imgfuse subcommand, into one struct.
+ * -o takes FUSE options and imgfuse options alike (key=value), so that
+ * mount.fuse3 and /etc/fstab lines work. No I/O happens here.
+ */
+#ifndef IMGFUSE_CLI_H
+#define IMGFUSE_CLI_H
+
+#include "core/bd.h"
+
+#define CLI_MAX_SOURCES 64
+
+enum cli_cmd { CLI_MOUNT, CLI_INFO, CLI_CREATE, CLI_CHECK, CLI_HELP, CLI_VERSION };
+
+struct cli {
+    enum cli_cmd cmd;
+    const char *sources[CLI_MAX_SOURCES];
+    size_t nsources;
+    const char *mountpoint;
+    const char *format;             /* -F; NULL = probe */
+    const char *pidfile;
+    struct bd_flags flags;
+    bool foreground, debug, single_thread, json, clone_fd;
+    unsigned threads;               /* FUSE workers; 0 = default */
+    char fuse_opts[1024];           /* passed to libfuse's -o */
+    char fmt_opts[1024];            /* key=val for the top format node */
+    const char *create_size;        /* --create SIZE (mount) or create's SIZE */
+    const char *create_opts;        /* --create-opts / create -o */
+    const char *debug_mods;
+    const char *check_repair;       /* check -r leaks|all */
+};
+
+/* 0 on success; -EINVAL with err naming the bad argument. argv is kept
+ * (pointers into it). */
+int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err);
+
+/* The --help text (also what docs/imgfuse.1 is tested against). */
+extern const char cli_usage[];
+
+#endif

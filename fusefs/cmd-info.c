@@ -1,0 +1,168 @@
+/*
+ * `imgfuse info`: format, sizes, the backing chain, lock holders and the
+ * format's own fields, as text or as stable JSON.
+ */
+#include "cmds.h"
+#include "core/bd-internal.h"
+#include "core/graph.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static void json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(out, "\\u%04x", ch);
+        else
+            fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
+static bool is_number(const char *s)
+{
+    if (!*s)
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+    }
+    return strlen(s) < 19 && (s[0] != '0' || !s[1]);
+}
+
+static void collect(struct bd_node *n, struct bd_info *fmt, struct bd_info *proto)
+{
+    if (n->drv->info)
+        n->drv->info(n, n->drv->kind == BD_PROTOCOL ? proto : fmt);
+    struct bd_node *p = bd_node_protocol(n);
+    if (p != n && p->drv->info)
+        p->drv->info(p, proto);
+}
+
+static void print_kv_json(FILE *out, const struct bd_info *info)
+{
+    fputc('{', out);
+    for (size_t i = 0; i < info->n; i++) {
+        if (i)
+            fputs(", ", out);
+        json_str(out, info->v[i].key);
+        fputs(": ", out);
+        if (is_number(info->v[i].val) || !strcmp(info->v[i].val, "true") ||
+            !strcmp(info->v[i].val, "false"))
+            fputs(info->v[i].val, out);
+        else
+            json_str(out, info->v[i].val);
+    }
+    fputc('}', out);
+}
+
+static void print_node_json(FILE *out, struct bd_node *n, bool top)
+{
+    struct bd_info fmt = { 0 }, proto = { 0 };
+    int64_t size = bd_size(n), alloc = bd_allocated_size(n);
+    collect(n, &fmt, &proto);
+    fputs("{\"filename\": ", out);
+    struct bd_node *p = bd_node_protocol(n);
+    json_str(out, p && p->filename ? p->filename : n->name);
+    fputs(", \"format\": ", out);
+    json_str(out, n->drv->name);
+    fprintf(out, ", \"virtual-size\": %" PRId64, size);
+    if (alloc >= 0)
+        fprintf(out, ", \"actual-size\": %" PRId64, alloc);
+    fputs(", \"format-specific\": ", out);
+    print_kv_json(out, &fmt);
+    fputs(", \"protocol\": ", out);
+    print_kv_json(out, &proto);
+    if (top) {
+        fputs(", \"backing-chain\": [", out);
+        bool first = true;
+        for (struct bd_node *b = n->backing; b; b = b->backing) {
+            if (!first)
+                fputs(", ", out);
+            first = false;
+            print_node_json(out, b, false);
+        }
+        fputc(']', out);
+    }
+    fputc('}', out);
+    bd_info_free(&fmt);
+    bd_info_free(&proto);
+}
+
+static void human_size(int64_t v, char *buf, size_t size)
+{
+    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    double d = (double)v;
+    unsigned u = 0;
+    while (d >= 1024 && u < 5) {
+        d /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u ? "%.3g %s" : "%.0f %s", d, units[u]);
+}
+
+static void print_node_text(FILE *out, struct bd_node *n, unsigned level)
+{
+    struct bd_info fmt = { 0 }, proto = { 0 };
+    int64_t size = bd_size(n), alloc = bd_allocated_size(n);
+    char hs[32], ha[32];
+    struct bd_node *p = bd_node_protocol(n);
+    const char *ind = level ? "    " : "";
+    collect(n, &fmt, &proto);
+    human_size(size, hs, sizeof(hs));
+    fprintf(out, "%simage: %s\n", ind, p && p->filename ? p->filename : n->name);
+    fprintf(out, "%sfile format: %s\n", ind, n->drv->name);
+    fprintf(out, "%svirtual size: %s (%" PRId64 " bytes)\n", ind, hs, size);
+    if (alloc >= 0) {
+        human_size(alloc, ha, sizeof(ha));
+        fprintf(out, "%sdisk size: %s (%" PRId64 " bytes)\n", ind, ha, alloc);
+    }
+    for (size_t i = 0; i < fmt.n; i++)
+        fprintf(out, "%s%s: %s\n", ind, fmt.v[i].key, fmt.v[i].val);
+    for (size_t i = 0; i < proto.n; i++)
+        fprintf(out, "%s%s: %s\n", ind, proto.v[i].key, proto.v[i].val);
+    bd_info_free(&fmt);
+    bd_info_free(&proto);
+    if (n->backing) {
+        fprintf(out, "%sbacking file:\n", ind);
+        print_node_text(out, n->backing, level + 1);
+    }
+}
+
+int cmd_info(struct cli *c)
+{
+    struct bd_err err = { 0 };
+    struct bd_node *n;
+    struct bd_flags f = c->flags;
+    f.read_only = true;
+    /* info reads while a VM may be running: share like qemu-img -U would
+     * only when asked; otherwise a plain read lock. */
+    int r = bd_open_image(c->sources[0], c->format, c->fmt_opts, &f, &n, &err);
+    if (r == -EAGAIN && !f.force_share) {
+        /* In use by a writer: describe it anyway, without locks, and say
+         * that what we print may be changing under us. */
+        fprintf(stderr, "imgfuse: warning: %s\nimgfuse: warning: showing it "
+                "without locking (as with -U); figures may be stale\n", err.msg);
+        bd_err_clear(&err);
+        f.force_share = true;
+        r = bd_open_image(c->sources[0], c->format, c->fmt_opts, &f, &n, &err);
+    }
+    if (r < 0) {
+        fprintf(stderr, "imgfuse: %s\n", err.msg);
+        return 1;
+    }
+    if (c->json) {
+        print_node_json(stdout, n, true);
+        fputc('\n', stdout);
+    } else {
+        print_node_text(stdout, n, 0);
+    }
+    bd_node_close(n);
+    return 0;
+}

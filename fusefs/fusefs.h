@@ -1,0 +1,48 @@
+/*
+ * The FUSE front-end's per-mount state and entry points. One struct fusefs
+ * per mount, reached through the session userdata; no globals.
+ */
+#ifndef IMGFUSE_FUSEFS_H
+#define IMGFUSE_FUSEFS_H
+
+#include <fuse_lowlevel.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+#include "core/bd.h"
+
+struct fusefs_file {
+    char *name;                     /* entry name in directory mode */
+    struct bd_node *node;
+    bool read_only;
+    pthread_mutex_t meta_lock;      /* mode, owner, times */
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+    struct timespec atime, mtime, ctime;
+    _Atomic uint64_t write_gen;     /* bumped by every change of content */
+    uint64_t blocks_gen;            /* write_gen the cached count is for */
+    uint64_t blocks_cache;          /* bytes holding data, guest view */
+    bool blocks_valid;
+};
+
+struct fusefs {
+    struct fusefs_file *files;
+    size_t nfiles;
+    bool dir_mode;
+    bool writeback_cache;           /* kernel write caching asked for */
+    bool keep_cache;
+    struct stat dir_st;
+    struct fuse_session *se;
+};
+
+/* Fill the low-level operations table. */
+void fusefs_ops(struct fuse_lowlevel_ops *ops);
+/* Initialise f->files[i] from its open node and the image's stat. */
+int fusefs_file_init(struct fusefs_file *ff, const char *name, struct bd_node *n,
+                     const struct stat *img_st);
+void fusefs_file_fini(struct fusefs_file *ff);
+/* Bytes that hold data as the guest sees it (st_blocks * 512). */
+uint64_t fusefs_allocated_bytes(struct fusefs_file *ff);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * imgfuse's entry point: parse the command line and run a subcommand. The
+ * one place where errors are printed for the user.
+ */
+#include "config.h"
+#include "cli.h"
+#include "cmds.h"
+#include "mount.h"
+
+#include <stdio.h>
+#include <fuse_lowlevel.h>
+
+int main(int argc, char **argv)
+{
+    struct cli c;
+    struct bd_err err = { 0 };
+    if (cli_parse(argc, argv, &c, &err) < 0) {
+        fprintf(stderr, "imgfuse: %s\n", err.msg);
+        return 2;
+    }
+    switch (c.cmd) {
+    case CLI_HELP:
+        fputs(cli_usage, stdout);
+        return 0;
+    case CLI_VERSION:
+        printf("imgfuse %s (libfuse %s)\n", IMGFUSE_VERSION, fuse_pkgversion());
+        return 0;
+    case CLI_INFO:
+        return cmd_info(&c);
+    case CLI_CREATE:
+        return cmd_create(&c);
+    case CLI_CHECK:
+        return cmd_check(&c);
+    default:
+        return fusefs_mount_main(argv[0], &c);
+    }
+}

@@ -1,0 +1,399 @@
+/*
+ * The mount command's life: open images (before any FUSE or fork work, so
+ * errors reach the terminal), fork a daemon that reports back through a
+ * pipe once the kernel answers on the mountpoint, serve, and on unmount or
+ * signal flush, release locks, remove the pidfile and exit 0.
+ */
+#include "mount.h"
+#include "fusefs.h"
+#include "core/graph.h"
+#include "core/bd-internal.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct report {
+    int status;                     /* exit status for the parent */
+    char msg[1100];
+};
+
+struct mount_ctx {
+    struct cli *c;
+    struct fusefs fs;
+    int report_fd;                  /* -1 in the foreground */
+    bool created_mountpoint;
+    dev_t mp_dev_before;
+    pthread_t ready_thread;
+    char mountpoint[PATH_MAX];
+};
+
+static void send_report(struct mount_ctx *m, int status, const char *msg)
+{
+    if (m->report_fd < 0) {
+        if (status && msg && *msg)
+            fprintf(stderr, "imgfuse: %s\n", msg);
+        return;
+    }
+    struct report rep = { .status = status };
+    snprintf(rep.msg, sizeof(rep.msg), "%s", msg ? msg : "");
+    ssize_t w = write(m->report_fd, &rep, sizeof(rep));
+    (void)w;
+    close(m->report_fd);
+    m->report_fd = -1;
+}
+
+/* The parent: wait for the daemon's verdict. */
+static int wait_for_child(pid_t pid, int fd)
+{
+    struct report rep;
+    ssize_t got = 0;
+    while (got < (ssize_t)sizeof(rep)) {
+        ssize_t r = read(fd, (char *)&rep + got, sizeof(rep) - (size_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += r;
+    }
+    if (got != (ssize_t)sizeof(rep)) {
+        int st = 0;
+        waitpid(pid, &st, 0);
+        fprintf(stderr, "imgfuse: the mount process ended before the mount was "
+                "live (%s %d)\n", WIFSIGNALED(st) ? "signal" : "status",
+                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        return 1;
+    }
+    if (rep.status != 0) {
+        int st;
+        fprintf(stderr, "imgfuse: %s\n", rep.msg);
+        waitpid(pid, &st, 0);
+    }
+    return rep.status;
+}
+
+static const char *base_without_ext(const char *src, char *buf, size_t size)
+{
+    const char *s = src;
+    if (strncmp(s, "json:", 5) == 0 || strstr(s, "://"))
+        s = "image";
+    const char *slash = strrchr(s, '/');
+    snprintf(buf, size, "%s", slash ? slash + 1 : s);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf)
+        *dot = '\0';
+    if (!*buf)
+        snprintf(buf, size, "image");
+    return buf;
+}
+
+static int prepare_mountpoint(struct mount_ctx *m, struct bd_err *err)
+{
+    struct cli *c = m->c;
+    struct stat st;
+    if (stat(c->mountpoint, &st) != 0) {
+        if (errno != ENOENT)
+            return bd_err_set(err, errno, "mountpoint %s: %s", c->mountpoint,
+                              strerror(errno));
+        if (c->nsources > 1)
+            return bd_err_set(err, ENOENT, "mountpoint %s: does not exist; with "
+                              "several sources it must be a directory",
+                              c->mountpoint);
+        int fd = open(c->mountpoint, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return bd_err_set(err, errno, "mountpoint %s: cannot create it: %s",
+                              c->mountpoint, strerror(errno));
+        close(fd);
+        m->created_mountpoint = true;
+        if (stat(c->mountpoint, &st) != 0)
+            return bd_err_set(err, errno, "mountpoint %s: %s", c->mountpoint,
+                              strerror(errno));
+    }
+    if (!realpath(c->mountpoint, m->mountpoint))
+        return bd_err_set(err, errno, "mountpoint %s: %s", c->mountpoint,
+                          strerror(errno));
+    FILE *mounts = fopen("/proc/self/mounts", "r");
+    if (mounts) {
+        char line[PATH_MAX + 256], dev[256], dir[PATH_MAX];
+        while (fgets(line, sizeof(line), mounts)) {
+            if (sscanf(line, "%255s %4095s", dev, dir) == 2 &&
+                strcmp(dir, m->mountpoint) == 0) {
+                fclose(mounts);
+                return bd_err_set(err, EBUSY, "mountpoint %s: something is "
+                                  "already mounted there (%s); unmount it first "
+                                  "with fusermount3 -u %s", c->mountpoint, dev,
+                                  c->mountpoint);
+            }
+        }
+        fclose(mounts);
+    }
+    m->mp_dev_before = st.st_dev;
+    m->fs.dir_mode = S_ISDIR(st.st_mode);
+    if (!m->fs.dir_mode && !S_ISREG(st.st_mode))
+        return bd_err_set(err, EINVAL, "mountpoint %s: must be a regular file, "
+                          "a directory or a new path", c->mountpoint);
+    if (!m->fs.dir_mode && c->nsources > 1)
+        return bd_err_set(err, EINVAL, "mountpoint %s: several sources need a "
+                          "directory as the mountpoint", c->mountpoint);
+    m->fs.dir_st = st;
+    return 0;
+}
+
+static int open_sources(struct mount_ctx *m, struct bd_err *err)
+{
+    struct cli *c = m->c;
+    m->fs.files = calloc(c->nsources, sizeof(*m->fs.files));
+    if (!m->fs.files)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    for (size_t i = 0; i < c->nsources; i++) {
+        struct bd_node *n;
+        char name[256];
+        int r = bd_open_image(c->sources[i], c->format, c->fmt_opts, &c->flags,
+                              &n, err);
+        if (r < 0)
+            return r;
+        base_without_ext(c->sources[i], name, sizeof(name));
+        strncat(name, ".raw", sizeof(name) - strlen(name) - 1);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(m->fs.files[j].name, name) == 0) {
+                bd_node_close(n);
+                return bd_err_set(err, EEXIST, "sources %s and %s would both "
+                                  "appear as %s; mount them in separate "
+                                  "directories", c->sources[j], c->sources[i], name);
+            }
+        }
+        struct stat st;
+        struct bd_node *p = n;
+        while (p->file)
+            p = p->file;
+        if (!p->filename || stat(p->filename, &st) != 0) {
+            memset(&st, 0, sizeof(st));
+            st.st_mode = 0644;
+            st.st_uid = getuid();
+            st.st_gid = getgid();
+            clock_gettime(CLOCK_REALTIME, &st.st_mtim);
+            st.st_atim = st.st_ctim = st.st_mtim;
+        }
+        r = fusefs_file_init(&m->fs.files[i], name, n, &st);
+        if (r < 0) {
+            bd_node_close(n);
+            return bd_err_set(err, -r, "out of memory");
+        }
+        m->fs.nfiles++;
+    }
+    return 0;
+}
+
+static void close_sources(struct mount_ctx *m)
+{
+    for (size_t i = 0; i < m->fs.nfiles; i++) {
+        struct fusefs_file *ff = &m->fs.files[i];
+        int r = bd_flush(ff->node);
+        if (r < 0)
+            log_err("%s: final flush failed: %s", ff->node->name, strerror(-r));
+        bd_node_close(ff->node);
+        fusefs_file_fini(ff);
+    }
+    free(m->fs.files);
+    m->fs.files = NULL;
+    m->fs.nfiles = 0;
+}
+
+static int write_pidfile(const char *path, struct bd_err *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return bd_err_set(err, errno, "pidfile %s: %s", path, strerror(errno));
+    fprintf(f, "%d\n", (int)getpid());
+    if (fclose(f) != 0)
+        return bd_err_set(err, errno, "pidfile %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Runs beside the session loop: once a stat of the mountpoint is answered
+ * by us, the mount is live and the parent may return. */
+static void *ready_main(void *arg)
+{
+    struct mount_ctx *m = arg;
+    struct stat st;
+    struct bd_err err = { 0 };
+    int r = stat(m->mountpoint, &st);
+    if (r != 0 || st.st_dev == m->mp_dev_before) {
+        send_report(m, 1, "the kernel did not answer on the mountpoint after "
+                    "mounting; is /dev/fuse usable?");
+        fuse_session_exit(m->fs.se);
+        return NULL;
+    }
+    if (m->c->pidfile && write_pidfile(m->c->pidfile, &err) < 0) {
+        send_report(m, 1, err.msg);
+        fuse_session_exit(m->fs.se);
+        return NULL;
+    }
+    if (m->report_fd >= 0) {
+        send_report(m, 0, "");
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+            if (devnull > STDERR_FILENO)
+                close(devnull);
+        }
+        log_use_syslog(true);
+    }
+    return NULL;
+}
+
+static int build_fuse_args(struct mount_ctx *m, const char *argv0,
+                           struct fuse_args *args)
+{
+    struct cli *c = m->c;
+    char opts[2048];
+    const char *src = c->sources[0];
+    char fsname[300];
+    size_t k = 0;
+    /* fsname shows in /proc/mounts; commas would split the option. */
+    for (const char *p = src; *p && k < sizeof(fsname) - 1; p++)
+        fsname[k++] = *p == ',' ? ';' : *p;
+    fsname[k] = '\0';
+    snprintf(opts, sizeof(opts), "fsname=%s,subtype=imgfuse,max_read=%u%s%s%s%s",
+             fsname, 1u << 20, c->flags.read_only ? ",ro" : "",
+             getuid() == 0 && !strstr(c->fuse_opts, "allow_other") ? ",allow_other" : "",
+             *c->fuse_opts ? "," : "", c->fuse_opts);
+    if (fuse_opt_add_arg(args, argv0) != 0 || fuse_opt_add_arg(args, "-o") != 0 ||
+        fuse_opt_add_arg(args, opts) != 0)
+        return -ENOMEM;
+    if (c->debug && fuse_opt_add_arg(args, "-d") != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static int serve(struct mount_ctx *m, const char *argv0, struct bd_err *err)
+{
+    struct cli *c = m->c;
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    struct fuse_lowlevel_ops ops;
+    int r;
+
+    fusefs_ops(&ops);
+    /* Kernel write caching keeps i_size to itself: the root inode of a
+     * file mount starts at size 0 and would stay so. Directory mode only. */
+    m->fs.writeback_cache = m->fs.dir_mode && !c->flags.share_rw &&
+                            c->flags.cache != BD_CACHE_NONE && !c->flags.read_only;
+    m->fs.keep_cache = !c->flags.share_rw;
+    if (build_fuse_args(m, argv0, &args) < 0)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    m->fs.se = fuse_session_new(&args, &ops, sizeof(ops), &m->fs);
+    fuse_opt_free_args(&args);
+    if (!m->fs.se)
+        return bd_err_set(err, EINVAL, "cannot start a FUSE session (bad FUSE "
+                          "option in -o?)");
+    if (fuse_set_signal_handlers(m->fs.se) != 0) {
+        r = bd_err_set(err, EIO, "cannot install signal handlers");
+        goto out_destroy;
+    }
+    if (fuse_session_mount(m->fs.se, m->mountpoint) != 0) {
+        r = bd_err_set(err, EIO, "cannot mount on %s: is /dev/fuse available "
+                       "and fusermount3 installed? (run as root or see the "
+                       "messages above)", c->mountpoint);
+        goto out_signals;
+    }
+    if (pthread_create(&m->ready_thread, NULL, ready_main, m) != 0) {
+        r = bd_err_set(err, EAGAIN, "cannot start a thread");
+        goto out_unmount;
+    }
+    if (c->single_thread) {
+        r = fuse_session_loop(m->fs.se);
+    } else {
+        struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(cfg, c->clone_fd);
+        fuse_loop_cfg_set_max_threads(cfg, c->threads ? c->threads : 8);
+        fuse_loop_cfg_set_idle_threads(cfg, c->threads ? c->threads : 8);
+        r = fuse_session_loop_mt(m->fs.se, cfg);
+        fuse_loop_cfg_destroy(cfg);
+    }
+    pthread_join(m->ready_thread, NULL);
+    r = r < 0 ? bd_err_set(err, -r, "the FUSE session ended with an error: %s",
+                           strerror(-r)) : 0;
+out_unmount:
+    fuse_session_unmount(m->fs.se);
+out_signals:
+    fuse_remove_signal_handlers(m->fs.se);
+out_destroy:
+    fuse_session_destroy(m->fs.se);
+    m->fs.se = NULL;
+    return r;
+}
+
+static int create_first(struct cli *c, struct bd_err *err)
+{
+    uint64_t size;
+    if (bd_parse_size(c->create_size, &size) < 0)
+        return bd_err_set(err, EINVAL, "--create %s: not a size; use bytes or "
+                          "a suffix such as 64M, 10G", c->create_size);
+    return bd_create_image(c->sources[0], c->format, size, c->create_opts, err);
+}
+
+int fusefs_mount_main(const char *argv0, struct cli *c)
+{
+    struct mount_ctx m = { .c = c, .report_fd = -1 };
+    struct bd_err err = { 0 };
+    int r, status = 0;
+
+    if (c->debug_mods)
+        log_set_debug(c->debug_mods);
+    if (c->create_size) {
+        r = create_first(c, &err);
+        if (r < 0) {
+            fprintf(stderr, "imgfuse: %s\n", err.msg);
+            return 1;
+        }
+    }
+    if (!c->foreground) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0) {
+            perror("imgfuse: pipe");
+            return 1;
+        }
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("imgfuse: fork");
+            return 1;
+        }
+        if (pid > 0) {
+            close(p[1]);
+            return wait_for_child(pid, p[0]);
+        }
+        close(p[0]);
+        m.report_fd = p[1];
+        setsid();
+        signal(SIGPIPE, SIG_IGN);
+    }
+
+    r = prepare_mountpoint(&m, &err);
+    if (r == 0)
+        r = open_sources(&m, &err);
+    if (r == 0)
+        r = serve(&m, argv0, &err);
+    if (r < 0) {
+        send_report(&m, 1, err.msg);
+        status = 1;
+    }
+    close_sources(&m);
+    if (c->pidfile && r == 0)
+        unlink(c->pidfile);
+    if (m.created_mountpoint)
+        unlink(m.mountpoint[0] ? m.mountpoint : c->mountpoint);
+    if (m.report_fd >= 0)
+        send_report(&m, status, status ? err.msg : "");
+    return status;
+}

@@ -1,0 +1,70 @@
+# Shared helpers for integration tests. Source it first thing:
+#   . "$(dirname "$0")/../lib.sh"
+# Gives: $IMGFUSE (the binary), $T (scratch dir, removed at exit with every
+# mount made through mount_img unmounted), $DATA (tests/data), $SHARED_IMAGES.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+IMGFUSE=${IMGFUSE:-$ROOT/build/imgfuse}
+DATA=$ROOT/tests/data
+SHARED_IMAGES=${SHARED_IMAGES:-$ROOT/../shared/images}
+T=$(mktemp -d "${TMPDIR:-/tmp}/imgfuse-test.XXXXXX")
+_MOUNTS=()
+
+_cleanup() {
+    local m
+    for m in "${_MOUNTS[@]}"; do
+        if mountpoint -q "$m" 2>/dev/null || grep -q " $m fuse" /proc/mounts; then
+            fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+        fi
+    done
+    sleep 0.1
+    rm -rf "$T"
+}
+trap _cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "  $*"; }
+
+# expect_eq ACTUAL EXPECTED WHAT
+expect_eq() {
+    [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Raw content hash of an image, by the oracle.
+qemu_raw_sha() {
+    local img=$1 fmt=${2:-}
+    local out=$T/oracle.$RANDOM.raw
+    if [ -n "$fmt" ]; then
+        qemu-img convert -U -f "$fmt" -O raw "$img" "$out"
+    else
+        qemu-img convert -U -O raw "$img" "$out"
+    fi
+    sha "$out"; rm -f "$out"
+}
+
+# mount_img [imgfuse options...] SOURCE MOUNTPOINT: returns once live.
+mount_img() {
+    local mnt=${*: -1}
+    _MOUNTS+=("$mnt")
+    "$IMGFUSE" --pidfile "$T/pid.$(echo "$mnt" | md5sum | cut -c1-8)" "$@"
+}
+
+# unmount_img MOUNTPOINT: unmount and wait for the daemon to exit.
+unmount_img() {
+    local mnt=$1 pidf pid i
+    pidf="$T/pid.$(echo "$mnt" | md5sum | cut -c1-8)"
+    pid=$(cat "$pidf" 2>/dev/null || true)
+    fusermount3 -u "$mnt"
+    for i in $(seq 1 200); do
+        if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    fail "imgfuse for $mnt did not exit after unmount"
+}
+
+is_mounted() { grep -q " $1 fuse" /proc/mounts; }

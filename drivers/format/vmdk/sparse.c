@@ -1,0 +1,1140 @@
+/*
+ * Hosted sparse extents: the VMDK4 "KDMV" header (versions 1-3) with its
+ * grain directory, grain tables and redundant copies, streamOptimized
+ * compressed grains with markers and a footer, and read-only COWD (VMFS
+ * sparse) extents. Offsets here are relative to the extent; vmdk.c maps the
+ * guest disk onto extents and owns the descriptor.
+ */
+#include "vmdk.h"
+#include "overflow.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* VMDK4 header flags (Virtual Disk Format 1.1/5.0, hosted sparse extent) */
+#define FLAG_NL_DETECT      (1u << 0)
+#define FLAG_RGD            (1u << 1)
+#define FLAG_ZERO_GRAIN     (1u << 2)
+#define FLAG_COMPRESSED     (1u << 16)
+#define FLAG_MARKERS        (1u << 17)
+#define COMPRESS_DEFLATE    1u
+#define GD_AT_END           UINT64_MAX
+
+#define MARKER_EOS          0u
+#define MARKER_GT           1u
+#define MARKER_GD           2u
+#define MARKER_FOOTER       3u
+
+#define MAX_GRAIN_SECTORS   (1u << 16)      /* 32 MiB grains */
+#define MAX_GTES            (1u << 16)
+#define MAX_GD_ENTRIES      (1u << 24)      /* 64 MiB of directory */
+#define COWD_GTES           4096u
+#define GT_CACHE_MAX        4096u           /* tables kept before eviction */
+
+struct vmdk_sparse {
+    struct bd_node *file;
+    char *name;
+    bool cowd;
+    uint32_t version, flags;
+    uint64_t capacity;          /* bytes */
+    uint64_t grain;             /* bytes */
+    uint32_t gtes;              /* entries per grain table */
+    uint64_t gt_bytes;          /* on-disk table size, rounded to sectors */
+    uint64_t gt_span;           /* guest bytes one table covers */
+    uint32_t gd_entries;
+    uint64_t gd_off, rgd_off;   /* bytes; rgd_off 0 when absent */
+    uint64_t overhead;          /* bytes before the first grain */
+    uint64_t desc_off, desc_len;
+    uint32_t *gd, *rgd;
+    uint32_t **gt;              /* cached tables, by directory index */
+    size_t gt_loaded;
+    bool compressed, markers, zero_grain;
+    bool gd_at_end;             /* stream: tables live at the end of file */
+    bool keep_tables;           /* tables in memory are the truth */
+    bool writable;
+    bool dirty;                 /* stream tail must be rewritten */
+    uint64_t file_size;
+    uint64_t alloc_off;         /* next grain or table goes here */
+    uint8_t header[512];        /* raw header, the footer repeats it */
+    uint8_t *zgrain;            /* last decompressed grain */
+    uint64_t zgrain_idx;        /* its index + 1, 0 = none */
+    uint8_t *cbuf;              /* compressed data buffer */
+    size_t cbuf_len;
+    uint8_t *pend;              /* stream: partly written new grain */
+    uint64_t pend_idx;
+    bool pend_valid;
+    uint64_t *pend_map;         /* sectors of pend written */
+    unsigned long io_warned;
+};
+
+static int sparse_eio(struct vmdk_sparse *s, const char *what, uint64_t off)
+{
+    if (s->io_warned++ == 0)
+        log_err("%s: %s at offset %" PRIu64 " is beyond the end of the file "
+                "or corrupt", s->name, what, off);
+    return -EIO;
+}
+
+static int file_read(struct vmdk_sparse *s, void *buf, uint64_t len,
+                     uint64_t off, const char *what)
+{
+    if (!ovf_range_ok(off, len, s->file_size))
+        return sparse_eio(s, what, off);
+    return bd_pread(s->file, buf, len, off);
+}
+
+/* Write, first extending the file: protocol nodes under a format do not
+ * grow on their own. */
+static int file_extend(struct vmdk_sparse *s, uint64_t end)
+{
+    struct bd_err e = {0};
+    int ret;
+
+    if (end <= s->file_size)
+        return 0;
+    ret = bd_truncate(s->file, end, BD_PREALLOC_OFF, &e);
+    if (ret < 0)
+        return ret;
+    s->file_size = end;
+    return 0;
+}
+
+static int file_write(struct vmdk_sparse *s, const void *buf, uint64_t len,
+                      uint64_t off)
+{
+    int ret = file_extend(s, off + len);
+
+    return ret < 0 ? ret : bd_pwrite(s->file, buf, len, off, 0);
+}
+
+/* ---- header decoding ----------------------------------------------------- */
+
+static int decode_vmdk4(struct vmdk_sparse *s, const uint8_t *h,
+                        struct bd_err *err)
+{
+    uint64_t cap_sec = bd_le64(h + 12), grain_sec = bd_le64(h + 20);
+    uint64_t gd_sec = bd_le64(h + 56), rgd_sec = bd_le64(h + 48);
+    uint64_t desc_sec = bd_le64(h + 28), desc_cnt = bd_le64(h + 36);
+    uint64_t over_sec = bd_le64(h + 64);
+
+    s->version = bd_le32(h + 4);
+    s->flags = bd_le32(h + 8);
+    s->gtes = bd_le32(h + 44);
+    if (s->version < 1 || s->version > 3)
+        return bd_err_set(err, ENOTSUP, "%s: vmdk sparse extent version %" PRIu32
+                          " is not supported", s->name, s->version);
+    if ((s->flags & FLAG_NL_DETECT) &&
+        (h[73] != '\n' || h[74] != ' ' || h[75] != '\r' || h[76] != '\n'))
+        return bd_err_set(err, EINVAL, "%s: header line-end bytes are damaged; "
+                          "the file was probably copied in text mode", s->name);
+    if (grain_sec == 0 || grain_sec > MAX_GRAIN_SECTORS || !bd_is_pow2(grain_sec))
+        return bd_err_set(err, EINVAL, "%s: bad grain size of %" PRIu64
+                          " sectors", s->name, grain_sec);
+    if (s->gtes == 0 || s->gtes > MAX_GTES)
+        return bd_err_set(err, EINVAL, "%s: bad grain table size of %" PRIu32
+                          " entries", s->name, s->gtes);
+    if (cap_sec > (UINT64_MAX >> 12))
+        return bd_err_set(err, EINVAL, "%s: absurd capacity of %" PRIu64
+                          " sectors", s->name, cap_sec);
+    s->compressed = s->flags & FLAG_COMPRESSED;
+    s->markers = s->flags & FLAG_MARKERS;
+    s->zero_grain = s->version >= 2 && (s->flags & FLAG_ZERO_GRAIN);
+    if (s->compressed && bd_le16(h + 77) != COMPRESS_DEFLATE)
+        return bd_err_set(err, ENOTSUP, "%s: compression algorithm %u is not "
+                          "supported", s->name, bd_le16(h + 77));
+    s->capacity = cap_sec * BD_SECTOR;
+    s->grain = grain_sec * BD_SECTOR;
+    s->gd_at_end = gd_sec == GD_AT_END;
+    if (!s->gd_at_end && gd_sec > (UINT64_MAX >> 10))
+        return bd_err_set(err, EINVAL, "%s: bad grain directory offset", s->name);
+    s->gd_off = gd_sec * BD_SECTOR;
+    s->rgd_off = (s->flags & FLAG_RGD) && rgd_sec && rgd_sec < (UINT64_MAX >> 10)
+                 ? rgd_sec * BD_SECTOR : 0;
+    s->overhead = over_sec < (UINT64_MAX >> 10) ? over_sec * BD_SECTOR : 0;
+    if (desc_sec && desc_cnt && desc_sec < (UINT64_MAX >> 10) &&
+        desc_cnt <= VMDK_DESC_MAX / BD_SECTOR) {
+        s->desc_off = desc_sec * BD_SECTOR;
+        s->desc_len = desc_cnt * BD_SECTOR;
+    }
+    return 0;
+}
+
+static int decode_cowd(struct vmdk_sparse *s, const uint8_t *h,
+                       struct bd_err *err)
+{
+    uint32_t grain_sec = bd_le32(h + 16);
+
+    /* COWD: magic, version, flags, capacity, grain, gd sector, gd entries */
+    s->cowd = true;
+    s->version = bd_le32(h + 4);
+    s->flags = bd_le32(h + 8);
+    if (grain_sec == 0 || grain_sec > MAX_GRAIN_SECTORS || !bd_is_pow2(grain_sec))
+        return bd_err_set(err, EINVAL, "%s: bad grain size of %" PRIu32
+                          " sectors", s->name, grain_sec);
+    s->capacity = (uint64_t)bd_le32(h + 12) * BD_SECTOR;
+    s->grain = (uint64_t)grain_sec * BD_SECTOR;
+    s->gd_off = (uint64_t)bd_le32(h + 20) * BD_SECTOR;
+    s->gtes = COWD_GTES;
+    return 0;
+}
+
+/* Directory size from the capacity; checks the directory fits the file. */
+static int size_tables(struct vmdk_sparse *s, struct bd_err *err)
+{
+    uint64_t n;
+
+    s->gt_span = s->grain * s->gtes;
+    s->gt_bytes = bd_align_up((uint64_t)s->gtes * 4, BD_SECTOR);
+    n = s->capacity / s->gt_span + (s->capacity % s->gt_span != 0);
+    if (n > MAX_GD_ENTRIES)
+        return bd_err_set(err, EFBIG, "%s: grain directory too large (%" PRIu64
+                          " entries); the header is corrupt", s->name, n);
+    s->gd_entries = (uint32_t)n;
+    return 0;
+}
+
+static int read_dir(struct vmdk_sparse *s, uint64_t off, uint32_t **out,
+                    const char *what, struct bd_err *err)
+{
+    size_t bytes = (size_t)s->gd_entries * 4;
+    uint8_t *raw;
+    uint32_t *d;
+    int ret;
+
+    d = calloc(s->gd_entries ? s->gd_entries : 1, sizeof(*d));
+    if (!d)
+        return bd_err_set(err, ENOMEM, "%s: out of memory", s->name);
+    *out = d;
+    if (!bytes)
+        return 0;
+    if (!ovf_range_ok(off, bytes, s->file_size))
+        return bd_err_set(err, EINVAL, "%s: %s at offset %" PRIu64
+                          " lies beyond the end of the file", s->name, what, off);
+    raw = malloc(bytes);
+    if (!raw)
+        return bd_err_set(err, ENOMEM, "%s: out of memory", s->name);
+    ret = bd_pread(s->file, raw, bytes, off);
+    if (ret < 0) {
+        free(raw);
+        return bd_err_set(err, -ret, "%s: reading the %s: %s", s->name, what,
+                          strerror(-ret));
+    }
+    for (uint32_t i = 0; i < s->gd_entries; i++)
+        d[i] = bd_le32(raw + (size_t)i * 4);
+    free(raw);
+    return 0;
+}
+
+/* streamOptimized with the directory at the end: the footer holds the header
+ * copy that has the real gdOffset (5.0 technote, stream-optimized format). */
+static int read_footer(struct vmdk_sparse *s, struct bd_err *err)
+{
+    uint8_t f[1536];
+    int ret;
+
+    if (s->file_size < 1536 + BD_SECTOR)
+        return bd_err_set(err, EINVAL, "%s: stream image has no footer "
+                          "(truncated file?)", s->name);
+    ret = bd_pread(s->file, f, sizeof(f), s->file_size - 1536);
+    if (ret < 0)
+        return bd_err_set(err, -ret, "%s: reading the footer: %s", s->name,
+                          strerror(-ret));
+    if (bd_le32(f + 8) != 0 || bd_le32(f + 12) != MARKER_FOOTER ||
+        bd_le32(f + 512) != VMDK4_MAGIC || bd_le32(f + 1024 + 12) != MARKER_EOS ||
+        bd_le32(f + 1024 + 8) != 0)
+        return bd_err_set(err, EINVAL, "%s: the footer of the stream image is "
+                          "missing or damaged (truncated file?)", s->name);
+    uint64_t gd_sec = bd_le64(f + 512 + 56);
+    if (gd_sec == GD_AT_END || gd_sec > (UINT64_MAX >> 10))
+        return bd_err_set(err, EINVAL, "%s: the footer has no grain directory",
+                          s->name);
+    s->gd_off = gd_sec * BD_SECTOR;
+    return 0;
+}
+
+/* ---- grain tables ------------------------------------------------------ */
+
+static void evict_tables(struct vmdk_sparse *s)
+{
+    for (uint32_t i = 0; i < s->gd_entries; i++) {
+        free(s->gt[i]);
+        s->gt[i] = NULL;
+    }
+    s->gt_loaded = 0;
+}
+
+/* The table for directory entry gi; *t = NULL when none is allocated. */
+static int get_table(struct vmdk_sparse *s, uint32_t gi, uint32_t **t)
+{
+    uint8_t *raw;
+    uint32_t *tbl;
+    uint64_t off;
+    int ret;
+
+    *t = s->gt[gi];
+    if (*t || s->keep_tables || s->gd[gi] == 0)
+        return 0;
+    if (s->gt_loaded >= GT_CACHE_MAX)
+        evict_tables(s);
+    off = (uint64_t)s->gd[gi] * BD_SECTOR;
+    tbl = malloc((size_t)s->gtes * 4);
+    raw = malloc((size_t)s->gtes * 4);
+    if (!tbl || !raw) {
+        free(tbl);
+        free(raw);
+        return -ENOMEM;
+    }
+    ret = file_read(s, raw, (uint64_t)s->gtes * 4, off, "grain table");
+    if (ret < 0) {
+        free(tbl);
+        free(raw);
+        return ret;
+    }
+    for (uint32_t i = 0; i < s->gtes; i++)
+        tbl[i] = bd_le32(raw + (size_t)i * 4);
+    free(raw);
+    s->gt[gi] = tbl;
+    s->gt_loaded++;
+    *t = tbl;
+    return 0;
+}
+
+static int get_entry(struct vmdk_sparse *s, uint64_t g, uint32_t *gte)
+{
+    uint32_t *t;
+    int ret = get_table(s, (uint32_t)(g / s->gtes), &t);
+
+    if (ret < 0)
+        return ret;
+    *gte = t ? t[g % s->gtes] : 0;
+    return 0;
+}
+
+static enum vmdk_grain_state entry_state(const struct vmdk_sparse *s,
+                                         uint32_t gte)
+{
+    if (gte == 0)
+        return VMDK_GRAIN_UNALLOCATED;
+    if (gte == 1 && s->zero_grain)
+        return VMDK_GRAIN_ZERO;
+    return s->compressed ? VMDK_GRAIN_COMPRESSED : VMDK_GRAIN_DATA;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+/* Stream append point: after the last grain (all metadata behind it is
+ * rewritten from memory). */
+static int find_stream_end(struct vmdk_sparse *s)
+{
+    uint64_t end = s->overhead, last = 0;
+
+    if (end < s->desc_off + s->desc_len)
+        end = s->desc_off + s->desc_len;
+    if (end < BD_SECTOR)
+        end = BD_SECTOR;
+    for (uint32_t gi = 0; gi < s->gd_entries; gi++) {
+        uint32_t *t = s->gt[gi];
+        for (uint32_t i = 0; t && i < s->gtes; i++) {
+            if (entry_state(s, t[i]) == VMDK_GRAIN_COMPRESSED && t[i] > last)
+                last = t[i];
+        }
+    }
+    if (last) {
+        uint8_t m[12];
+        uint64_t off = last * BD_SECTOR;
+        int ret = file_read(s, m, sizeof(m), off, "grain marker");
+        if (ret < 0)
+            return ret;
+        uint64_t e = off + 12 + bd_le32(m + 8);
+        if (e > end)
+            end = e;
+    }
+    s->alloc_off = bd_align_up(end, BD_SECTOR);
+    return 0;
+}
+
+static int load_all_tables(struct vmdk_sparse *s, struct bd_err *err)
+{
+    for (uint32_t gi = 0; gi < s->gd_entries; gi++) {
+        uint32_t *t;
+        int ret = get_table(s, gi, &t);
+        if (ret < 0)
+            return bd_err_set(err, -ret, "%s: reading grain table %" PRIu32 ": %s",
+                              s->name, gi, strerror(-ret));
+    }
+    s->keep_tables = true;
+    return 0;
+}
+
+static int sparse_setup(struct vmdk_sparse *s, struct bd_err *err)
+{
+    int ret = size_tables(s, err);
+
+    if (ret < 0)
+        return ret;
+    s->gt = calloc(s->gd_entries ? s->gd_entries : 1, sizeof(*s->gt));
+    if (!s->gt)
+        return bd_err_set(err, ENOMEM, "%s: out of memory", s->name);
+    if (s->compressed) {
+        s->cbuf_len = compressBound((uLong)s->grain) + 2 * BD_SECTOR;
+        s->cbuf = malloc(s->cbuf_len);
+        s->zgrain = malloc(s->grain);
+        if (!s->cbuf || !s->zgrain)
+            return bd_err_set(err, ENOMEM, "%s: out of memory", s->name);
+    }
+    return 0;
+}
+
+int vmdk_sparse_open(struct bd_node *file, const char *name, bool writable,
+                     struct vmdk_sparse **out, struct bd_err *err)
+{
+    struct vmdk_sparse *s = calloc(1, sizeof(*s));
+    int64_t fsize;
+    int ret;
+
+    *out = NULL;
+    if (!s || !(s->name = strdup(name))) {
+        free(s);
+        return bd_err_set(err, ENOMEM, "%s: out of memory", name);
+    }
+    s->file = file;
+    s->writable = writable;
+    fsize = bd_size(file);
+    if (fsize < 0) {
+        ret = bd_err_set(err, (int)-fsize, "%s: %s", name, strerror((int)-fsize));
+        goto out_free;
+    }
+    s->file_size = (uint64_t)fsize;
+    if (s->file_size < BD_SECTOR) {
+        ret = bd_err_set(err, EINVAL, "%s: file too short for a sparse extent", name);
+        goto out_free;
+    }
+    ret = bd_pread(file, s->header, BD_SECTOR, 0);
+    if (ret < 0) {
+        bd_err_set(err, -ret, "%s: reading the header: %s", name, strerror(-ret));
+        goto out_free;
+    }
+    if (bd_le32(s->header) == VMDK4_MAGIC)
+        ret = decode_vmdk4(s, s->header, err);
+    else if (bd_le32(s->header) == VMDK3_MAGIC)
+        ret = decode_cowd(s, s->header, err);
+    else
+        ret = bd_err_set(err, EINVAL, "%s: not a vmdk sparse extent (bad magic)",
+                         name);
+    if (ret < 0)
+        goto out_free;
+    if (s->gd_at_end && (ret = read_footer(s, err)) < 0)
+        goto out_free;
+    if ((ret = sparse_setup(s, err)) < 0)
+        goto out_free;
+    if ((ret = read_dir(s, s->gd_off, &s->gd, "grain directory", err)) < 0)
+        goto out_free;
+    if (s->rgd_off &&
+        (ret = read_dir(s, s->rgd_off, &s->rgd, "redundant grain directory", err)) < 0)
+        goto out_free;
+    s->alloc_off = bd_align_up(s->file_size, BD_SECTOR);
+    if (writable && s->compressed && s->markers && s->gd_at_end) {
+        if ((ret = load_all_tables(s, err)) < 0)
+            goto out_free;
+        ret = find_stream_end(s);
+        if (ret < 0) {
+            bd_err_set(err, -ret, "%s: cannot find the end of the stream", name);
+            goto out_free;
+        }
+    }
+    *out = s;
+    return 0;
+
+out_free:
+    vmdk_sparse_close(s, NULL);
+    return ret;
+}
+
+static int commit_pending(struct vmdk_sparse *s);
+
+int vmdk_sparse_close(struct vmdk_sparse *s, const struct vmdk_fill *fill)
+{
+    int ret = 0;
+
+    (void)fill;
+    if (!s)
+        return 0;
+    if (s->pend_valid)
+        ret = commit_pending(s);
+    if (ret == 0)
+        ret = vmdk_sparse_flush(s);
+    if (ret < 0)
+        log_err("%s: could not finish the stream image: %s", s->name,
+                strerror(-ret));
+    if (s->gt) {
+        evict_tables(s);
+        free(s->gt);
+    }
+    free(s->gd);
+    free(s->rgd);
+    free(s->zgrain);
+    free(s->cbuf);
+    free(s->pend);
+    free(s->pend_map);
+    free(s->name);
+    free(s);
+    return ret;
+}
+
+uint64_t vmdk_sparse_capacity(const struct vmdk_sparse *s)
+{
+    return s->capacity;
+}
+
+uint64_t vmdk_sparse_grain_size(const struct vmdk_sparse *s)
+{
+    return s->grain;
+}
+
+void vmdk_sparse_desc_area(const struct vmdk_sparse *s, uint64_t *off,
+                           uint64_t *len)
+{
+    *off = s->desc_off;
+    *len = s->desc_len;
+    if (s->desc_len && !ovf_range_ok(s->desc_off, s->desc_len, s->file_size))
+        *len = 0;
+}
+
+bool vmdk_sparse_is_stream(const struct vmdk_sparse *s)
+{
+    return s->compressed;
+}
+
+void vmdk_sparse_describe(const struct vmdk_sparse *s, char *buf, size_t len)
+{
+    if (s->cowd) {
+        snprintf(buf, len, "COWD, grain %" PRIu64 " KiB", s->grain / 1024);
+        return;
+    }
+    snprintf(buf, len, "VMDK4 version %" PRIu32 ", grain %" PRIu64 " KiB%s%s%s",
+             s->version, s->grain / 1024, s->compressed ? ", compressed" : "",
+             s->rgd_off ? ", redundant directory" : "",
+             s->zero_grain ? ", zeroed grains" : "");
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static bool is_pending(const struct vmdk_sparse *s, uint64_t g)
+{
+    return s->pend_valid && s->pend_idx == g;
+}
+
+int vmdk_sparse_status(struct vmdk_sparse *s, uint64_t off, uint64_t len,
+                       uint64_t *pnum, enum vmdk_grain_state *state,
+                       uint64_t *file_off)
+{
+    uint64_t g = off / s->grain, in = off % s->grain, done = 0;
+    enum vmdk_grain_state st0 = VMDK_GRAIN_UNALLOCATED;
+    uint64_t foff0 = 0;
+
+    if (off >= s->capacity) {
+        *pnum = len;
+        *state = VMDK_GRAIN_UNALLOCATED;
+        return 0;
+    }
+    if (len > s->capacity - off)
+        len = s->capacity - off;
+    while (done < len) {
+        enum vmdk_grain_state st;
+        uint32_t gte;
+        uint64_t foff = 0, n = s->grain - in;
+        int ret;
+
+        if (is_pending(s, g)) {
+            st = VMDK_GRAIN_COMPRESSED;
+        } else {
+            if ((ret = get_entry(s, g, &gte)) < 0)
+                return ret;
+            st = entry_state(s, gte);
+            foff = (uint64_t)gte * BD_SECTOR + in;
+        }
+        if (done == 0) {
+            st0 = st;
+            foff0 = foff;
+        } else if (st != st0 || st == VMDK_GRAIN_COMPRESSED ||
+                   (st == VMDK_GRAIN_DATA && foff != foff0 + done)) {
+            break;
+        }
+        done += n;
+        g++;
+        in = 0;
+        if (st0 == VMDK_GRAIN_COMPRESSED)
+            break;
+    }
+    *pnum = done < len ? done : len;
+    *state = st0;
+    *file_off = foff0;
+    return 0;
+}
+
+/* Decompress grain g (compressed at file sector gte) into s->zgrain. */
+static int load_compressed(struct vmdk_sparse *s, uint64_t g, uint32_t gte)
+{
+    uint64_t off = (uint64_t)gte * BD_SECTOR, clen;
+    const uint8_t *data = s->cbuf;
+    uLongf out_len = (uLongf)s->grain;
+    uLong in_len;
+    int ret;
+
+    if (s->zgrain_idx == g + 1)
+        return 0;
+    if (s->markers) {
+        if ((ret = file_read(s, s->cbuf, 12, off, "grain marker")) < 0)
+            return ret;
+        clen = bd_le32(s->cbuf + 8);
+        if (clen == 0 || clen > s->cbuf_len - 12)
+            return sparse_eio(s, "grain marker", off);
+        if ((ret = file_read(s, s->cbuf, 12 + clen, off, "compressed grain")) < 0)
+            return ret;
+        data = s->cbuf + 12;
+    } else {
+        if (off >= s->file_size)
+            return sparse_eio(s, "compressed grain", off);
+        clen = s->file_size - off;
+        if (clen > s->cbuf_len)
+            clen = s->cbuf_len;
+        if ((ret = file_read(s, s->cbuf, clen, off, "compressed grain")) < 0)
+            return ret;
+    }
+    in_len = (uLong)clen;
+    ret = uncompress2(s->zgrain, &out_len, data, &in_len);
+    if (ret != Z_OK)
+        return sparse_eio(s, "compressed grain does not inflate", off);
+    memset(s->zgrain + out_len, 0, s->grain - out_len);
+    s->zgrain_idx = g + 1;
+    return 0;
+}
+
+int vmdk_sparse_pread(struct vmdk_sparse *s, void *buf, uint64_t len,
+                      uint64_t off, const struct vmdk_fill *fill)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        enum vmdk_grain_state st;
+        uint64_t n, foff;
+        int ret = vmdk_sparse_status(s, off, len, &n, &st, &foff);
+
+        if (ret < 0)
+            return ret;
+        switch (st) {
+        case VMDK_GRAIN_UNALLOCATED:
+            ret = vmdk_fill_read(fill, p, n, off);
+            break;
+        case VMDK_GRAIN_ZERO:
+            memset(p, 0, n);
+            break;
+        case VMDK_GRAIN_DATA:
+            ret = file_read(s, p, n, foff, "grain");
+            break;
+        case VMDK_GRAIN_COMPRESSED: {
+            uint64_t g = off / s->grain, in = off % s->grain;
+            uint32_t gte;
+            if (is_pending(s, g)) {
+                memcpy(p, s->pend + in, n);
+                break;
+            }
+            if ((ret = get_entry(s, g, &gte)) < 0)
+                return ret;
+            if ((ret = load_compressed(s, g, gte)) < 0)
+                return ret;
+            memcpy(p, s->zgrain + in, n);
+            break;
+        }
+        }
+        if (ret < 0)
+            return ret;
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* ---- allocation and writing ------------------------------------------- */
+
+static int put_le32_at(struct vmdk_sparse *s, uint64_t off, uint32_t v)
+{
+    uint8_t b[4];
+
+    bd_put_le32(b, v);
+    return file_write(s, b, 4, off);
+}
+
+/* Append space for len bytes; fails when the sector number would not fit
+ * in a 32-bit table entry. */
+static int alloc_space(struct vmdk_sparse *s, uint64_t len, uint64_t *off)
+{
+    uint64_t end;
+
+    if (ovf_add_u64(s->alloc_off, len, &end) ||
+        end / BD_SECTOR > UINT32_MAX)
+        return -EFBIG;
+    *off = s->alloc_off;
+    s->alloc_off = bd_align_up(end, BD_SECTOR);
+    return 0;
+}
+
+/* Make a zeroed grain table for directory entry gi (and its redundant copy). */
+static int alloc_table(struct vmdk_sparse *s, uint32_t gi)
+{
+    uint32_t *t = calloc(s->gtes, sizeof(*t));
+    uint64_t off, roff = 0;
+    int ret;
+
+    if (!t)
+        return -ENOMEM;
+    if (s->keep_tables) {
+        /* stream tail: written out at flush */
+        s->gt[gi] = t;
+        s->gd[gi] = UINT32_MAX;     /* placeholder until the tail is written */
+        s->dirty = true;
+        return 0;
+    }
+    /* new space from extending the file reads as zeroes */
+    if ((ret = alloc_space(s, s->gt_bytes, &off)) < 0)
+        goto out_free;
+    if (s->rgd && (ret = alloc_space(s, s->gt_bytes, &roff)) < 0)
+        goto out_free;
+    if ((ret = file_extend(s, s->alloc_off)) < 0)
+        goto out_free;
+    /* tables first, then the directories point at them */
+    if (s->rgd) {
+        if ((ret = put_le32_at(s, s->rgd_off + (uint64_t)gi * 4,
+                               (uint32_t)(roff / BD_SECTOR))) < 0)
+            goto out_free;
+        s->rgd[gi] = (uint32_t)(roff / BD_SECTOR);
+    }
+    if ((ret = put_le32_at(s, s->gd_off + (uint64_t)gi * 4,
+                           (uint32_t)(off / BD_SECTOR))) < 0)
+        goto out_free;
+    s->gd[gi] = (uint32_t)(off / BD_SECTOR);
+    if (s->gt_loaded >= GT_CACHE_MAX)
+        evict_tables(s);
+    s->gt[gi] = t;
+    s->gt_loaded++;
+    return 0;
+
+out_free:
+    free(t);
+    return ret;
+}
+
+static int set_entry(struct vmdk_sparse *s, uint64_t g, uint32_t val)
+{
+    uint32_t gi = (uint32_t)(g / s->gtes), ei = (uint32_t)(g % s->gtes);
+    uint32_t *t;
+    int ret;
+
+    if ((ret = get_table(s, gi, &t)) < 0)
+        return ret;
+    if (!t) {
+        if ((ret = alloc_table(s, gi)) < 0)
+            return ret;
+        t = s->gt[gi];
+    }
+    t[ei] = val;
+    if (s->keep_tables) {
+        s->dirty = true;
+        return 0;
+    }
+    if (s->rgd && s->rgd[gi]) {
+        ret = put_le32_at(s, (uint64_t)s->rgd[gi] * BD_SECTOR + (uint64_t)ei * 4, val);
+        if (ret < 0)
+            return ret;
+    }
+    return put_le32_at(s, (uint64_t)s->gd[gi] * BD_SECTOR + (uint64_t)ei * 4, val);
+}
+
+static bool is_zero(const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+/* Append grain g (s->grain bytes at data) compressed, with its marker. */
+static int append_compressed(struct vmdk_sparse *s, uint64_t g, const uint8_t *data)
+{
+    uLongf clen = (uLongf)(s->cbuf_len - 12);
+    uint64_t off, total;
+    int ret;
+
+    if (compress2(s->cbuf + 12, &clen, data, (uLong)s->grain,
+                  Z_DEFAULT_COMPRESSION) != Z_OK)
+        return -EIO;
+    bd_put_le64(s->cbuf, g * (s->grain / BD_SECTOR));
+    bd_put_le32(s->cbuf + 8, (uint32_t)clen);
+    total = bd_align_up(12 + (uint64_t)clen, BD_SECTOR);
+    memset(s->cbuf + 12 + clen, 0, total - 12 - clen);
+    if ((ret = alloc_space(s, total, &off)) < 0)
+        return ret;
+    if ((ret = file_write(s, s->cbuf, total, off)) < 0)
+        return ret;
+    if (s->zgrain_idx == g + 1)
+        s->zgrain_idx = 0;
+    return set_entry(s, g, (uint32_t)(off / BD_SECTOR));
+}
+
+static int commit_pending(struct vmdk_sparse *s)
+{
+    int ret;
+
+    if (!s->pend_valid)
+        return 0;
+    s->pend_valid = false;
+    if (!s->compressed) {
+        uint64_t off;
+        if ((ret = alloc_space(s, s->grain, &off)) < 0)
+            return ret;
+        if ((ret = file_write(s, s->pend, s->grain, off)) < 0)
+            return ret;
+        return set_entry(s, s->pend_idx, (uint32_t)(off / BD_SECTOR));
+    }
+    return append_compressed(s, s->pend_idx, s->pend);
+}
+
+static int refuse_overwrite(struct vmdk_sparse *s, uint64_t off)
+{
+    if (s->io_warned++ == 0)
+        log_err("%s: stream-optimized images accept only writes of new grains; "
+                "refusing to overwrite the grain at offset %" PRIu64, s->name, off);
+    return -EOPNOTSUPP;
+}
+
+/* Writes to compressed (stream) extents: new grains only, appended. */
+static int write_stream_grain(struct vmdk_sparse *s, const uint8_t *p, uint64_t n,
+                              uint64_t off, const struct vmdk_fill *fill)
+{
+    uint64_t g = off / s->grain, in = off % s->grain;
+    uint64_t sectors = s->grain / BD_SECTOR;
+    uint32_t gte;
+    int ret;
+
+    if (!s->markers)
+        return refuse_overwrite(s, off);
+    if (!is_pending(s, g)) {
+        if ((ret = get_entry(s, g, &gte)) < 0)
+            return ret;
+        enum vmdk_grain_state st = entry_state(s, gte);
+        if (st != VMDK_GRAIN_UNALLOCATED && st != VMDK_GRAIN_ZERO)
+            return refuse_overwrite(s, off);
+        if (n == s->grain) {
+            if (is_zero(p, n) && (st == VMDK_GRAIN_ZERO || !fill->backing))
+                return 0;
+            return append_compressed(s, g, p);
+        }
+        if ((ret = commit_pending(s)) < 0)
+            return ret;
+        if (!s->pend) {
+            s->pend = malloc(s->grain);
+            s->pend_map = calloc((sectors + 63) / 64, sizeof(uint64_t));
+            if (!s->pend || !s->pend_map)
+                return -ENOMEM;
+        }
+        if (st == VMDK_GRAIN_ZERO)
+            memset(s->pend, 0, s->grain);
+        else if ((ret = vmdk_fill_read(fill, s->pend, s->grain, g * s->grain)) < 0)
+            return ret;
+        memset(s->pend_map, 0, (sectors + 63) / 64 * sizeof(uint64_t));
+        s->pend_idx = g;
+        s->pend_valid = true;
+    }
+    memcpy(s->pend + in, p, n);
+    for (uint64_t sec = in / BD_SECTOR; sec < (in + n) / BD_SECTOR; sec++)
+        s->pend_map[sec / 64] |= 1ull << (sec % 64);
+    for (uint64_t i = 0; i < (sectors + 63) / 64; i++) {
+        uint64_t want = (i + 1) * 64 <= sectors ? UINT64_MAX
+                        : (1ull << (sectors % 64)) - 1;
+        if (s->pend_map[i] != want)
+            return 0;
+    }
+    return commit_pending(s);
+}
+
+/* Write into a grain that has no data yet: a whole new grain at the end. */
+static int write_new_grain(struct vmdk_sparse *s, const uint8_t *p, uint64_t n,
+                           uint64_t off, enum vmdk_grain_state st,
+                           const struct vmdk_fill *fill)
+{
+    uint64_t g = off / s->grain, in = off % s->grain, foff;
+    int ret;
+
+    if (n == s->grain) {
+        if (is_zero(p, n) && (st == VMDK_GRAIN_ZERO || !fill->backing))
+            return 0;
+        if ((ret = alloc_space(s, s->grain, &foff)) < 0)
+            return ret;
+        if ((ret = file_write(s, p, n, foff)) < 0)
+            return ret;
+        return set_entry(s, g, (uint32_t)(foff / BD_SECTOR));
+    }
+    if (!s->pend && !(s->pend = malloc(s->grain)))
+        return -ENOMEM;
+    if (st == VMDK_GRAIN_ZERO)
+        memset(s->pend, 0, s->grain);
+    else if ((ret = vmdk_fill_read(fill, s->pend, s->grain, g * s->grain)) < 0)
+        return ret;
+    memcpy(s->pend + in, p, n);
+    s->pend_idx = g;
+    s->pend_valid = true;
+    return commit_pending(s);
+}
+
+int vmdk_sparse_pwrite(struct vmdk_sparse *s, const void *buf, uint64_t len,
+                       uint64_t off, const struct vmdk_fill *fill)
+{
+    const uint8_t *p = buf;
+
+    if (s->cowd)
+        return -EROFS;
+    if (!ovf_range_ok(off, len, s->capacity))
+        return -EIO;    /* descriptor extent larger than the sparse file */
+    while (len) {
+        uint64_t in = off % s->grain, n = s->grain - in;
+        enum vmdk_grain_state st;
+        uint64_t foff, run;
+        int ret;
+
+        if (n > len)
+            n = len;
+        if (s->compressed) {
+            ret = write_stream_grain(s, p, n, off, fill);
+        } else {
+            if ((ret = vmdk_sparse_status(s, off, len, &run, &st, &foff)) < 0)
+                return ret;
+            if (st == VMDK_GRAIN_DATA) {
+                n = run;    /* contiguous allocated grains: one write */
+                ret = file_write(s, p, n, foff);
+            } else {
+                ret = write_new_grain(s, p, n, off, st, fill);
+            }
+        }
+        if (ret < 0)
+            return ret;
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* ---- the stream tail: tables, directory, footer, end-of-stream ------------ */
+
+static void put_marker(uint8_t *m, uint64_t val, uint32_t type)
+{
+    memset(m, 0, BD_SECTOR);
+    bd_put_le64(m, val);
+    bd_put_le32(m + 12, type);
+}
+
+static bool table_used(const struct vmdk_sparse *s, const uint32_t *t)
+{
+    for (uint32_t i = 0; t && i < s->gtes; i++) {
+        if (t[i])
+            return true;
+    }
+    return false;
+}
+
+static int write_tail(struct vmdk_sparse *s)
+{
+    uint64_t gd_bytes = bd_align_up((uint64_t)s->gd_entries * 4, BD_SECTOR);
+    uint64_t gt_sectors = s->gt_bytes / BD_SECTOR, pos = s->alloc_off;
+    size_t buf_len = s->gt_bytes > gd_bytes ? s->gt_bytes : gd_bytes;
+    uint8_t *buf = malloc(buf_len + 3 * BD_SECTOR);
+    uint8_t *m = buf + buf_len;
+    int ret = 0;
+
+    if (!buf)
+        return -ENOMEM;
+    for (uint32_t gi = 0; gi < s->gd_entries && ret == 0; gi++) {
+        uint32_t *t = s->gt[gi];
+        if (!table_used(s, t)) {
+            s->gd[gi] = 0;
+            continue;
+        }
+        put_marker(m, gt_sectors, MARKER_GT);
+        memset(buf, 0, s->gt_bytes);
+        for (uint32_t i = 0; i < s->gtes; i++)
+            bd_put_le32(buf + (size_t)i * 4, t[i]);
+        if ((pos + BD_SECTOR + s->gt_bytes) / BD_SECTOR > UINT32_MAX) {
+            ret = -EFBIG;
+            break;
+        }
+        ret = file_write(s, m, BD_SECTOR, pos);
+        if (ret == 0)
+            ret = file_write(s, buf, s->gt_bytes, pos + BD_SECTOR);
+        s->gd[gi] = (uint32_t)((pos + BD_SECTOR) / BD_SECTOR);
+        pos += BD_SECTOR + s->gt_bytes;
+    }
+    if (ret < 0)
+        goto out_free;
+    put_marker(m, gd_bytes / BD_SECTOR, MARKER_GD);
+    memset(buf, 0, gd_bytes);
+    for (uint32_t gi = 0; gi < s->gd_entries; gi++)
+        bd_put_le32(buf + (size_t)gi * 4, s->gd[gi]);
+    if ((ret = file_write(s, m, BD_SECTOR, pos)) < 0 ||
+        (ret = file_write(s, buf, gd_bytes, pos + BD_SECTOR)) < 0)
+        goto out_free;
+    uint64_t gd_sec = (pos + BD_SECTOR) / BD_SECTOR;
+    pos += BD_SECTOR + gd_bytes;
+
+    /* footer marker, header copy with the real directory, end of stream */
+    put_marker(m, 1, MARKER_FOOTER);
+    memcpy(m + BD_SECTOR, s->header, BD_SECTOR);
+    bd_put_le64(m + BD_SECTOR + 56, gd_sec);
+    memset(m + 2 * BD_SECTOR, 0, BD_SECTOR);
+    if ((ret = file_write(s, m, 3 * BD_SECTOR, pos)) < 0)
+        goto out_free;
+    pos += 3 * BD_SECTOR;
+    if (s->file_size > pos) {
+        struct bd_err e = {0};
+        if ((ret = bd_truncate(s->file, pos, BD_PREALLOC_OFF, &e)) < 0)
+            goto out_free;
+        s->file_size = pos;
+    }
+    s->gd_off = gd_sec * BD_SECTOR;
+    s->dirty = false;
+
+out_free:
+    free(buf);
+    return ret;
+}
+
+int vmdk_sparse_flush(struct vmdk_sparse *s)
+{
+    if (!s->dirty)
+        return 0;
+    if (!s->keep_tables) {
+        s->dirty = false;
+        return 0;
+    }
+    return write_tail(s);
+}
+
+/* ---- create -------------------------------------------------------------- */
+
+/* State for a stream image just written by create: header h, nothing after
+ * the overhead yet. The caller marks it dirty and closes it to write the
+ * empty directory, footer and end-of-stream marker. */
+static int new_stream(struct bd_node *file, const uint8_t *h, uint64_t overhead,
+                      struct vmdk_sparse **out, struct bd_err *err)
+{
+    struct vmdk_sparse *s = calloc(1, sizeof(*s));
+    int ret;
+
+    if (!s || !(s->name = strdup(file->name ? file->name : "vmdk"))) {
+        free(s);
+        return bd_err_set(err, ENOMEM, "out of memory");
+    }
+    s->file = file;
+    s->writable = true;
+    s->file_size = overhead;
+    memcpy(s->header, h, BD_SECTOR);
+    if ((ret = decode_vmdk4(s, h, err)) < 0 || (ret = sparse_setup(s, err)) < 0) {
+        vmdk_sparse_close(s, NULL);
+        return ret;
+    }
+    s->gd = calloc(s->gd_entries ? s->gd_entries : 1, sizeof(*s->gd));
+    if (!s->gd) {
+        vmdk_sparse_close(s, NULL);
+        return bd_err_set(err, ENOMEM, "out of memory");
+    }
+    s->keep_tables = true;
+    s->alloc_off = overhead;
+    *out = s;
+    return 0;
+}
+
+int vmdk_sparse_create(struct bd_node *file, const struct vmdk_sparse_create *c,
+                       struct bd_err *err)
+{
+    const uint64_t grain_sec = 128, gtes = 512;
+    uint64_t cap_sec = c->capacity / BD_SECTOR;
+    uint64_t grains = (cap_sec + grain_sec - 1) / grain_sec;
+    uint64_t gt_count = (grains + gtes - 1) / gtes;
+    uint64_t gd_sec = (gt_count * 4 + BD_SECTOR - 1) / BD_SECTOR;
+    uint64_t gt_sec = gtes * 4 / BD_SECTOR;
+    size_t dlen = c->desc ? strlen(c->desc) : 0;
+    uint64_t desc_sec = c->desc ? 20 : 0, rgd_sec, gd_off, overhead;
+    uint8_t h[512] = {0};
+    uint8_t *dir = NULL;
+    int ret;
+
+    if (c->capacity > (2ull << 40))
+        return bd_err_set(err, EFBIG, "a vmdk sparse extent holds at most 2 TiB; "
+                          "use subformat=twoGbMaxExtentSparse or a flat subformat");
+    if (dlen > desc_sec * BD_SECTOR)
+        desc_sec = (dlen + BD_SECTOR - 1) / BD_SECTOR;
+    rgd_sec = 1 + desc_sec;
+    if (c->stream) {
+        gd_off = GD_AT_END;
+        overhead = bd_align_up(1 + desc_sec, grain_sec);
+    } else {
+        gd_off = rgd_sec + gd_sec + gt_count * gt_sec;
+        overhead = bd_align_up(gd_off + gd_sec + gt_count * gt_sec, grain_sec);
+    }
+
+    bd_put_le32(h, VMDK4_MAGIC);
+    bd_put_le32(h + 4, c->stream ? 3 : c->zeroed_grain ? 2 : 1);
+    bd_put_le32(h + 8, FLAG_NL_DETECT |
+                (c->stream ? FLAG_COMPRESSED | FLAG_MARKERS : FLAG_RGD) |
+                (c->zeroed_grain && !c->stream ? FLAG_ZERO_GRAIN : 0));
+    bd_put_le64(h + 12, cap_sec);
+    bd_put_le64(h + 20, grain_sec);
+    bd_put_le64(h + 28, desc_sec ? 1 : 0);
+    bd_put_le64(h + 36, desc_sec);
+    bd_put_le32(h + 44, (uint32_t)gtes);
+    bd_put_le64(h + 48, c->stream ? 0 : rgd_sec);
+    bd_put_le64(h + 56, gd_off);
+    bd_put_le64(h + 64, overhead);
+    h[73] = '\n';
+    h[74] = ' ';
+    h[75] = '\r';
+    h[76] = '\n';
+    bd_put_le16(h + 77, c->stream ? COMPRESS_DEFLATE : 0);
+
+    if ((ret = bd_truncate(file, overhead * BD_SECTOR, BD_PREALLOC_OFF, err)) < 0)
+        return ret;
+    if ((ret = bd_pwrite(file, h, sizeof(h), 0, 0)) < 0)
+        goto out_io;
+    if (dlen && (ret = bd_pwrite(file, c->desc, dlen, BD_SECTOR, 0)) < 0)
+        goto out_io;
+    if (c->stream) {
+        /* an empty stream: directory, footer and end marker after the header */
+        struct vmdk_sparse *s = NULL;
+        if ((ret = new_stream(file, h, overhead * BD_SECTOR, &s, err)) < 0)
+            return ret;
+        s->dirty = true;
+        ret = vmdk_sparse_close(s, NULL);
+        if (ret < 0)
+            goto out_io;
+        return 0;
+    }
+    dir = calloc(gd_sec ? gd_sec : 1, BD_SECTOR);
+    if (!dir)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    for (int copy = 0; copy < 2; copy++) {
+        uint64_t base = copy ? gd_off : rgd_sec;
+        for (uint64_t i = 0; i < gt_count; i++)
+            bd_put_le32(dir + i * 4, (uint32_t)(base + gd_sec + i * gt_sec));
+        ret = bd_pwrite(file, dir, gd_sec * BD_SECTOR, base * BD_SECTOR, 0);
+        if (ret < 0)
+            goto out_io;
+    }
+    free(dir);
+    return 0;
+
+out_io:
+    free(dir);
+    return bd_err_set(err, -ret, "writing the sparse extent: %s", strerror(-ret));
+}

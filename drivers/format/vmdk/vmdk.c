@@ -76,7 +76,9 @@ int vmdk_fill_read(const struct vmdk_fill *f, void *buf, uint64_t len,
 
 static int vmdk_probe(const uint8_t *head, size_t len)
 {
-    if (len >= 4 && (bd_le32(head) == VMDK4_MAGIC || bd_le32(head) == VMDK3_MAGIC))
+    if (!head || len < 4)
+        return 0;
+    if ((bd_le32(head) == VMDK4_MAGIC || bd_le32(head) == VMDK3_MAGIC))
         return 100;
     if (len >= 21 && memmem(head, len < 1024 ? len : 1024,
                             "# Disk DescriptorFile", 21))

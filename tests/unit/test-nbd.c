@@ -263,7 +263,7 @@ Test(nbd_io, wrong_export_is_named)
     /* nbdkit serves any name by default; ask it to be strict. */
     server_stop();
     strcpy(dir, "/tmp/imgfuse-nbd-unit.XXXXXX");
-    server_start("--filter=exportname exportname-strict=true exportname=good memory 1M");
+    server_start("--filter=exportname memory 1M exportname-strict=true exportname=good");
     snprintf(u, sizeof(u), "nbd+unix:///nope?socket=%s", sock);
     cr_assert_lt(bd_open_image(u, "raw", NULL, &fl, &n, &err), 0);
     cr_assert(strstr(err.msg, "no export named 'nope'") != NULL, "%s", err.msg);

@@ -147,13 +147,13 @@ static int set_tls(struct nbd_state *s, struct nbd_handle *h, struct bd_err *err
     return 0;
 }
 
-/* One connection attempt, bounded by connect-timeout. */
-static int conn_open(struct nbd_state *s, struct nbd_handle **out,
-                     struct bd_err *err)
+/* One connection attempt, bounded by timeout_ms. */
+static int conn_open(struct nbd_state *s, unsigned timeout_ms,
+                     struct nbd_handle **out, struct bd_err *err)
 {
     const struct nbd_conf *c = &s->conf;
     struct nbd_handle *h = nbd_create();
-    int64_t deadline = now_ms() + c->connect_timeout_ms;
+    int64_t deadline = now_ms() + timeout_ms;
     int r;
 
     if (!h)
@@ -178,8 +178,8 @@ static int conn_open(struct nbd_state *s, struct nbd_handle **out,
         }
         if (left <= 0) {
             r = bd_err_set(err, ETIMEDOUT, "%s: no answer from the NBD server "
-                           "within %u s (connect-timeout)", s->display,
-                           c->connect_timeout_ms / 1000);
+                           "within %.1f s (connect-timeout)", s->display,
+                           timeout_ms / 1000.0);
             goto out_close;
         }
         r = nbd_poll(h, (int)left);
@@ -255,15 +255,19 @@ static int read_server_facts(struct bd_node *n, struct nbd_handle *h,
     return 0;
 }
 
-/* Open more connections when the server says they are coherent. */
+/* Open more connections when the server says they are coherent. A server
+ * at its client limit (qemu-nbd --shared) stops answering rather than
+ * refusing, so extra connections get a short timeout. */
 static void grow_pool(struct nbd_state *s, unsigned want)
 {
+    unsigned t = s->conf.connect_timeout_ms < 1500 ? s->conf.connect_timeout_ms
+                                                   : 1500;
     if (!s->can_multi_conn)
         return;
     while (s->nconns < want) {
         struct bd_err e = {0};
         struct nbd_handle *h;
-        if (conn_open(s, &h, &e) < 0) {
+        if (conn_open(s, t, &h, &e) < 0) {
             log_debug("nbd", "%s: extra connection refused (%s); using %u",
                       s->display, e.msg, s->nconns);
             return;
@@ -329,7 +333,7 @@ static int conn_revive(struct nbd_state *s, struct nbd_conn *c)
             pause *= 2;
         }
         bd_err_clear(&e);
-        if (conn_open(s, &h, &e) < 0)
+        if (conn_open(s, s->conf.connect_timeout_ms, &h, &e) < 0)
             continue;
         /* A different export behind the same name is not ours any more. */
         if (nbd_get_size(h) != s->size) {
@@ -512,7 +516,7 @@ static int nbd_open(struct bd_node *n, const struct bd_opts *o,
     pthread_cond_init(&s->pool_cv, NULL);
     s->pool_init = true;
 
-    if ((r = conn_open(s, &h, err)) < 0)
+    if ((r = conn_open(s, s->conf.connect_timeout_ms, &h, err)) < 0)
         return r;
     s->conns[0].h = h;
     s->nconns = 1;

@@ -1,8 +1,7 @@
 /*
  * dmg (Apple UDIF) format driver, read-only: maps guest offsets to chunks
- * (map.c), reads raw chunks straight from the file and expands compressed
- * ones through a small locked cache of decoded chunks, because reads arrive
- * in 4 KiB-1 MiB pieces and a chunk is typically 1 MiB. No write support.
+ * (map.c), reads raw chunks straight from the file and takes compressed
+ * ones from the decoded-chunk cache (cache.c). No write support.
  */
 #include "dmg.h"
 #include "overflow.h"
@@ -10,31 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DMG_CACHE_SLOTS 32
 #define DMG_CACHE_DEFAULT (64u << 20)
-
-struct dmg_slot {
-    size_t chunk;               /* chunk index; SIZE_MAX when empty */
-    uint8_t *buf;
-    size_t len;
-    unsigned users;             /* readers copying out of buf right now */
-    uint64_t stamp;             /* LRU clock */
-};
 
 struct dmg_state {
     struct dmg_map map;
-    pthread_mutex_t lock;       /* protects slots, clock, cache_bytes */
-    bool lock_ready;
-    struct dmg_slot slots[DMG_CACHE_SLOTS];
-    uint64_t clock;
-    uint64_t cache_bytes, cache_max;
-    unsigned long bad_chunks;   /* for log-once */
-};
-
-/* A decoded chunk held by one reader: a cache slot or a private buffer. */
-struct dmg_ref {
-    struct dmg_slot *slot;
-    uint8_t *buf;
+    struct dmg_cache cache;
 };
 
 static const char *const dmg_options[] = { "cache-size", NULL };
@@ -64,10 +43,7 @@ static void dmg_close(struct bd_node *n)
 {
     struct dmg_state *s = n->state;
 
-    for (unsigned i = 0; i < DMG_CACHE_SLOTS; i++)
-        free(s->slots[i].buf);
-    if (s->lock_ready)
-        pthread_mutex_destroy(&s->lock);
+    dmg_cache_destroy(&s->cache);
     dmg_map_free(&s->map);
 }
 
@@ -75,17 +51,18 @@ static int dmg_open(struct bd_node *n, const struct bd_opts *o,
                     struct bd_err *err)
 {
     struct dmg_state *s = n->state;
+    uint64_t cache_max;
     int ret;
 
-    ret = bd_opts_get_size(o, "cache-size", DMG_CACHE_DEFAULT, &s->cache_max,
+    ret = bd_opts_get_size(o, "cache-size", DMG_CACHE_DEFAULT, &cache_max,
                            err);
     if (ret < 0 && ret != -ENOENT)
         return ret;
-    pthread_mutex_init(&s->lock, NULL);
-    s->lock_ready = true;
-    for (unsigned i = 0; i < DMG_CACHE_SLOTS; i++)
-        s->slots[i].chunk = SIZE_MAX;
-    return dmg_map_load(n->file, n->name, &s->map, err);
+    ret = dmg_map_load(n->file, n->name, &s->map, err);
+    if (ret < 0)
+        return ret;
+    dmg_cache_init(&s->cache, n->file, &s->map, cache_max, n->name);
+    return 0;
 }
 
 static int64_t dmg_size(struct bd_node *n)
@@ -100,145 +77,6 @@ static void dmg_limits(struct bd_node *n, struct bd_limits *lim)
     (void)n;
     lim->request_alignment = 1;
     lim->opt_transfer = 1u << 20;
-}
-
-/* ---- decoded chunk cache ----------------------------------------------- */
-
-static void dmg_log_bad_chunk(struct bd_node *n, const struct dmg_chunk *c,
-                              int ret)
-{
-    struct dmg_state *s = n->state;
-
-    if (__atomic_fetch_add(&s->bad_chunks, 1, __ATOMIC_RELAXED) == 0)
-        log_err("%s: %s chunk at disk offset %llu (file offset %llu) %s",
-                n->name, dmg_type_name(c->type), (unsigned long long)c->off,
-                (unsigned long long)c->src_off,
-                ret == -EIO ? "is corrupt or does not expand to its size"
-                            : strerror(-ret));
-}
-
-static int dmg_decode_chunk(struct bd_node *n, const struct dmg_chunk *c,
-                            uint8_t **out)
-{
-    uint8_t *src, *dst;
-    int ret;
-
-    src = malloc(c->src_len ? c->src_len : 1);
-    dst = malloc(c->len);
-    if (!src || !dst) {
-        ret = -ENOMEM;
-        goto out_free;
-    }
-    ret = bd_pread(n->file, src, c->src_len, c->src_off);
-    if (ret < 0)
-        goto out_free;
-    ret = dmg_decode(c->type, src, c->src_len, dst, c->len);
-    if (ret < 0) {
-        dmg_log_bad_chunk(n, c, ret);
-        goto out_free;
-    }
-    free(src);
-    *out = dst;
-    return 0;
-out_free:
-    free(src);
-    free(dst);
-    return ret;
-}
-
-/* Make room for len bytes in a free slot; NULL if every slot is busy. */
-static struct dmg_slot *dmg_cache_victim(struct dmg_state *s, size_t len)
-{
-    if (len > s->cache_max)
-        return NULL;
-    for (;;) {
-        struct dmg_slot *lru = NULL, *empty = NULL;
-
-        for (unsigned i = 0; i < DMG_CACHE_SLOTS; i++) {
-            struct dmg_slot *sl = &s->slots[i];
-
-            if (sl->chunk == SIZE_MAX)
-                empty = sl;
-            else if (!sl->users && (!lru || sl->stamp < lru->stamp))
-                lru = sl;
-        }
-        if (empty && s->cache_bytes + len <= s->cache_max)
-            return empty;
-        if (!lru)
-            return NULL;
-        free(lru->buf);
-        s->cache_bytes -= lru->len;
-        lru->buf = NULL;
-        lru->len = 0;
-        lru->chunk = SIZE_MAX;
-    }
-}
-
-static struct dmg_slot *dmg_cache_lookup(struct dmg_state *s, size_t idx)
-{
-    for (unsigned i = 0; i < DMG_CACHE_SLOTS; i++) {
-        struct dmg_slot *sl = &s->slots[i];
-
-        if (sl->chunk == idx) {
-            sl->users++;
-            sl->stamp = ++s->clock;
-            return sl;
-        }
-    }
-    return NULL;
-}
-
-/* Decoding happens outside the lock, so workers expand different chunks in
- * parallel; two racing on the same chunk both decode and one copy wins. */
-static int dmg_chunk_get(struct bd_node *n, size_t idx, struct dmg_ref *ref)
-{
-    struct dmg_state *s = n->state;
-    const struct dmg_chunk *c = &s->map.chunks[idx];
-    struct dmg_slot *sl;
-    uint8_t *buf;
-    int ret;
-
-    pthread_mutex_lock(&s->lock);
-    sl = dmg_cache_lookup(s, idx);
-    pthread_mutex_unlock(&s->lock);
-    if (sl) {
-        *ref = (struct dmg_ref){ .slot = sl, .buf = sl->buf };
-        return 0;
-    }
-    ret = dmg_decode_chunk(n, c, &buf);
-    if (ret < 0)
-        return ret;
-    pthread_mutex_lock(&s->lock);
-    sl = dmg_cache_lookup(s, idx);
-    if (sl) {
-        free(buf);
-    } else {
-        sl = dmg_cache_victim(s, c->len);
-        if (sl) {
-            sl->chunk = idx;
-            sl->buf = buf;
-            sl->len = c->len;
-            sl->users = 1;
-            sl->stamp = ++s->clock;
-            s->cache_bytes += c->len;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    *ref = (struct dmg_ref){ .slot = sl, .buf = sl ? sl->buf : buf };
-    return 0;
-}
-
-static void dmg_chunk_put(struct bd_node *n, struct dmg_ref *ref)
-{
-    struct dmg_state *s = n->state;
-
-    if (!ref->slot) {
-        free(ref->buf);
-        return;
-    }
-    pthread_mutex_lock(&s->lock);
-    ref->slot->users--;
-    pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- I/O --------------------------------------------------------------- */
@@ -276,11 +114,11 @@ static int dmg_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
                 return ret;
             break;
         default:
-            ret = dmg_chunk_get(n, i, &ref);
+            ret = dmg_cache_get(&s->cache, i, &ref);
             if (ret < 0)
                 return ret;
             memcpy(p, ref.buf + in, piece);
-            dmg_chunk_put(n, &ref);
+            dmg_cache_put(&s->cache, &ref);
             break;
         }
 next:

@@ -6,6 +6,8 @@
 #ifndef IMGFUSE_DMG_H
 #define IMGFUSE_DMG_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +58,57 @@ struct dmg_map {
     uint32_t types_seen;    /* bit i: codec i of dmg_type_bit() */
     uint64_t max_len;       /* largest compressed chunk's output */
 };
+
+/* cache.c: decoded chunks, bounded, LRU, with sequential read-ahead. */
+#define DMG_CACHE_SLOTS 32
+#define DMG_PREFETCH_THREADS 2
+#define DMG_PREFETCH_AHEAD 4
+#define DMG_PREFETCH_QUEUE 16
+
+struct dmg_slot {
+    size_t chunk;               /* chunk index; SIZE_MAX when free */
+    uint8_t *buf;               /* NULL while loading */
+    size_t len;
+    unsigned users;             /* readers copying out of buf right now */
+    bool loading;               /* being decoded; wait on dmg_cache.loaded */
+    uint64_t stamp;             /* LRU clock */
+};
+
+struct dmg_cache {
+    struct bd_node *file;
+    const struct dmg_map *map;
+    const char *name;
+    uint64_t max_bytes, bytes;
+    pthread_mutex_t lock;       /* everything below */
+    pthread_cond_t loaded;      /* a slot finished loading */
+    pthread_cond_t work;        /* the read-ahead queue got work, or stop */
+    struct dmg_slot slots[DMG_CACHE_SLOTS];
+    uint64_t clock;
+    size_t last;                /* last chunk read, to detect sequential use */
+    struct dmg_slot *queue[DMG_PREFETCH_QUEUE];
+    unsigned q_head, q_len;
+    pthread_t threads[DMG_PREFETCH_THREADS];
+    unsigned n_threads;
+    bool threads_started, stop, ready;
+    unsigned long bad_chunks;   /* for log-once */
+};
+
+/* A decoded chunk held by one reader: a cache slot or a private buffer. */
+struct dmg_ref {
+    struct dmg_slot *slot;
+    uint8_t *buf;
+};
+
+void dmg_cache_init(struct dmg_cache *c, struct bd_node *file,
+                    const struct dmg_map *m, uint64_t max_bytes,
+                    const char *name);
+/* Stops the read-ahead threads and frees every buffer; safe if never
+ * initialised (a zeroed struct). */
+void dmg_cache_destroy(struct dmg_cache *c);
+/* Borrow chunk idx decoded (idx must be a compressed chunk); give it back
+ * with dmg_cache_put(). 0 or -errno (-EIO: corrupt chunk). */
+int dmg_cache_get(struct dmg_cache *c, size_t idx, struct dmg_ref *ref);
+void dmg_cache_put(struct dmg_cache *c, struct dmg_ref *ref);
 
 /* map.c: koly trailer, XML plist / resource fork, mish tables. */
 int dmg_map_load(struct bd_node *file, const char *name, struct dmg_map *m,

@@ -1,0 +1,81 @@
+#!/bin/bash
+# Writes through the mount: random writes mirrored into a shadow file leave
+# dynamic and fixed VHDs that qemu-img compare finds equal to the shadow; a
+# differencing disk keeps its parent untouched and reads the overlay back.
+. "$(dirname "$0")/../lib.sh"
+
+# random_writes TARGET SHADOW SEED COUNT: the same random writes to both
+random_writes() {
+    python3 - "$@" <<'PY'
+import os, random, sys
+tgt, shadow, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rnd = random.Random(seed)
+a = os.open(tgt, os.O_WRONLY)
+b = os.open(shadow, os.O_WRONLY)
+size = os.fstat(b).st_size
+for i in range(count):
+    ln = rnd.randint(1, 3 << 20 if i % 5 == 0 else 70000)
+    off = rnd.randrange(size)
+    ln = min(ln, size - off)
+    buf = rnd.randbytes(ln)
+    assert os.pwrite(a, buf, off) == ln
+    os.pwrite(b, buf, off)
+os.fsync(a)
+PY
+}
+
+# write_test NAME CREATE_OPTS FORMAT_ARGS...
+write_test() {
+    local name=$1 opts=$2 img=$T/$1.vhd mnt=$T/mnt-$1
+    shift 2
+    qemu-img create -q -f vpc -o "$opts" "$img" 37M
+    qemu-img convert -f vpc -O raw "$img" "$T/$name.shadow"
+    mount_img "$@" "$img" "$mnt"
+    random_writes "$mnt" "$T/$name.shadow" 11 120
+    unmount_img "$mnt"
+    qemu-img compare -q -f vpc -F raw "$img" "$T/$name.shadow" ||
+        fail "$name: qemu-img compare finds the image differs from the shadow"
+    # the footer at the start still matches the one at the end
+    if [ "$(head -c 8 "$img")" = conectix ]; then
+        cmp -s <(head -c 512 "$img") <(tail -c 512 "$img") ||
+            fail "$name: the two footer copies differ"
+    fi
+    note "$name: ok"
+}
+
+write_test dynamic subformat=dynamic
+write_test dynamic-force subformat=dynamic,force_size=on
+write_test fixed subformat=fixed -F vpc
+
+# differencing: parent with a pattern, child made by mkdiff.py
+head -c 9M /dev/urandom >"$T/pattern.raw"
+qemu-img convert -q -f raw -O vpc "$T/pattern.raw" "$T/parent.vhd"
+qemu-img create -q -f vpc "$T/child.vhd" 9M
+python3 "$(dirname "$0")/mkdiff.py" "$T/child.vhd" "$T/parent.vhd" parent.vhd \
+    wrong-name.vhd
+parent_sha=$(sha "$T/parent.vhd")
+qemu-img convert -f vpc -O raw "$T/parent.vhd" "$T/diff.shadow"
+size=$(stat -c %s "$T/diff.shadow")
+
+mnt=$T/mnt-child
+mount_img "$T/child.vhd" "$mnt"
+expect_eq "$(sha "$mnt")" "$(sha "$T/diff.shadow")" "fresh child reads as parent"
+expect_eq "$(stat -c %s "$mnt")" "$size" "child size"
+random_writes "$mnt" "$T/diff.shadow" 5 80
+unmount_img "$mnt"
+expect_eq "$(sha "$T/parent.vhd")" "$parent_sha" "parent is untouched"
+mount_img -r "$T/child.vhd" "$mnt"
+expect_eq "$(sha "$mnt")" "$(sha "$T/diff.shadow")" "child after writes"
+unmount_img "$mnt"
+"$IMGFUSE" info "$T/child.vhd" | grep -q "parent.vhd" ||
+    fail "info does not name the parent: $("$IMGFUSE" info "$T/child.vhd")"
+note "differencing: ok"
+
+# without the parent, the child fails naming what it looked for
+mv "$T/parent.vhd" "$T/moved.vhd"
+rc=0
+mount_img -r "$T/child.vhd" "$T/mnt-orphan" 2>"$T/err" || rc=$?
+[ $rc -ne 0 ] || fail "child without its parent mounted"
+grep -q "parent image not found.*parent.vhd.*wrong-name.vhd" "$T/err" ||
+    fail "orphan child: message '$(cat "$T/err")'"
+note "orphan: $(head -1 "$T/err")"

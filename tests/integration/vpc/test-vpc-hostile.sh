@@ -1,0 +1,104 @@
+#!/bin/bash
+# Corrupt and hostile VHDs fail with a clear message, never a crash or a
+# hang: the fuzzed afl5.img, truncated files, tables and blocks beyond the
+# end, absurd sizes, bad block sizes, unknown disk types, parent loops.
+. "$(dirname "$0")/../lib.sh"
+
+# expect_error FILE PATTERN [imgfuse info options...]
+expect_error() {
+    local img=$1 pattern=$2 rc=0
+    shift 2
+    timeout 20 "$IMGFUSE" info "$@" "$img" >/dev/null 2>"$T/err" || rc=$?
+    [ $rc -ne 0 ] || fail "$(basename "$img") opened; expected: $pattern"
+    [ $rc -ne 124 ] || fail "$(basename "$img"): imgfuse hung"
+    [ $rc -lt 128 ] || fail "$(basename "$img"): imgfuse died with signal $((rc - 128))"
+    grep -q -- "$pattern" "$T/err" ||
+        fail "$(basename "$img"): message '$(cat "$T/err")' lacks '$pattern'"
+    note "$(basename "$img"): $(head -1 "$T/err")"
+}
+
+expect_error "$DATA/vpc/afl5.img" "max table entries too large (1073741825"
+
+zcat "$DATA/vpc/ext2.vhd.gz" >"$T/good.vhd"
+size=$(stat -c %s "$T/good.vhd")
+
+# patch NAME PYTHON: a copy of good.vhd changed by a python snippet with
+# d (bytearray of the file), ft/dh (footer/dynamic header offsets), be32/be64
+# writers and fix() to recompute both checksums
+patch() {
+    python3 - "$T/good.vhd" "$T/$1.vhd" "$2" <<'PY'
+import struct, sys
+d = bytearray(open(sys.argv[1], 'rb').read())
+ft, dh = len(d) - 512, 512
+def be32(o, v): d[o:o + 4] = struct.pack('>I', v)
+def be64(o, v): d[o:o + 8] = struct.pack('>Q', v)
+def fix():
+    for base, size, c in ((ft, 512, 64), (0, 512, 64), (dh, 1024, 36)):
+        d[base + c:base + c + 4] = b'\0' * 4
+        s = sum(d[base:base + size])
+        d[base + c:base + c + 4] = struct.pack('>I', ~s & 0xffffffff)
+exec(sys.argv[3])
+open(sys.argv[2], 'wb').write(d)
+PY
+}
+
+head -c $((size / 2)) "$T/good.vhd" >"$T/truncated.vhd"
+expect_error "$T/truncated.vhd" "beyond the end of the file"
+head -c 300 "$T/good.vhd" >"$T/tiny.vhd"
+expect_error "$T/tiny.vhd" "too small to be a vhd" -F vpc
+
+patch bat-beyond 'be32(1536, 0x7ffffff0)'
+expect_error "$T/bat-beyond.vhd" "block 0 at offset .* lies beyond the end of the file"
+patch table-beyond 'be64(dh + 16, 1 << 50); fix()'
+expect_error "$T/table-beyond.vhd" "block allocation table .* lies beyond the end"
+patch block-size 'be32(dh + 32, 3000); fix()'
+expect_error "$T/block-size.vhd" "invalid vhd block size 3000"
+patch block-zero 'be32(dh + 32, 0); fix()'
+expect_error "$T/block-zero.vhd" "invalid vhd block size 0"
+patch bat-small 'be32(dh + 28, 1); fix()'
+expect_error "$T/bat-small.vhd" "block allocation table too small"
+patch disk-type 'be32(ft + 60, 7); be32(60, 7); fix()'
+expect_error "$T/disk-type.vhd" "disk type 7 is not supported"
+patch huge 'd[ft + 28:ft + 32] = d[28:32] = b"win "; be64(ft + 48, 1 << 60); be64(48, 1 << 60); fix()'
+expect_error "$T/huge.vhd" "larger than a vhd can be"
+patch no-cxsparse 'd[dh:dh + 8] = b"garbage!"'
+expect_error "$T/no-cxsparse.vhd" "no dynamic disk header"
+patch dyn-beyond 'be64(ft + 16, 1 << 40); be64(16, 1 << 40); fix()'
+expect_error "$T/dyn-beyond.vhd" "dynamic disk header offset .* beyond the end"
+patch bad-footer-sum 'd[ft + 100] ^= 1; d[100] ^= 1'
+expect_error "$T/bad-footer-sum.vhd" "footer checksum mismatch"
+patch bad-dyn-sum 'd[dh + 700] ^= 1'
+expect_error "$T/bad-dyn-sum.vhd" "dynamic header checksum mismatch"
+
+# a differencing disk whose parent is itself
+qemu-img create -q -f vpc "$T/self.vhd" 4M
+cp "$T/self.vhd" "$T/self-parent.vhd"
+python3 "$(dirname "$0")/mkdiff.py" "$T/self.vhd" "$T/self-parent.vhd" self.vhd self.vhd
+expect_error "$T/self.vhd" "loop"
+# two disks that are each other's parent
+qemu-img create -q -f vpc "$T/a.vhd" 4M
+qemu-img create -q -f vpc "$T/b.vhd" 4M
+cp "$T/a.vhd" "$T/a0.vhd"
+cp "$T/b.vhd" "$T/b0.vhd"
+python3 "$(dirname "$0")/mkdiff.py" "$T/a.vhd" "$T/b0.vhd" b.vhd b.vhd
+python3 "$(dirname "$0")/mkdiff.py" "$T/b.vhd" "$T/a0.vhd" a.vhd a.vhd
+expect_error "$T/a.vhd" "loop"
+
+# random damage: never a crash or a hang, whatever the message
+python3 - "$T/good.vhd" "$T/fz" <<'PY'
+import random, sys
+d0 = open(sys.argv[1], 'rb').read()
+rnd = random.Random(4)
+for i in range(60):
+    d = bytearray(d0)
+    for _ in range(rnd.randint(1, 12)):
+        at = rnd.choice([rnd.randrange(2048), len(d) - 1 - rnd.randrange(512)])
+        d[at] = rnd.randrange(256)
+    open("%s%02d.vhd" % (sys.argv[2], i), 'wb').write(d)
+PY
+for f in "$T"/fz*.vhd; do
+    rc=0
+    timeout 20 "$IMGFUSE" info -F vpc "$f" >/dev/null 2>&1 || rc=$?
+    [ $rc -lt 124 ] || fail "$(basename "$f"): rc $rc (hang or crash)"
+done
+note "60 damaged variants: no crash"

@@ -1,0 +1,68 @@
+#!/bin/bash
+# Random writes, punched holes and zeroed ranges through the mount from 4
+# threads, mirrored in a shadow file; after unmount `qemu-img check` finds
+# no errors and no leaks and `qemu-img compare` finds image == shadow. For
+# v2 and v3, clusters of 512 B, 64 KiB and 2 MiB, lazy refcounts, extended
+# L2, refcount_bits 1, with and without a backing file, an external data
+# file, and an image with an internal snapshot (copy-on-write of shared
+# tables and clusters; the snapshot must stay intact).
+. "$(dirname "$0")/../lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+SIZE=24M
+
+run() {
+    local img=$1 what=$2 ops=${3:-150} mnt=$T/m.raw rc=0
+    mount_img "$img" "$mnt"
+    python3 "$here/shadow-writer.py" "$mnt" "$T/shadow" $RANDOM "$ops" ||
+        fail "$what: writer failed"
+    unmount_img "$mnt"
+    qemu-img check -q "$img" >"$T/check" 2>&1 || rc=$?
+    [ $rc -eq 0 ] || fail "$what: qemu-img check rc $rc: $(cat "$T/check")"
+    qemu-img compare -q -f qcow2 -F raw "$img" "$T/shadow" ||
+        fail "$what: image differs from the shadow"
+    note "$what ok"
+}
+
+# base with data everywhere, for the backing tests
+qemu-img create -q -f qcow2 "$T/base.qcow2" $SIZE
+qemu-io -f qcow2 -c "write -P 0x5a 0 $SIZE" -c "write -z 4M 2M" \
+    "$T/base.qcow2" >/dev/null
+
+n=0
+for opts in "" compat=0.10 cluster_size=512 cluster_size=2M lazy_refcounts=on \
+            extended_l2=on refcount_bits=1 \
+            backing:compat=1.1 backing:compat=0.10 \
+            backing:extended_l2=on,cluster_size=32k \
+            backing:lazy_refcounts=on; do
+    n=$((n + 1))
+    img=$T/w$n.qcow2
+    rm -f "$T/shadow"
+    if [[ $opts == backing:* ]]; then
+        o=${opts#backing:}
+        qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 -o "$o" "$img"
+        qemu-img convert -f qcow2 -O raw "$T/base.qcow2" "$T/shadow"
+    else
+        qemu-img create -q -f qcow2 ${opts:+-o "$opts"} "$img" $SIZE
+        truncate -s $SIZE "$T/shadow"
+    fi
+    run "$img" "${opts:-v3 defaults}"
+done
+
+# external data file
+rm -f "$T/shadow"
+qemu-img create -q -f qcow2 -o data_file="$T/dd.bin" "$T/dd.qcow2" $SIZE
+truncate -s $SIZE "$T/shadow"
+run "$T/dd.qcow2" "data_file"
+
+# internal snapshot: writes must copy shared tables and clusters
+rm -f "$T/shadow"
+qemu-img create -q -f qcow2 "$T/sn.qcow2" $SIZE
+qemu-io -f qcow2 -c "write -P 0x77 0 12M" -c "write -P 0x78 16M 1M" \
+    "$T/sn.qcow2" >/dev/null
+qemu-img snapshot -c s1 "$T/sn.qcow2"
+qemu-img convert -f qcow2 -O raw "$T/sn.qcow2" "$T/shadow"
+cp "$T/shadow" "$T/snap.raw"
+run "$T/sn.qcow2" "image with an internal snapshot" 100
+qemu-img convert -f qcow2 -O raw -l snapshot.name=s1 "$T/sn.qcow2" "$T/s1.raw"
+cmp -s "$T/s1.raw" "$T/snap.raw" || fail "the snapshot changed"
+note "snapshot intact"

@@ -35,8 +35,8 @@
  * allocate gigabytes per read. */
 #define DMG_MAX_CHUNK_LEN   (64u << 20)
 /* The XML plist (or resource fork) is read whole into memory. */
-#define DMG_MAX_META_LEN    (256u << 20)
-#define DMG_MAX_CHUNKS      (16u << 20)
+#define DMG_MAX_META_LEN    (64u << 20)
+#define DMG_MAX_CHUNKS      (4u << 20)
 
 /* One run of the virtual disk, in bytes (converted from sectors at open). */
 struct dmg_chunk {

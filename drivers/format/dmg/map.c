@@ -291,19 +291,48 @@ static bool xml_is(const xmlNode *node, const char *tag)
            strcmp((const char *)node->name, tag) == 0;
 }
 
+/* The text of an element: its text and CDATA children only. Never entity
+ * references (xmlNodeGetContent would expand them, and nested entities are
+ * the classic way to blow up memory); dmg_parse_plist refuses them anyway. */
+static char *xml_text(const xmlNode *node)
+{
+    size_t len = 0, pos = 0;
+    char *out;
+
+    for (const xmlNode *c = node->children; c; c = c->next) {
+        if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) &&
+            c->content)
+            len += strlen((const char *)c->content);
+    }
+    out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    for (const xmlNode *c = node->children; c; c = c->next) {
+        if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) &&
+            c->content) {
+            size_t l = strlen((const char *)c->content);
+
+            memcpy(out + pos, c->content, l);
+            pos += l;
+        }
+    }
+    out[pos] = 0;
+    return out;
+}
+
 /* In a plist <dict>, the value element following <key>key</key>. */
 static xmlNode *plist_dict_get(xmlNode *dict, const char *key)
 {
     for (xmlNode *k = xml_first_elem(dict->children); k;
          k = xml_first_elem(k->next)) {
-        xmlChar *text;
+        char *text;
         bool match;
 
         if (!xml_is(k, "key"))
             continue;
-        text = xmlNodeGetContent(k);
-        match = text && strcmp((const char *)text, key) == 0;
-        xmlFree(text);
+        text = xml_text(k);
+        match = text && strcmp(text, key) == 0;
+        free(text);
         if (match)
             return xml_first_elem(k->next);
     }
@@ -315,7 +344,7 @@ static int dmg_parse_blkx_entry(struct dmg_map *m, xmlNode *dict,
                                 struct bd_err *err)
 {
     xmlNode *data = plist_dict_get(dict, "Data");
-    xmlChar *text;
+    char *text;
     uint8_t *bin;
     size_t bin_len;
     int ret;
@@ -323,11 +352,11 @@ static int dmg_parse_blkx_entry(struct dmg_map *m, xmlNode *dict,
     if (!xml_is(data, "data"))
         return bd_err_set(err, EINVAL, "%s: blkx entry %u of the property list "
                           "has no Data", name, m->n_tables);
-    text = xmlNodeGetContent(data);
+    text = xml_text(data);
     if (!text)
         return bd_err_set(err, ENOMEM, "%s: %s", name, strerror(ENOMEM));
-    ret = dmg_base64_decode((const char *)text, &bin, &bin_len);
-    xmlFree(text);
+    ret = dmg_base64_decode(text, &bin, &bin_len);
+    free(text);
     if (ret < 0)
         return bd_err_set(err, -ret, "%s: blkx entry %u of the property list "
                           "is not valid base64", name, m->n_tables);
@@ -347,13 +376,22 @@ static int dmg_parse_plist(struct dmg_map *m, const uint8_t *xml, size_t len,
     if (len > INT32_MAX)
         return bd_err_set(err, EFBIG, "%s: property list too large", name);
     /* No network, no entity expansion, no external DTD: the plist names
-     * Apple's DTD by URL and we never fetch it. */
+     * Apple's DTD by URL and we never fetch it. HUGE lifts libxml2's 10 MB
+     * limit on one text node (the blkx data of a large partition); the
+     * input itself is bounded by DMG_MAX_META_LEN. */
     doc = xmlReadMemory((const char *)xml, (int)len, "dmg.plist", NULL,
                         XML_PARSE_NONET | XML_PARSE_NOERROR |
-                        XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS);
+                        XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS |
+                        XML_PARSE_HUGE);
     if (!doc)
         return bd_err_set(err, EINVAL, "%s: the XML property list the trailer "
                           "points to is not well-formed XML", name);
+    if (doc->intSubset && doc->intSubset->entities) {
+        ret = bd_err_set(err, EINVAL, "%s: the XML property list declares "
+                         "entities, which no dmg plist does; refusing it",
+                         name);
+        goto out_free_doc;
+    }
     root = xmlDocGetRootElement(doc);
     if (!xml_is(root, "plist") || !xml_is(node = xml_first_elem(root->children),
                                           "dict")) {

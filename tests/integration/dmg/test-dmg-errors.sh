@@ -39,6 +39,27 @@ open(sys.argv[2], 'wb').write(d)
 PY
 expect_open_error "$T/badxml.dmg" "not well-formed XML"
 
+# an entity bomb in the plist (billion laughs) is refused, not expanded
+python3 - "$src" "$T/bomb.dmg" "$T/entity.dmg" <<'PY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+k = bytearray(d[-512:])
+xo, xl = struct.unpack('>QQ', k[216:232])
+for out, ents in (
+        (sys.argv[2], '<!ENTITY a0 "AAAAAAAAAA">' + ''.join(
+            '<!ENTITY a%d "%s">' % (i, ('&a%d;' % (i - 1)) * 10)
+            for i in range(1, 10))),
+        (sys.argv[3], '<!ENTITY a9 "bWlzaA==">')):
+    xml = ('<?xml version="1.0"?><!DOCTYPE plist [%s]><plist><dict>'
+           '<key>resource-fork</key><dict><key>blkx</key><array><dict>'
+           '<key>Data</key><data>&a9;</data></dict></array></dict></dict>'
+           '</plist>' % ents).encode()
+    k[216:232] = struct.pack('>QQ', xo, len(xml))
+    open(out, 'wb').write(d[:xo] + xml + bytes(k))
+PY
+expect_open_error "$T/bomb.dmg" "declares entities\|not well-formed XML"
+expect_open_error "$T/entity.dmg" "declares entities"
+
 # a chunk whose zlib data is garbage: the open works, reading it is EIO
 python3 - "$src" "$T/badchunk.dmg" <<'PY'
 import sys

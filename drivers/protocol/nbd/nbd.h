@@ -1,12 +1,14 @@
 /*
  * Private header of the nbd protocol driver: where to connect (parsed from a
  * URI, a legacy "nbd:host:port" string or dotted options) and the tunables.
- * Connection handling and I/O live in nbd.c; parsing lives in target.c.
+ * Parsing is target.c, connections conn.c, the block-node callbacks nbd.c.
  */
 #ifndef IMGFUSE_NBD_H
 #define IMGFUSE_NBD_H
 
 #include "bd.h"
+
+#include <pthread.h>
 
 #define NBD_DEFAULT_PORT "10809"
 #define NBD_MAX_CONNS 16u
@@ -67,5 +69,82 @@ int nbdt_conf(const struct nbdt *t, struct nbd_conf *c, struct bd_err *err);
 /* "nbd://host:port/export" or "nbd+unix:///export?socket=PATH": no secrets,
  * for messages and info; caller frees. */
 char *nbdt_display(const struct nbd_conf *c);
+
+/* ---- connections and requests (conn.c) ---------------------------------- */
+
+struct nbd_handle;
+
+/*
+ * One NBD connection. Many threads may have requests in flight on it at
+ * once: each issues its own command, and whichever waiter is free drives
+ * libnbd's state machine (one "poller" at a time, woken through a pipe when
+ * a new command changes what to wait for). Lock order: libnbd's handle lock
+ * (held while completion callbacks run) before lock; nothing calls into
+ * libnbd while holding lock.
+ */
+struct nbd_conn {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;              /* request done, poller left, conn state */
+    int wake[2];                    /* pipe that interrupts the poller */
+    bool ready;                     /* lock, cv and pipe are set up */
+    struct nbd_handle *h;           /* NULL: to be (re)connected */
+    bool polling;                   /* a thread is inside poll() for h */
+    bool dead;                      /* h failed; replaced once users is 0 */
+    bool connecting;                /* a thread is (re)connecting */
+    unsigned users;                 /* threads with requests on h */
+    uint64_t dirty_seq;             /* last acknowledged unflushed write */
+};
+
+struct nbd_state {
+    struct nbdt target;             /* owns the strings conf points into */
+    struct nbd_conf conf;
+    char *display;                  /* URI for messages, without secrets */
+
+    struct nbd_conn conns[NBD_MAX_CONNS];
+    unsigned nconns;                /* connections in the pool */
+
+    /* What the server said on the first connection. */
+    int64_t size;
+    bool read_only, can_flush, can_fua, can_trim, can_zero, can_fast_zero;
+    bool can_multi_conn, has_allocation, tls_negotiated;
+    uint32_t bs_min, bs_pref, bs_max;
+
+    /* Acknowledged writes vs. flushes, to report writes a drop may lose. */
+    _Atomic uint64_t write_seq;
+    _Atomic uint64_t flushed_seq;
+    _Atomic bool lost_writes;
+    _Atomic bool down;              /* the last reconnect gave up */
+    _Atomic unsigned long drops;
+};
+
+enum nbd_op { NBD_OP_READ, NBD_OP_WRITE, NBD_OP_ZERO, NBD_OP_TRIM,
+              NBD_OP_FLUSH, NBD_OP_STATUS };
+
+struct nbd_req {
+    enum nbd_op op;
+    void *buf;
+    uint64_t len, off;
+    uint32_t flags;                 /* LIBNBD_CMD_FLAG_* */
+    /* filled while it runs */
+    struct nbd_conn *conn;
+    bool done;                      /* under conn->lock */
+    int err;
+    bool got_extent;                /* NBD_OP_STATUS: first base:allocation */
+    uint32_t ext_len, ext_flags;
+};
+
+/* One connection attempt within timeout_ms; err names the server and what
+ * went wrong. */
+int nbdc_connect(struct nbd_state *s, unsigned timeout_ms,
+                 struct nbd_handle **out, struct bd_err *err);
+/* Set up conns[i] around an open handle (or NULL); 0 or -errno. */
+int nbdc_init(struct nbd_conn *c, struct nbd_handle *h);
+/* Disconnect politely (bounded) and free everything of c. */
+void nbdc_fini(struct nbd_conn *c);
+/* Run one request on the least busy connection, reconnecting a dropped
+ * one with a bounded retry; 0 or -errno (-ETIMEDOUT, -EIO, server's). */
+int nbdc_run(struct nbd_state *s, struct nbd_req *r);
+/* libnbd's last error text without the API function name in front. */
+const char *nbdc_msg(const char *msg);
 
 #endif

@@ -174,7 +174,7 @@ int qcow2_header_write_u64(struct qcow2_state *s, uint64_t field_off,
 }
 
 /* Before the first change: clear autoclear bits we do not maintain, and
- * with lazy refcounts mark the image dirty. Caller holds alloc_lock. */
+ * mark the image dirty (v3). Caller holds alloc_lock. */
 static int prepare_write(struct qcow2_state *s)
 {
     int ret;
@@ -191,7 +191,10 @@ static int prepare_write(struct qcow2_state *s)
                 return ret;
             s->h.autoclear = keep;
         }
-        if (s->lazy_refcounts && !(s->h.incompat & QCOW2_INCOMPAT_DIRTY)) {
+        /* the dirty bit doubles as an "open for writing" mark: after a
+         * crash the next read-write open rebuilds the refcounts, so leaked
+         * clusters do not survive (QEMU does the same on a dirty image) */
+        if (!(s->h.incompat & QCOW2_INCOMPAT_DIRTY)) {
             ret = qcow2_header_write_u64(s, 72,
                                          s->h.incompat | QCOW2_INCOMPAT_DIRTY);
             if (ret < 0)

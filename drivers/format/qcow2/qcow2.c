@@ -366,8 +366,7 @@ static void qcow2_close(struct bd_node *n)
     if (s->locks_ready && !s->read_only && s->writes_started) {
         pthread_mutex_lock(&s->meta_lock);
         int ret = qcow2_meta_flush(s, true);
-        if (ret == 0 && s->lazy_refcounts &&
-            (s->h.incompat & QCOW2_INCOMPAT_DIRTY)) {
+        if (ret == 0 && (s->h.incompat & QCOW2_INCOMPAT_DIRTY)) {
             ret = qcow2_header_write_u64(s, 72,
                                          s->h.incompat & ~QCOW2_INCOMPAT_DIRTY);
             if (ret == 0)

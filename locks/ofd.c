@@ -15,19 +15,26 @@
  * processes racing for conflicting permissions both fail, never both pass.
  *
  * What QEMU 7.2 takes, measured from /proc/locks (bytes held):
- *   qemu-io / qemu-img -w, raw, read-write       100 101
- *   qemu-io / qemu-img, raw, read-only           100
- *   qemu-io / qemu-img -U, raw or qcow2          100      (checks 200 still)
- *   qemu-io / qemu-img -w, qcow2, read-write     100 101 103 201 203
- *   qemu-io / qemu-img, qcow2, read-only         100 201 203
- *   a qcow2 backing file (any top)               100 201 203
- *   qemu-storage-daemon FUSE export, writable    100 101 103
- *   qemu-storage-daemon FUSE export, read-only   100
- *   qemu-img info                                (nothing)
- * QEMU leaves raw unprotected because its raw layer passes the user's
- * permissions through and its command-line tools and exports share
- * everything; only a format layer with metadata (qcow2, ...) refuses to
- * share write and resize of its file.
+ *   guest disk (virtio-blk, ide-hd, scsi-hd), raw    100 101 201
+ *   ... share-rw=on, raw                             100 101
+ *   ... readonly=on, raw                             100 201
+ *   ide-cd, raw                                      100 201 203
+ *   guest disk, qcow2 (share-rw=on or not)           100 101 103 201 203
+ *   backing file of a guest's qcow2 (raw or qcow2)   100 201 203
+ *   qemu-io / qemu-img -w, raw, read-write           100 101
+ *   qemu-io / qemu-img, raw, read-only               100
+ *   qemu-io / qemu-img -U, raw or qcow2              100      (checks 200)
+ *   qemu-io / qemu-img -w, qcow2, read-write         100 101 103 201 203
+ *   qemu-io / qemu-img, qcow2, read-only             100 201 203
+ *   raw backing file of qemu-io's qcow2              100
+ *   qemu-storage-daemon FUSE export, writable        100 101 103
+ *   qemu-storage-daemon NBD export, writable         100 101 203
+ *   qemu-storage-daemon FUSE export, read-only       100
+ *   qemu-img info                                    (nothing)
+ * A format layer with metadata (qcow2, ...) refuses to share write and
+ * resize of its file; QEMU's raw layer passes its user's permissions
+ * through, and only a guest device refuses to share write, so QEMU's tools
+ * and exports let a second writer into a raw image.
  *
  * What imgfuse takes (ofd_perms_for), the same whatever the format:
  *   use                        perm (bytes 100+)        unshared (200+)
@@ -39,9 +46,12 @@
  *   backing file               cons.read                write resize
  *   -U (force-share)           nothing                  nothing
  * Read-write and read-only equal QEMU's qcow2 behaviour, applied to raw as
- * well, so a second writer is refused whatever the format. --share-rw does
- * not claim resize unless the mount can grow: two share-rw writers that
- * each held resize and refused it to others would lock each other out.
+ * well, so a second writer is refused whatever the format. On raw that is a
+ * guest disk's bytes plus resize, which makes no difference between two
+ * writers (write already conflicts) and keeps the size we cached stable.
+ * --share-rw does not claim resize unless the mount can grow: two share-rw
+ * writers that each held resize and refused it to others would lock each
+ * other out; so it coexists with itself and with a share-rw=on guest.
  * -U differs from QEMU on purpose: QEMU's -U still holds byte 100 and is
  * refused by a holder of byte 200; ours takes nothing and checks nothing.
  */
@@ -256,8 +266,9 @@ static int conflict_error(const char *name, struct ofd_lock_bytes b,
 
     if (they_hold && they_hold == they_unshare)
         return bd_err_set(err, EAGAIN, "%s: in use by another process%s that "
-                          "holds %s %s and does not share them; %s", name,
-                          who, held, plural(they_hold), hint);
+                          "holds %s %s and does not share %s; %s", name,
+                          who, held, plural(they_hold),
+                          (they_hold & (they_hold - 1)) ? "them" : "it", hint);
     if (they_hold && they_unshare)
         return bd_err_set(err, EAGAIN, "%s: in use by another process%s that "
                           "holds %s %s and does not share %s %s; %s", name,

@@ -10,6 +10,25 @@
 #include <lzma.h>
 #include <zlib.h>
 
+#if DMG_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+
+/* libdeflate expands a whole zlib buffer two to three times faster than
+ * zlib's streaming inflate; sequential reads of UDZO images are bound by
+ * this. Without an out-size pointer it insists on exactly dst_len bytes. */
+static int dmg_zlib_decode(const uint8_t *src, size_t src_len, uint8_t *dst,
+                           size_t dst_len)
+{
+    struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+    enum libdeflate_result r;
+
+    if (!d)
+        return -ENOMEM;
+    r = libdeflate_zlib_decompress(d, src, src_len, dst, dst_len, NULL);
+    libdeflate_free_decompressor(d);
+    return r == LIBDEFLATE_SUCCESS ? 0 : -EIO;
+}
+#else
 static int dmg_zlib_decode(const uint8_t *src, size_t src_len, uint8_t *dst,
                            size_t dst_len)
 {
@@ -30,6 +49,7 @@ static int dmg_zlib_decode(const uint8_t *src, size_t src_len, uint8_t *dst,
         return -EIO;
     return 0;
 }
+#endif
 
 static int dmg_bzip2_decode(const uint8_t *src, size_t src_len, uint8_t *dst,
                             size_t dst_len)

@@ -6,8 +6,11 @@
 #include "core/graph.h"
 #include "drivers/format/dmg/dmg.h"
 
+#include <bzlib.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <lzma.h>
+#include <zlib.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +105,68 @@ Test(dmg_adc, short_or_long_output_is_corrupt)
     cr_assert_eq(dmg_adc_decode(src, sizeof(src), out, 8), -EIO);
     cr_assert_eq(dmg_adc_decode(src, sizeof(src), out, 2), -EIO);
     cr_assert_eq(dmg_adc_decode(src, 3, out, 4), -EIO);
+}
+
+/* ---- library codecs ------------------------------------------------------ */
+
+static uint8_t *sample(size_t len)
+{
+    uint8_t *p = malloc(len);
+
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(i % 251 < 100 ? 'a' + i % 7 : (i * 2654435761u) >> 13);
+    return p;
+}
+
+/* exact size decodes; one byte more or less is -EIO, never an overrun */
+static void check_codec(uint32_t type, const uint8_t *z, size_t zlen,
+                        const uint8_t *want, size_t len)
+{
+    uint8_t *out = malloc(len + 1);
+
+    cr_assert_eq(dmg_decode(type, z, zlen, out, len), 0, "%s",
+                 dmg_type_name(type));
+    cr_assert_eq(memcmp(out, want, len), 0, "%s", dmg_type_name(type));
+    cr_assert_eq(dmg_decode(type, z, zlen, out, len - 1), -EIO, "%s short",
+                 dmg_type_name(type));
+    cr_assert_eq(dmg_decode(type, z, zlen, out, len + 1), -EIO, "%s long",
+                 dmg_type_name(type));
+    cr_assert_eq(dmg_decode(type, z, zlen / 2, out, len), -EIO, "%s cut",
+                 dmg_type_name(type));
+    free(out);
+}
+
+Test(dmg_codec, zlib_bzip2_and_lzma_expand_to_exactly_the_chunk)
+{
+    const size_t len = 1 << 20;
+    uint8_t *in = sample(len), *z = malloc(2 * len);
+    uLongf zl = 2 * len;
+    unsigned bl = 2 * len;
+    size_t xl = 0;
+    lzma_options_lzma opt;
+    lzma_stream ls = LZMA_STREAM_INIT;
+
+    cr_assert_eq(compress2(z, &zl, in, len, 6), Z_OK);
+    check_codec(DMG_CHUNK_ZLIB, z, zl, in, len);
+    cr_assert_eq(BZ2_bzBuffToBuffCompress((char *)z, &bl, (char *)in, len, 9,
+                                          0, 0), BZ_OK);
+    check_codec(DMG_CHUNK_BZIP2, z, bl, in, len);
+    cr_assert_eq(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, NULL, in, len, z,
+                                         &xl, 2 * len), LZMA_OK);
+    check_codec(DMG_CHUNK_LZMA, z, xl, in, len);
+    /* the legacy .lzma container is accepted too */
+    lzma_lzma_preset(&opt, 6);
+    cr_assert_eq(lzma_alone_encoder(&ls, &opt), LZMA_OK);
+    ls.next_in = in;
+    ls.avail_in = len;
+    ls.next_out = z;
+    ls.avail_out = 2 * len;
+    cr_assert_eq(lzma_code(&ls, LZMA_FINISH), LZMA_STREAM_END);
+    xl = 2 * len - ls.avail_out;
+    lzma_end(&ls);
+    check_codec(DMG_CHUNK_LZMA, z, xl, in, len);
+    free(in);
+    free(z);
 }
 
 /* ---- LZFSE / LZVN ------------------------------------------------------- */

@@ -126,7 +126,9 @@ static int decode_vmdk4(struct vmdk_sparse *s, const uint8_t *h,
     if (s->version < 1 || s->version > 3)
         return bd_err_set(err, ENOTSUP, "%s: vmdk sparse extent version %" PRIu32
                           " is not supported", s->name, s->version);
-    if ((s->flags & FLAG_NL_DETECT) &&
+    /* some writers set the flag but leave the bytes zero; only a changed
+     * sequence means a text-mode copy (which also shifted everything after) */
+    if ((s->flags & FLAG_NL_DETECT) && (h[73] | h[74] | h[75] | h[76]) &&
         (h[73] != '\n' || h[74] != ' ' || h[75] != '\r' || h[76] != '\n'))
         return bd_err_set(err, EINVAL, "%s: header line-end bytes are damaged; "
                           "the file was probably copied in text mode", s->name);

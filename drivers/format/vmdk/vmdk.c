@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#define SESPARSE_MAGIC 0xcafebabeu    /* low half of the 64-bit seSparse magic */
+
 struct vmdk_extent {
     enum vmdk_ext_kind kind;
     enum vmdk_access access;
@@ -175,10 +177,8 @@ static int open_extent_file(struct bd_node *n, struct vmdk_state *st,
     char *path = NULL;
     int ret = bd_resolve_related(n, d->filename, &path, err);
 
-    if (ret < 0) {
-        bd_err_prefix(err, "extent '%s'", d->filename);
+    if (ret < 0)
         return ret;
-    }
     e->file = find_open(st, path);
     if (!e->file) {
         ret = bd_open_related(n, path, writable, &e->file, err);
@@ -299,6 +299,9 @@ static int vmdk_open(struct bd_node *n, const struct bd_opts *o,
         return bd_err_set(err, -ret, "%s: %s", n->name, strerror(-ret));
     if (bd_le32(head) == VMDK4_MAGIC || bd_le32(head) == VMDK3_MAGIC)
         ret = open_single_sparse(n, st, err);
+    else if (bd_le32(head) == SESPARSE_MAGIC)
+        ret = bd_err_set(err, ENOTSUP, "%s: a bare seSparse extent; open the "
+                         "descriptor (.vmdk text file) that names it", n->name);
     else
         ret = open_descriptor_file(n, st, err);
     if (ret == 0)

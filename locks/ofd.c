@@ -301,12 +301,45 @@ static int take_bytes(int fd, enum ofd_kind kind, struct ofd_lock_bytes b)
     return 0;
 }
 
-int ofd_lock_apply(int fd, const char *name, unsigned perm, unsigned shared,
-                   enum bd_locking mode, enum ofd_kind *kind, struct bd_err *err)
+int ofd_lock_apply_kind(int fd, const char *name, unsigned perm,
+                        unsigned shared, enum ofd_kind kind, struct bd_err *err)
 {
     struct ofd_lock_bytes b = ofd_lock_bytes_for(perm, shared);
     unsigned they_hold, they_unshare;
     pid_t pid = 0;
+    int r;
+
+    if (kind == OFD_KIND_NONE)
+        return 0;
+    r = take_bytes(fd, kind, b);
+    if (r == -EAGAIN || r == -EACCES) {
+        /* someone holds a write lock on a permission byte: not QEMU's
+         * protocol, but certainly not sharing */
+        unlock_all(fd, kind);
+        return bd_err_set(err, EAGAIN, "%s: locked by another process; use "
+                          "-U (force-share) to read without locking", name);
+    }
+    if (r < 0)
+        goto out_unlock;
+    r = find_conflicts(fd, kind, b, &they_hold, &they_unshare, &pid);
+    if (r < 0)
+        goto out_unlock;
+    if (they_hold || they_unshare) {
+        unlock_all(fd, kind);
+        return conflict_error(name, b, they_hold, they_unshare, pid, err);
+    }
+    return 0;
+
+out_unlock:
+    unlock_all(fd, kind);
+    return bd_err_set(err, -r, "%s: cannot lock the image: %s", name,
+                      strerror(-r));
+}
+
+int ofd_lock_apply(int fd, const char *name, unsigned perm, unsigned shared,
+                   enum bd_locking mode, enum ofd_kind *kind, struct bd_err *err)
+{
+    struct ofd_lock_bytes b = ofd_lock_bytes_for(perm, shared);
     int r;
 
     *kind = OFD_KIND_NONE;
@@ -318,32 +351,12 @@ int ofd_lock_apply(int fd, const char *name, unsigned perm, unsigned shared,
         return 0;
     }
     r = pick_kind(fd, name, mode, kind, err);
-    if (r < 0 || *kind == OFD_KIND_NONE)
+    if (r < 0)
         return r;
-
-    r = take_bytes(fd, *kind, b);
-    if (r == -EAGAIN || r == -EACCES) {
-        /* someone holds a write lock on a permission byte: not QEMU's
-         * protocol, but certainly not sharing */
-        unlock_all(fd, *kind);
-        return bd_err_set(err, EAGAIN, "%s: locked by another process; use "
-                          "-U (force-share) to read without locking", name);
-    }
+    r = ofd_lock_apply_kind(fd, name, perm, shared, *kind, err);
     if (r < 0)
-        goto out_unlock;
-    r = find_conflicts(fd, *kind, b, &they_hold, &they_unshare, &pid);
-    if (r < 0)
-        goto out_unlock;
-    if (they_hold || they_unshare) {
-        unlock_all(fd, *kind);
-        return conflict_error(name, b, they_hold, they_unshare, pid, err);
-    }
-    return 0;
-
-out_unlock:
-    unlock_all(fd, *kind);
-    return bd_err_set(err, -r, "%s: cannot lock the image: %s", name,
-                      strerror(-r));
+        *kind = OFD_KIND_NONE;
+    return r;
 }
 
 void ofd_lock_release(int fd, enum ofd_kind kind)

@@ -49,6 +49,13 @@ enum ofd_kind { OFD_KIND_NONE, OFD_KIND_OFD, OFD_KIND_POSIX };
  */
 int ofd_lock_apply(int fd, const char *name, unsigned perm, unsigned shared,
                    enum bd_locking mode, enum ofd_kind *kind, struct bd_err *err);
+/*
+ * The same with the kind of lock given, no fallback and no probe: OFD, POSIX
+ * (what ofd_lock_apply falls back to; tests use it to reach that path), or
+ * NONE (takes nothing). The mode decisions are ofd_lock_apply's.
+ */
+int ofd_lock_apply_kind(int fd, const char *name, unsigned perm,
+                        unsigned shared, enum ofd_kind kind, struct bd_err *err);
 /* Drop every lock byte we hold on fd (close() of the fd does it too). */
 void ofd_lock_release(int fd, enum ofd_kind kind);
 

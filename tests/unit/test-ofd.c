@@ -53,6 +53,7 @@ static void remove_dir(void)
 
 TestSuite(ofd_lock, .init = make_dir, .fini = remove_dir);
 TestSuite(ofd_qemu, .init = make_dir, .fini = remove_dir, .timeout = 60);
+TestSuite(ofd_posix, .init = make_dir, .fini = remove_dir, .timeout = 30);
 
 static int open_img(void)
 {
@@ -420,6 +421,125 @@ Test(ofd_lock, a_foreign_write_lock_is_a_conflict)
     close(b);
 }
 
+/* ---- the POSIX fallback ------------------------------------------------------ */
+
+/*
+ * A child process that takes (perm, shared) with `kind` on its own open of
+ * the image, reports the result through a pipe, and holds until *release is
+ * closed. Returns the child's pid; *result is its ofd_lock_apply_kind().
+ */
+static pid_t child_locks(unsigned perm, unsigned shared, enum ofd_kind kind,
+                         int *release, int *result)
+{
+    int up[2], down[2];
+
+    cr_assert_eq(pipe(up), 0);
+    cr_assert_eq(pipe(down), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        struct bd_err err;
+        int fd = open(img, O_RDWR);
+        char c;
+
+        bd_err_clear(&err);
+        int r = fd < 0 ? -errno : ofd_lock_apply_kind(fd, "disk.img", perm,
+                                                      shared, kind, &err);
+        close(up[0]);
+        close(down[1]);
+        if (write(up[1], &r, sizeof(r)) != sizeof(r))
+            _exit(1);
+        while (read(down[0], &c, 1) > 0)
+            ;
+        _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    cr_assert_eq(read(up[0], result, sizeof(*result)), sizeof(*result));
+    close(up[0]);
+    *release = down[1];
+    return pid;
+}
+
+static void child_done(pid_t pid, int release)
+{
+    int status;
+
+    close(release);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+}
+
+Test(ofd_posix, posix_locks_conflict_across_processes_and_name_the_pid)
+{
+    int a = open_img(), release, result;
+    struct bd_err err;
+    char want[64];
+
+    pid_t pid = child_locks(CR | W | RS, CR | WU, OFD_KIND_POSIX, &release,
+                            &result);
+    cr_assert_eq(result, 0);
+    bd_err_clear(&err);
+    cr_assert_eq(ofd_lock_apply_kind(a, "disk.img", CR, CR | WU,
+                                     OFD_KIND_POSIX, &err), -EAGAIN);
+    snprintf(want, sizeof(want), "process (pid %ld) that holds", (long)pid);
+    cr_expect(strstr(err.msg, want) != NULL, "%s", err.msg);
+    child_done(pid, release);
+    bd_err_clear(&err);
+    cr_assert_eq(ofd_lock_apply_kind(a, "disk.img", CR, CR | WU,
+                                     OFD_KIND_POSIX, &err), 0, "%s", err.msg);
+    close(a);
+}
+
+Test(ofd_posix, posix_and_ofd_holders_see_each_other)
+{
+    int a = open_img(), release, result;
+    struct bd_err err;
+
+    pid_t pid = child_locks(CR | W | RS, CR | WU, OFD_KIND_POSIX, &release,
+                            &result);
+    cr_assert_eq(result, 0);
+    cr_assert_eq(apply(a, flags_rw(), &err), -EAGAIN);      /* OFD */
+    child_done(pid, release);
+
+    cr_assert_eq(apply(a, flags_rw(), &err), 0, "%s", err.msg);
+    pid = child_locks(CR, CR | WU, OFD_KIND_POSIX, &release, &result);
+    cr_expect_eq(result, -EAGAIN);
+    child_done(pid, release);
+    close(a);
+}
+
+Test(ofd_posix, posix_release_drops_every_byte)
+{
+    int a = open_img(), release, result;
+    struct bd_err err;
+
+    bd_err_clear(&err);
+    cr_assert_eq(ofd_lock_apply_kind(a, "disk.img", CR | W | RS, CR | WU,
+                                     OFD_KIND_POSIX, &err), 0, "%s", err.msg);
+    ofd_lock_release(a, OFD_KIND_POSIX);
+    pid_t pid = child_locks(CR | W | RS, CR | WU, OFD_KIND_POSIX, &release,
+                            &result);
+    cr_expect_eq(result, 0);
+    child_done(pid, release);
+    close(a);
+}
+
+Test(ofd_posix, kind_none_takes_nothing)
+{
+    int a = open_img(), c = open_img();
+    unsigned hold, unshare;
+    struct bd_err err;
+
+    bd_err_clear(&err);
+    cr_assert_eq(ofd_lock_apply_kind(a, "disk.img", CR | W | RS, CR | WU,
+                                     OFD_KIND_NONE, &err), 0);
+    cr_assert_eq(ofd_lock_probe(c, &hold, &unshare), 0);
+    cr_expect_eq(hold, 0);
+    cr_expect_eq(unshare, 0);
+    close(a);
+    close(c);
+}
+
 /* ---- against real QEMU ------------------------------------------------------ */
 
 /* Run argv with stdout+stderr in a file; return its exit status. */
@@ -619,6 +739,34 @@ Test(ofd_qemu, storage_daemon_fuse_export_refuses_us)
     cr_expect_eq(apply(a, f, &err), -EAGAIN);
     f.force_share = true;
     cr_expect_eq(apply(a, f, &err), 0, "%s", err.msg);
+    close(a);
+    stop_bg(q);
+}
+
+Test(ofd_qemu, posix_fallback_locks_are_seen_by_qemu_and_see_qemu)
+{
+    int a = open_img();
+    char out[4096];
+    struct bd_err err;
+
+    bd_err_clear(&err);
+    cr_assert_eq(ofd_lock_apply_kind(a, "disk.img", CR | W | RS, CR | WU,
+                                     OFD_KIND_POSIX, &err), 0, "%s", err.msg);
+    cr_expect_not(qemu_io_ok(NULL, "raw", "write 0 512", out, sizeof(out)),
+                  "%s", out);
+    cr_expect(strstr(out, "Failed to get \"write\" lock") != NULL, "%s", out);
+    cr_expect(qemu_io_ok("-r", "raw", "read 0 512", out, sizeof(out)),
+              "%s", out);
+    ofd_lock_release(a, OFD_KIND_POSIX);
+
+    char *argv[] = { "qemu-io", "-f", "raw", "-c", "sleep 20000", img, NULL };
+    pid_t q = spawn_bg(argv);
+    wait_for_holder(CR | W);
+    bd_err_clear(&err);
+    cr_expect_eq(ofd_lock_apply_kind(a, "disk.img", CR, CR | WU,
+                                     OFD_KIND_POSIX, &err), -EAGAIN);
+    cr_expect(strstr(err.msg, "holds write permission") != NULL, "%s",
+              err.msg);
     close(a);
     stop_bg(q);
 }

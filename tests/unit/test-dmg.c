@@ -384,6 +384,81 @@ Test(dmg_image, ignore_chunks_report_zero_and_data_chunks_data)
     bd_node_close(n);
 }
 
+static void b64(const uint8_t *in, size_t len, char *out)
+{
+    static const char t[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 |
+                     (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < len ? in[i + 2] : 0);
+
+        out[o++] = t[v >> 18];
+        out[o++] = t[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? t[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? t[v & 63] : '=';
+    }
+    out[o] = 0;
+}
+
+/* A whole dmg smaller than the probe buffer: one zero-fill chunk of 64
+ * sectors, so probing sees the koly trailer in the head. */
+Test(dmg_image, small_image_is_probed_from_its_trailer)
+{
+    uint8_t table[DMG_MISH_HDR + 2 * DMG_MISH_ENTRY], koly[512] = { 0 };
+    char data[512], xml[2048], path[] = "/tmp/test-dmg-probe.XXXXXX";
+    struct bd_flags flags = { .read_only = true };
+    struct bd_node *n;
+    struct bd_err err = { 0 };
+    uint8_t buf[4096];
+    int fd, xl;
+
+    mish(table, 0, 2);
+    entry(table, 0, DMG_CHUNK_ZERO, 0, 64, 0, 0);
+    entry(table, 1, DMG_CHUNK_TERMINATOR, 64, 0, 0, 0);
+    b64(table, sizeof(table), data);
+    xl = snprintf(xml, sizeof(xml), "<?xml version=\"1.0\"?><plist><dict>"
+                  "<key>resource-fork</key><dict><key>blkx</key><array><dict>"
+                  "<key>Data</key><data>%s</data></dict></array></dict></dict>"
+                  "</plist>", data);
+    memcpy(koly, "koly", 4);
+    bd_put_be32(koly + 4, 4);
+    bd_put_be32(koly + 8, 512);
+    bd_put_be64(koly + 216, 0);
+    bd_put_be64(koly + 224, (uint64_t)xl);
+    bd_put_be64(koly + 492, 64);
+    fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, xml, (size_t)xl), xl);
+    cr_assert_eq(write(fd, koly, 512), 512);
+    close(fd);
+
+    cr_assert_eq(bd_open_image(path, NULL, NULL, &flags, &n, &err), 0, "%s",
+                 err.msg);
+    cr_assert_str_eq(n->drv->name, "dmg");
+    cr_assert_eq(bd_size(n), 64 * 512);
+    memset(buf, 0xff, sizeof(buf));
+    cr_assert_eq(bd_pread(n, buf, sizeof(buf), 4096), 0);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        cr_assert_eq(buf[i], 0);
+    bd_node_close(n);
+    unlink(path);
+}
+
+Test(dmg_image, encrypted_image_is_probed_and_refused)
+{
+    struct bd_flags flags = { .read_only = true };
+    struct bd_node *n = NULL;
+    struct bd_err err = { 0 };
+
+    cr_assert_eq(bd_open_image(data_path("input_aes256.dmg"), NULL, NULL,
+                               &flags, &n, &err), -ENOTSUP);
+    cr_assert(strstr(err.msg, "encrypted disk images are not supported"), "%s",
+              err.msg);
+}
+
 Test(dmg_image, encrypted_image_gives_a_clear_error)
 {
     struct bd_node *n = NULL;

@@ -430,6 +430,79 @@ static void vdi_info(struct bd_node *n, struct bd_info *info)
     bd_info_add(info, "uuid", "%s", uuid);
 }
 
+/* ---- check --------------------------------------------------------------- */
+
+/*
+ * Two guest blocks sharing a data block is corruption (a write to one shows
+ * in the other); a header count that disagrees with the map, and data
+ * blocks nothing points to at the end of the file, are leaks: harmless,
+ * and repaired by rewriting the count and cutting the file.
+ */
+static int vdi_check(struct bd_node *n, unsigned fix, struct bd_check *res,
+                     struct bd_err *err)
+{
+    struct vdi_state *s = n->state;
+    uint8_t *used = calloc(s->h.blocks ? s->h.blocks : 1, 1);
+    uint32_t count = 0, end_slot = 0;
+    int64_t fsize;
+    uint64_t end;
+    int r = 0;
+
+    if (!used)
+        return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
+    for (uint32_t i = 0; i < s->h.blocks; i++) {
+        uint32_t e = s->bmap[i];
+
+        if (e >= VDI_BLOCK_ZERO)
+            continue;
+        count++;
+        if (e + 1 > end_slot)
+            end_slot = e + 1;
+        if (used[e]++) {
+            log_warn("%s: vdi block %u uses data block %u, which another block "
+                     "uses too", n->name, i, e);
+            res->corruptions++;
+        }
+    }
+    free(used);
+    if (count != s->h.allocated) {
+        log_warn("%s: the vdi header counts %u allocated blocks, the map %u",
+                 n->name, s->h.allocated, count);
+        if (fix) {
+            uint8_t le[4];
+
+            bd_put_le32(le, count);
+            r = bd_pwrite(n->file, le, 4, VDI_OFF_ALLOCATED, 0);
+            if (r < 0)
+                return bd_err_set(err, -r, "%s: cannot write the vdi header: %s",
+                                  n->name, strerror(-r));
+            s->h.allocated = s->allocated = count;
+            res->leaks_fixed++;
+        } else {
+            res->leaks++;
+        }
+    }
+    fsize = bd_size(n->file);
+    if (fsize < 0)
+        return bd_err_set(err, (int)-fsize, "%s: cannot get the file size: %s",
+                          n->name, strerror((int)-fsize));
+    end = s->h.data_off + (uint64_t)end_slot * s->slot_size;
+    if (s->h.type == VDI_TYPE_DYNAMIC && (uint64_t)fsize >= end + s->slot_size) {
+        log_warn("%s: %llu bytes of unused vdi data blocks at the end of the file",
+                 n->name, (unsigned long long)((uint64_t)fsize - end));
+        if (fix) {
+            r = bd_truncate(n->file, end, BD_PREALLOC_OFF, err);
+            if (r < 0)
+                return r;
+            s->next_slot = end_slot;
+            res->leaks_fixed++;
+        } else {
+            res->leaks++;
+        }
+    }
+    return 0;
+}
+
 /* ---- create -------------------------------------------------------------- */
 
 static void vdi_random_uuid(uint8_t *u)
@@ -519,5 +592,6 @@ const struct bd_driver bd_drv_vdi = {
     .pwrite = vdi_pwrite,
     .block_status = vdi_block_status,
     .info = vdi_info,
+    .check = vdi_check,
     .create = vdi_create,
 };

@@ -42,6 +42,7 @@ for name in basic dynamic static; do
     random_writes "$T/mnt-$name" "$T/$name.shadow" 3 120
     unmount_img "$T/mnt-$name"
     qemu_clean "$img" "$name"
+    "$IMGFUSE" check "$img" >/dev/null || fail "$name: imgfuse check"
     qemu-img compare -q -f vdi -F raw "$img" "$T/$name.shadow" ||
         fail "$name: qemu-img compare finds the image differs from the shadow"
     note "$name: ok"

@@ -337,7 +337,7 @@ static int done_cb(void *opaque, int *error)
     pthread_mutex_lock(&c->lock);
     r->err = *error;
     r->done = true;
-    pthread_cond_broadcast(&c->cv);
+    pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&c->lock);
     return 1;                       /* retire the command */
 }
@@ -419,9 +419,23 @@ static int poll_once(struct nbd_conn *c, struct nbd_handle *h, int timeout)
     return 0;
 }
 
-/* Wait until r is done. Whoever waits and finds no poller becomes it. On
- * timeout the socket is shut down, which makes libnbd complete every
- * command on it with an error, so no reply can land in r->buf later. */
+/* Let another waiter drive the connection now that this poller leaves. */
+static void hand_off(struct nbd_conn *c, struct nbd_req *self)
+{
+    for (struct nbd_req *w = c->waiters; w; w = w->next) {
+        if (w != self && !w->done) {
+            pthread_cond_signal(&w->cv);
+            return;
+        }
+    }
+}
+
+/* Wait until r is done. A waiter that finds no poller becomes it and polls
+ * until its own request is done, then hands the role on; the others sleep
+ * on their own condition variable until the poller's completion callback
+ * wakes them. On timeout the socket is shut down, which makes libnbd
+ * complete every command on it with an error, so no reply can land in
+ * r->buf later. */
 static int wait_done(struct nbd_state *s, struct nbd_conn *c,
                      struct nbd_handle *h, int fd, struct nbd_req *r)
 {
@@ -429,6 +443,8 @@ static int wait_done(struct nbd_state *s, struct nbd_conn *c,
     bool timed_out = false;
 
     pthread_mutex_lock(&c->lock);
+    r->next = c->waiters;
+    c->waiters = r;
     while (!r->done) {
         int64_t left = deadline - now_ms();
         if (left <= 0 && !timed_out) {
@@ -441,27 +457,35 @@ static int wait_done(struct nbd_state *s, struct nbd_conn *c,
             pthread_mutex_lock(&c->lock);
             continue;
         }
-        if (left <= 0)
-            left = POLL_SLICE_MS;   /* after shutdown: completion is near */
-        if (left > POLL_SLICE_MS)
-            left = POLL_SLICE_MS;
-        if (!c->polling) {
+        if (c->polling) {
+            struct timespec ts;
+            abstime_in(&ts, left > 0 && left < POLL_SLICE_MS ? left : POLL_SLICE_MS);
+            pthread_cond_timedwait(&r->cv, &c->lock, &ts);
+            continue;
+        }
+        c->polling = true;
+        while (!r->done) {
             int pr;
-            c->polling = true;
+            left = deadline - now_ms();
+            if (left <= 0 && !timed_out)
+                break;
             pthread_mutex_unlock(&c->lock);
-            pr = poll_once(c, h, (int)left);
+            pr = poll_once(c, h, left > 0 && left < POLL_SLICE_MS ? (int)left
+                                                                : POLL_SLICE_MS);
             if (pr < 0 && !is_gone(h)) {
                 /* A poll failure libnbd did not see: end the socket so
                  * that it does, and fails the commands on it. */
                 shutdown(fd, SHUT_RDWR);
             }
             pthread_mutex_lock(&c->lock);
-            c->polling = false;
-            pthread_cond_broadcast(&c->cv);
-        } else {
-            struct timespec ts;
-            abstime_in(&ts, left);
-            pthread_cond_timedwait(&c->cv, &c->lock, &ts);
+        }
+        c->polling = false;
+        hand_off(c, r);
+    }
+    for (struct nbd_req **p = &c->waiters; *p; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            break;
         }
     }
     int err = r->err;
@@ -482,6 +506,7 @@ static int run_on(struct nbd_state *s, struct nbd_conn *c,
     r->done = false;
     r->err = 0;
     r->got_extent = false;
+    r->next = NULL;
     cookie = issue(h, r);
     if (cookie == -1) {
         int e = nbd_get_errno();
@@ -492,12 +517,15 @@ static int run_on(struct nbd_state *s, struct nbd_conn *c,
         log_debug("nbd", "%s: %s", s->display, nbdc_msg(nbd_get_error()));
         return -(e ? e : EIO);
     }
-    /* The poller may be waiting in the wrong direction for this one. */
-    pthread_mutex_lock(&c->lock);
-    if (c->polling && write(c->wake[1], "", 1) < 0) {
-        /* a full pipe already wakes it */
+    /* A poller waiting only to read must learn that libnbd now also
+     * wants to write (a request too big for the socket buffer). */
+    if (nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE) {
+        pthread_mutex_lock(&c->lock);
+        if (c->polling && write(c->wake[1], "", 1) < 0) {
+            /* a full pipe already wakes it */
+        }
+        pthread_mutex_unlock(&c->lock);
     }
-    pthread_mutex_unlock(&c->lock);
 
     fd = nbd_aio_get_fd(h);
     ret = wait_done(s, c, h, fd, r);
@@ -521,17 +549,26 @@ static int run_on(struct nbd_state *s, struct nbd_conn *c,
 
 int nbdc_run(struct nbd_state *s, struct nbd_req *r)
 {
+    pthread_condattr_t ca;
+    int ret = -EIO;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
     /* One retry on a fresh connection: NBD requests are idempotent. */
     for (int attempt = 0; attempt < 2; attempt++) {
         struct nbd_conn *c = pick(s);
         struct nbd_handle *h;
-        int ret = enter(s, c, &h);
+        ret = enter(s, c, &h);
         if (ret < 0)
-            return ret;
+            break;
         ret = run_on(s, c, h, r);
         leave(c);
         if (ret != NBD_DROPPED)
-            return ret;
+            break;
+        ret = -EIO;
     }
-    return -EIO;
+    pthread_cond_destroy(&r->cv);
+    return ret;
 }

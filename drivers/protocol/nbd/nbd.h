@@ -84,7 +84,7 @@ struct nbd_handle;
  */
 struct nbd_conn {
     pthread_mutex_t lock;
-    pthread_cond_t cv;              /* request done, poller left, conn state */
+    pthread_cond_t cv;              /* reconnected, or the last user left */
     int wake[2];                    /* pipe that interrupts the poller */
     bool ready;                     /* lock, cv and pipe are set up */
     struct nbd_handle *h;           /* NULL: to be (re)connected */
@@ -92,6 +92,7 @@ struct nbd_conn {
     bool dead;                      /* h failed; replaced once users is 0 */
     bool connecting;                /* a thread is (re)connecting */
     unsigned users;                 /* threads with requests on h */
+    struct nbd_req *waiters;        /* requests waiting for replies on h */
     uint64_t dirty_seq;             /* last acknowledged unflushed write */
 };
 
@@ -129,6 +130,8 @@ struct nbd_req {
     struct nbd_conn *conn;
     bool done;                      /* under conn->lock */
     int err;
+    pthread_cond_t cv;              /* signalled when done or to poll */
+    struct nbd_req *next;           /* in conn->waiters */
     bool got_extent;                /* NBD_OP_STATUS: first base:allocation */
     uint32_t ext_len, ext_flags;
 };

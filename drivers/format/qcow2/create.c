@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -259,13 +260,21 @@ static enum bd_prealloc file_prealloc(const struct create_params *p)
 static int create_data_file(struct bd_node *file, const struct create_params *p,
                             uint64_t size, struct bd_err *err)
 {
-    char *path = NULL;
     struct bd_node *dn = NULL;
+    char *path = NULL;
     int ret;
 
-    ret = bd_resolve_related(file, p->data_file, &path, err);
-    if (ret < 0)
-        return ret;
+    /* named by the user at creation: relative to the new image */
+    if (p->data_file[0] == '/') {
+        path = strdup(p->data_file);
+    } else {
+        char *dir = bd_node_dirname(file);
+        if (dir && asprintf(&path, "%s/%s", dir, p->data_file) < 0)
+            path = NULL;
+        free(dir);
+    }
+    if (!path)
+        return bd_err_set(err, ENOMEM, "out of memory");
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         ret = bd_err_set(err, errno, "cannot create the data file '%s': %s",
@@ -278,6 +287,7 @@ static int create_data_file(struct bd_node *file, const struct create_params *p,
     free(path);
     if (ret < 0)
         return ret;
+    dn->flags.growable = true;
     ret = bd_truncate(dn, size, file_prealloc(p), err);
     bd_node_close(dn);
     return ret;
@@ -394,7 +404,9 @@ int qcow2_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
             uint64_t host = p.data_file ? c * cs : data_off + c * cs;
             uint8_t *e = buf + j * (p.ext_l2 ? 16 : 8);
             bd_put_be64(e, host | QCOW2_OFLAG_COPIED);
-            if (p.ext_l2)   /* allocated, reads as zeroes from the file */
+            /* allocated subclusters read as zeroes from the file; with a
+             * backing file they stay unallocated so the backing shows */
+            if (p.ext_l2 && !p.backing_file)
                 bd_put_be64(e + 8, 0xffffffffull);
         }
         ret = bd_pwrite(file, buf, cs, l2_off + i * cs, 0);

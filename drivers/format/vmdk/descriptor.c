@@ -128,6 +128,8 @@ static int parse_extent(const char *line, const char *end, struct vmdk_desc *d,
         e.kind = VMDK_EXT_SPARSE;
     else if (!strcmp(e.type, "ZERO"))
         e.kind = VMDK_EXT_ZERO;
+    else if (!strcmp(e.type, "SESPARSE"))
+        e.kind = VMDK_EXT_SESPARSE;
     else
         return bd_err_set(err, ENOTSUP, "%s: extent type '%s' is not supported",
                           name, e.type);

@@ -14,8 +14,6 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define SESPARSE_MAGIC 0xcafebabeu    /* low half of the 64-bit seSparse magic */
-
 struct vmdk_extent {
     enum vmdk_ext_kind kind;
     enum vmdk_access access;
@@ -24,6 +22,7 @@ struct vmdk_extent {
     bool own_file;              /* opened here (not n->file, not shared) */
     uint64_t flat_off;          /* FLAT: byte offset in file */
     struct vmdk_sparse *sp;     /* SPARSE */
+    struct vmdk_se *se;         /* SESPARSE */
     char *fname;                /* as the descriptor names it */
 };
 
@@ -80,7 +79,11 @@ static int vmdk_probe(const uint8_t *head, size_t len)
 {
     if (!head || len < 4)
         return 0;
-    if ((bd_le32(head) == VMDK4_MAGIC || bd_le32(head) == VMDK3_MAGIC))
+    if (bd_le32(head) == VMDK4_MAGIC || bd_le32(head) == VMDK3_MAGIC)
+        return 100;
+    /* a bare seSparse extent: QEMU probes it as raw, but its content is
+     * only useful read as a disk */
+    if (len >= 16 && bd_le64(head) == SESPARSE_MAGIC && bd_le64(head + 8) == 0x200000001ull)
         return 100;
     if (len >= 21 && memmem(head, len < 1024 ? len : 1024,
                             "# Disk DescriptorFile", 21))
@@ -158,6 +161,32 @@ static int open_single_sparse(struct bd_node *n, struct vmdk_state *st,
     return ret;
 }
 
+static int refuse_sesparse_rw(struct bd_node *n, struct bd_err *err)
+{
+    return bd_err_set(err, EROFS, "%s: seSparse extents are read-only here; "
+                      "mount with -r", n->name);
+}
+
+/* A bare seSparse extent, without the descriptor that usually names it. */
+static int open_single_sesparse(struct bd_node *n, struct vmdk_state *st,
+                                struct bd_err *err)
+{
+    struct vmdk_extent e = { .kind = VMDK_EXT_SESPARSE, .file = n->file };
+    int ret;
+
+    if (!n->flags.read_only)
+        return refuse_sesparse_rw(n, err);
+    if ((ret = vmdk_se_open(n->file, n->name, &e.se, err)) < 0)
+        return ret;
+    e.len = vmdk_se_capacity(e.se);
+    if (add_extent(st, &e) < 0) {
+        vmdk_se_close(e.se);
+        return bd_err_set(err, ENOMEM, "out of memory");
+    }
+    st->size = e.len;
+    return 0;
+}
+
 /* Extent files already opened for an earlier extent are shared. */
 static struct bd_node *find_open(struct vmdk_state *st, const char *path)
 {
@@ -221,12 +250,16 @@ static int open_described(struct bd_node *n, struct vmdk_state *st,
         } else if (d->kind == VMDK_EXT_SPARSE) {
             ret = vmdk_sparse_open(e.file, d->filename,
                                    !e.file->flags.read_only, &e.sp, err);
+        } else if (d->kind == VMDK_EXT_SESPARSE) {
+            ret = n->flags.read_only ? vmdk_se_open(e.file, d->filename, &e.se, err)
+                                     : refuse_sesparse_rw(n, err);
         }
         e.fname = d->filename ? strdup(d->filename) : NULL;
         if (ret == 0 && add_extent(st, &e) < 0)
             ret = bd_err_set(err, ENOMEM, "out of memory");
         if (ret < 0) {
             vmdk_sparse_close(e.sp, NULL);
+            vmdk_se_close(e.se);
             if (e.own_file)
                 bd_node_close(e.file);
             free(e.fname);
@@ -300,8 +333,7 @@ static int vmdk_open(struct bd_node *n, const struct bd_opts *o,
     if (bd_le32(head) == VMDK4_MAGIC || bd_le32(head) == VMDK3_MAGIC)
         ret = open_single_sparse(n, st, err);
     else if (bd_le32(head) == SESPARSE_MAGIC)
-        ret = bd_err_set(err, ENOTSUP, "%s: a bare seSparse extent; open the "
-                         "descriptor (.vmdk text file) that names it", n->name);
+        ret = open_single_sesparse(n, st, err);
     else
         ret = open_descriptor_file(n, st, err);
     if (ret == 0)
@@ -320,6 +352,8 @@ static void vmdk_close(struct bd_node *n)
         struct vmdk_fill fill = { .backing = n->backing, .base = e->start };
         vmdk_sparse_close(e->sp, &fill);
         e->sp = NULL;
+        vmdk_se_close(e->se);
+        e->se = NULL;
     }
     for (size_t i = 0; i < st->n_ext; i++) {
         if (st->ext[i].own_file)
@@ -397,6 +431,9 @@ static int vmdk_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
             break;
         case VMDK_EXT_SPARSE:
             ret = vmdk_sparse_pread(e->sp, p, chunk, in, &fill);
+            break;
+        case VMDK_EXT_SESPARSE:
+            ret = vmdk_se_pread(e->se, p, chunk, in, &fill);
             break;
         }
         if (ret < 0)
@@ -491,6 +528,7 @@ static int vmdk_pwrite(struct bd_node *n, const void *buf, uint64_t len,
             ret = bd_pwrite(e->file, p, chunk, e->flat_off + in, flags);
             break;
         case VMDK_EXT_ZERO:
+        case VMDK_EXT_SESPARSE:
             ret = -EACCES;
             break;
         case VMDK_EXT_SPARSE:
@@ -553,9 +591,13 @@ static int vmdk_block_status(struct bd_node *n, uint64_t off, uint64_t len,
         *status = BD_STATUS_ZERO | BD_STATUS_ALLOCATED;
         return 0;
     case VMDK_EXT_SPARSE:
+    case VMDK_EXT_SESPARSE:
         break;
     }
-    ret = vmdk_sparse_status(e->sp, in, chunk, pnum, &gs, &foff);
+    if (e->se)
+        ret = vmdk_se_status(e->se, in, chunk, pnum, &gs, &foff);
+    else
+        ret = vmdk_sparse_status(e->sp, in, chunk, pnum, &gs, &foff);
     if (ret < 0)
         return ret;
     switch (gs) {
@@ -596,7 +638,7 @@ static int64_t vmdk_allocated_size(struct bd_node *n)
 static void vmdk_info(struct bd_node *n, struct bd_info *info)
 {
     struct vmdk_state *st = n->state;
-    static const char *const kinds[] = {"FLAT", "SPARSE", "ZERO"};
+    static const char *const kinds[] = {"FLAT", "SPARSE", "ZERO", "SESPARSE"};
 
     if (st->desc.create_type)
         bd_info_add(info, "create type", "%s", st->desc.create_type);

@@ -15,6 +15,7 @@
 
 #define VMDK4_MAGIC 0x564d444bu         /* "KDMV" little-endian */
 #define VMDK3_MAGIC 0x44574f43u         /* "COWD" little-endian */
+#define SESPARSE_MAGIC 0xcafebabeu      /* low half of the 64-bit seSparse magic */
 #define VMDK_DESC_MAX (1u << 20)        /* larger descriptors are refused */
 #define VMDK_MAX_EXTENTS 4096u
 #define VMDK_CID_NONE 0xffffffffu       /* parentCID of a disk with no parent */
@@ -27,6 +28,7 @@ enum vmdk_ext_kind {
     VMDK_EXT_FLAT,          /* FLAT, VMFS: plain data at an offset in a file */
     VMDK_EXT_SPARSE,        /* SPARSE, VMFSSPARSE: hosted sparse (KDMV/COWD) */
     VMDK_EXT_ZERO,          /* ZERO: reads as zeroes, no file */
+    VMDK_EXT_SESPARSE,      /* SESPARSE: ESXi space-efficient, read-only */
 };
 
 struct vmdk_desc_extent {
@@ -139,6 +141,19 @@ struct vmdk_sparse_create {
 
 int vmdk_sparse_create(struct bd_node *file, const struct vmdk_sparse_create *c,
                        struct bd_err *err);
+
+/* ---- seSparse extent, read-only (sesparse.c) ----------------------------- */
+
+struct vmdk_se;
+
+int vmdk_se_open(struct bd_node *file, const char *name, struct vmdk_se **out,
+                 struct bd_err *err);
+void vmdk_se_close(struct vmdk_se *s);
+uint64_t vmdk_se_capacity(const struct vmdk_se *s);
+int vmdk_se_status(struct vmdk_se *s, uint64_t off, uint64_t len, uint64_t *pnum,
+                   enum vmdk_grain_state *state, uint64_t *file_off);
+int vmdk_se_pread(struct vmdk_se *s, void *buf, uint64_t len, uint64_t off,
+                  const struct vmdk_fill *fill);
 
 /* ---- create (create.c) --------------------------------------------------- */
 

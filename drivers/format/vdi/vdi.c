@@ -364,6 +364,7 @@ static int vdi_pwrite(struct bd_node *n, const void *buf, uint64_t len,
 {
     struct vdi_state *s = n->state;
     const uint8_t *p = buf;
+    bool grew = false;
     int r;
 
     while (len) {
@@ -378,6 +379,7 @@ static int vdi_pwrite(struct bd_node *n, const void *buf, uint64_t len,
             r = vdi_alloc_block(n, blk, &e);
             if (r < 0)
                 return r;
+            grew = true;
         }
         r = bd_pwrite(n->file, p, chunk, vdi_data_off(s, e) + in, flags);
         if (r < 0)
@@ -386,6 +388,9 @@ static int vdi_pwrite(struct bd_node *n, const void *buf, uint64_t len,
         off += chunk;
         len -= chunk;
     }
+    /* FUA covers the map entries that make the data reachable */
+    if (grew && (flags & BD_REQ_FUA))
+        return bd_flush(n->file);
     return 0;
 }
 

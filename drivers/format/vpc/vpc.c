@@ -566,6 +566,23 @@ static void vpc_check_parent_id(struct bd_node *n)
                  s->parent_name);
 }
 
+/* Locators hold file paths: never let one be taken for a URI, json: or
+ * key=value options, which core would otherwise open as such. */
+static int vpc_open_parent_path(struct bd_node *n, const char *path,
+                                struct bd_err *err)
+{
+    char *name;
+    int r;
+
+    if (!strpbrk(path, ":=,"))
+        return bd_open_backing(n, path, "vpc", err);
+    if (asprintf(&name, "file:%s", path) < 0)
+        return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
+    r = bd_open_backing(n, name, "vpc", err);
+    free(name);
+    return r;
+}
+
 /*
  * A differencing disk's parent: relative locator (W2ru), absolute (W2ku),
  * a Mac file URL (MacX), then the parent's name from the header, each
@@ -605,7 +622,7 @@ static int vpc_open_parent(struct bd_node *n, uint64_t fsize, struct bd_err *err
     r = -ENOENT;
     for (size_t i = 0; i < ncand; i++) {
         bd_err_clear(&e2);
-        r = bd_open_backing(n, cand[i], "vpc", &e2);
+        r = vpc_open_parent_path(n, cand[i], &e2);
         if (r == 0) {
             s->parent_name = cand[i];
             cand[i] = NULL;
@@ -885,6 +902,7 @@ static int vpc_pwrite(struct bd_node *n, const void *buf, uint64_t len,
 {
     struct vpc_state *s = n->state;
     const uint8_t *p = buf;
+    bool grew = false;
     int r;
 
     if (s->ft.type == VPC_TYPE_FIXED)
@@ -901,6 +919,7 @@ static int vpc_pwrite(struct bd_node *n, const void *buf, uint64_t len,
             r = vpc_alloc_block(n, blk, &e);
             if (r < 0)
                 return r;
+            grew = true;
         }
         r = bd_pwrite(n->file, p, chunk, vpc_block_data_off(s, e) + in, flags);
         if (r < 0)
@@ -914,6 +933,9 @@ static int vpc_pwrite(struct bd_node *n, const void *buf, uint64_t len,
         off += chunk;
         len -= chunk;
     }
+    /* FUA covers the map entries that make the data reachable */
+    if (grew && (flags & BD_REQ_FUA))
+        return bd_flush(n->file);
     return 0;
 }
 

@@ -69,6 +69,7 @@ struct vpc_state {
     uint32_t bitmap_size;       /* bytes before each block's data, 512-aligned */
     bool end_footer_bad;        /* opened through the copy at offset 0 */
     bool size_from_chs;
+    bool ignore_checksum;       /* data recovery: the chain below inherits it */
     char *parent_name;          /* what we opened the parent as, for info */
     pthread_mutex_t lock;       /* block allocation and bitmap updates */
     bool lock_init;
@@ -658,6 +659,12 @@ static int vpc_open(struct bd_node *n, const struct bd_opts *o, struct bd_err *e
     r = vpc_read_opts(n, o, &oo, err);
     if (r < 0)
         return r;
+    /* a parent opened for a child read with ignore_checksum=on is read the
+     * same way: the option is for recovering the whole disk */
+    if (n->parent && n->parent->drv == &bd_drv_vpc &&
+        ((struct vpc_state *)n->parent->state)->ignore_checksum)
+        oo.ignore_checksum = true;
+    s->ignore_checksum = oo.ignore_checksum;
     fsize = bd_size(n->file);
     if (fsize < 0)
         return bd_err_set(err, (int)-fsize, "%s: cannot get the file size: %s",

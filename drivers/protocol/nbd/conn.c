@@ -453,6 +453,9 @@ static int wait_done(struct nbd_state *s, struct nbd_conn *c,
             log_err("%s: no reply within %u s (timeout); dropping the "
                     "connection", s->display, s->conf.timeout_ms / 1000);
             mark_dead(s, c, h, "timeout");
+            /* A server that hangs will not answer a reconnect either: try
+             * once per request until it does, not reconnect-retries times. */
+            atomic_store(&s->down, true);
             shutdown(fd, SHUT_RDWR);
             pthread_mutex_lock(&c->lock);
             continue;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # A server that restarts under a live mount: the next request reconnects
 # and succeeds; a server that stays down gives EIO quickly (no hang), and
-# the mount recovers once the server is back.
+# the mount recovers once the server is back; a server that hangs gives
+# ETIMEDOUT after the I/O timeout, and the mount recovers when it wakes.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/nbd-lib.sh"
 
@@ -9,7 +10,7 @@ img=$T/disk.raw
 truncate -s 8M "$img"
 sock=$NBD_S/r.sock
 start_qemu_nbd r -k "$sock" -f raw "$img"
-mount_img -F raw "nbd+unix:///?socket=$sock&timeout=5&reconnect-retries=2" "$T/m"
+mount_img -F raw "nbd+unix:///?socket=$sock&timeout=2&connect-timeout=2&reconnect-retries=2" "$T/m"
 
 write_via_mount() {   # PATTERN-BYTE OFFSET-IN-64K-BLOCKS
     head -c 65536 /dev/zero | tr '\0' "$1" |
@@ -44,5 +45,22 @@ note "server back: the mount works again"
 start_qemu_nbd r -k "$sock" -f raw "$img"
 write_via_mount '\004' 4
 expect_on_server 4 256k
+# The kernel retries a failed readahead with a plain read, so the program
+# sees the second failure (EIO after one bounded reconnect attempt).
+note "server hangs: a read fails after the timeout, within bounds"
+pid=$(cat "$NBD_S/r.pid")
+kill -STOP "$pid"
+start=$(date +%s)
+if dd if="$T/m" of=/dev/null bs=64k skip=77 count=1 iflag=direct status=none 2> "$T/err"; then
+    kill -CONT "$pid"
+    fail "a read from a stopped server succeeded"
+fi
+kill -CONT "$pid"
+[ $(( $(date +%s) - start )) -le 8 ] || fail "the read took more than 8 s to fail"
+grep -qiE "timed out|input/output error" "$T/err" ||
+    fail "expected ETIMEDOUT or EIO, got: $(cat "$T/err")"
+write_via_mount '\005' 5
+expect_on_server 5 320k
+
 unmount_img "$T/m"
 echo OK

@@ -20,3 +20,11 @@ for name in qemu-compat rsrc-fork; do
     expect_eq "$(qemu_raw_sha "$T/gen/$name.dmg" dmg)" "$(sha "$T/gen/$name.raw")" \
         "qemu-img on $name"
 done
+
+# a cache smaller than one chunk, and no cache at all, read the same bytes
+for cs in 1M 0; do
+    mnt=$T/mnt-cache-$cs
+    mount_img -F dmg -r -o cache-size=$cs "$T/gen/all-codecs.dmg" "$mnt"
+    expect_eq "$(sha "$mnt")" "$(sha "$T/gen/all-codecs.raw")" "cache-size=$cs"
+    unmount_img "$mnt"
+done

@@ -38,6 +38,7 @@ struct vmdk_sparse {
     struct bd_node *file;
     char *name;
     bool cowd;
+    uint32_t cowd_gd_entries;   /* COWD: directory size from the header */
     uint32_t version, flags;
     uint64_t capacity;          /* bytes */
     uint64_t grain;             /* bytes */
@@ -180,6 +181,7 @@ static int decode_cowd(struct vmdk_sparse *s, const uint8_t *h,
     s->grain = (uint64_t)grain_sec * BD_SECTOR;
     s->gd_off = (uint64_t)bd_le32(h + 20) * BD_SECTOR;
     s->gtes = COWD_GTES;
+    s->cowd_gd_entries = bd_le32(h + 24);
     return 0;
 }
 
@@ -195,6 +197,8 @@ static int size_tables(struct vmdk_sparse *s, struct bd_err *err)
         return bd_err_set(err, EFBIG, "%s: grain directory too large (%" PRIu64
                           " entries); the header is corrupt", s->name, n);
     s->gd_entries = (uint32_t)n;
+    if (s->cowd && s->cowd_gd_entries < s->gd_entries)
+        s->gd_entries = s->cowd_gd_entries;
     return 0;
 }
 
@@ -307,7 +311,13 @@ static int get_table(struct vmdk_sparse *s, uint32_t gi, uint32_t **t)
 static int get_entry(struct vmdk_sparse *s, uint64_t g, uint32_t *gte)
 {
     uint32_t *t;
-    int ret = get_table(s, (uint32_t)(g / s->gtes), &t);
+    int ret;
+
+    if (g / s->gtes >= s->gd_entries) {
+        *gte = 0;       /* COWD: a directory shorter than the capacity */
+        return 0;
+    }
+    ret = get_table(s, (uint32_t)(g / s->gtes), &t);
 
     if (ret < 0)
         return ret;

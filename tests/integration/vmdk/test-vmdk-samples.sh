@@ -4,7 +4,8 @@
 # agree with qemu-img map: monolithicSparse, monolithicFlat,
 # twoGbMaxExtentSparse/Flat, streamOptimized written by qemu 7.2, the dfvfs
 # ext2 image, the ESXi-style stream image with its directory at the end, a
-# renamed monolithic image, and seSparse bare and through a descriptor.
+# renamed monolithic image, seSparse bare and through a descriptor, and a
+# COWD (vmfsSparse) extent.
 # All are probed (no -F) and mounted by one daemon in directory mode.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/vmdk-lib.sh"
@@ -18,18 +19,33 @@ cp "$T/img/ext2.vmdk" "$T/img/renamed.vmdk"
 zcat "$DATA/vmdk/sesparse.vmdk.gz" >"$T/img/ses.vmdk"
 printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="seSparse"\n\nRW 1048576 SESPARSE "ses.vmdk"\n' >"$T/img/ses-desc.vmdk"
 
+# a COWD (VMFS sparse, VMDK3) extent made here: 4 MiB, 8 KiB grains, five
+# grains of random data, named by a vmfsSparse descriptor
+python3 - "$T/img/cowd.vmdk" <<'PY'
+import os, struct, sys
+img = bytearray(512 * 37)
+struct.pack_into("<4sIIIIIII", img, 0, b"COWD", 1, 3, 8192, 16, 4, 1, 0)
+struct.pack_into("<I", img, 4 * 512, 5)
+for g in (0, 3, 100, 511, 200):
+    struct.pack_into("<I", img, 5 * 512 + g * 4, len(img) // 512)
+    img += os.urandom(16 * 512)
+open(sys.argv[1], "wb").write(img)
+PY
+printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="vmfsSparse"\n\nRW 8192 VMFSSPARSE "cowd.vmdk"\n' >"$T/img/cowd-desc.vmdk"
+
 P8=8a6d8e5ff7853c07d6e79ddbbe8d80bc6a5e7981a01ed0a917f6786c0ce28ccc
 P2=711912836f8c3599bb01399a0cbd150ac7cf4a48a3fddef96c885002453eda97
 EXT2=a6c2f0e39afe6c6ab432ca5465349fcefe8dc944398e97b2d957d3f89dbb5d80
 names=(gen-vmdk-monolithicSparse gen-vmdk-streamOptimized gen-vmdk-twoGbMaxExtentSparse
        gen-vmdk-monolithicFlat gen-vmdk-twoGbMaxExtentFlat ext2 renamed
-       iotest-version3-2013 ses ses-desc)
-want=($P8 $P8 $P8 $P2 $P2 $EXT2 $EXT2 zero1g sesparse sesparse)
+       iotest-version3-2013 ses ses-desc cowd-desc)
+want=($P8 $P8 $P8 $P2 $P2 $EXT2 $EXT2 zero1g sesparse sesparse cowd)
 srcs=()
 for n in "${names[@]}"; do srcs+=("$T/img/$n.vmdk"); done
 mount_img -r "${srcs[@]}" "$T/mnt"
 
 qemu-img convert -U -f vmdk -O raw "$T/img/ses-desc.vmdk" "$T/ses.raw"
+qemu-img convert -U -f vmdk -O raw "$T/img/cowd-desc.vmdk" "$T/cowd.raw"
 for i in "${!names[@]}"; do
     n=${names[$i]} raw=$T/mnt/${names[$i]}.raw
     case ${want[$i]} in
@@ -41,11 +57,15 @@ for i in "${!names[@]}"; do
         # QEMU 7.2 reports twice the size and repeats the disk: first half
         expect_eq "$(stat -c %s "$raw")" 536870912 "$n size"
         cmp -n 536870912 "$raw" "$T/ses.raw" || fail "$n: differs from qemu-img's reading" ;;
+    cowd)
+        # QEMU 7.2 doubles this size too: compare the first half
+        expect_eq "$(stat -c %s "$raw")" 4194304 "$n size"
+        cmp -n 4194304 "$raw" "$T/cowd.raw" || fail "$n: differs from qemu-img's reading" ;;
     *)
         expect_eq "$(sha "$raw")" "${want[$i]}" "$n content" ;;
     esac
     # qemu-img map doubles seSparse too
-    [ ${want[$i]} = sesparse ] || holes_vs_qemu "$raw" "$T/img/$n.vmdk"
+    [ ${want[$i]} = sesparse ] || [ ${want[$i]} = cowd ] || holes_vs_qemu "$raw" "$T/img/$n.vmdk"
     note "$n ok"
 done
 unmount_img "$T/mnt"

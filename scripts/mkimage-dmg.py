@@ -2,6 +2,7 @@
 """Make synthetic UDIF (.dmg) test images and their expected raw content.
 
 usage: mkimage-dmg.py OUTDIR
+       mkimage-dmg.py --big-zlib MIB FILE.dmg   (benchmark image, 1 MiB chunks)
 
 Writes into OUTDIR, for each image NAME.dmg, NAME.raw (what a reader must
 return). Written from the UDIF layout (koly trailer, XML plist or resource
@@ -95,9 +96,12 @@ class Image:
             out[first * SECTOR: first * SECTOR + len(content)] = content
         return bytes(out)
 
-    def koly(self, n_sectors, df_off, xml_off, xml_len, rs_off, rs_len):
+    def koly(self, n_sectors, df_off, xml_off, xml_len, rs_off, rs_len,
+             fork_len=None):
+        if fork_len is None:
+            fork_len = len(self.fork)
         k = struct.pack(">4sIIIQQQQQII", b"koly", 4, 512, 1, 0, df_off,
-                        len(self.fork), rs_off, rs_len, 1, 1)
+                        fork_len, rs_off, rs_len, 1, 1)
         k += bytes(16)                                   # segment id
         k += struct.pack(">II", 2, 32) + bytes(128)      # data checksum
         k += struct.pack(">QQ", xml_off, xml_len)
@@ -164,7 +168,42 @@ def rsrc_fork(out):
     return "rsrc-fork", img.raw(s)
 
 
+def big_zlib(mib, path):
+    """A UDZO-like image of MIB 1 MiB zlib chunks, about 3:1 compressible:
+    text mixed with random bytes, varied per chunk. Streams to the file."""
+    rnd = random.Random(5)
+    base = bytearray()
+    while len(base) < 1 << 20:
+        base += b"line %d of a disk image, some text in it %s\n" % (
+            len(base), b"xyz" * rnd.randint(0, 9))
+        base += bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 24)))
+    base = base[: 1 << 20]
+    img = Image(0)
+    entries = []
+    with open(path, "wb") as f:
+        for i in range(mib):
+            base[0:8] = i.to_bytes(8, "little")
+            blob = zlib.compress(bytes(base), 1)
+            entries.append(struct.pack(">IIQQQQ", ZLIB, 0, i * 2048, 2048,
+                                       f.tell(), len(blob)))
+            f.write(blob)
+        fork_len = f.tell()
+        entries.append(struct.pack(">IIQQQQ", TERM, 0, mib * 2048, 0, 0, 0))
+        hdr = struct.pack(">4sIQQQII", b"mish", 1, 0, mib * 2048, 0, 0,
+                          mib) + bytes(24)
+        hdr += struct.pack(">II", 2, 32) + bytes(128)
+        hdr += struct.pack(">I", len(entries))
+        xml = plistlib.dumps({"resource-fork": {"blkx": [
+            {"Attributes": "0x0050", "Data": hdr + b"".join(entries),
+             "ID": "0", "Name": "disk"}]}})
+        f.write(xml)
+        f.write(img.koly(mib * 2048, 0, fork_len, len(xml), 0, 0, fork_len))
+
+
 def main():
+    if sys.argv[1] == "--big-zlib":
+        big_zlib(int(sys.argv[2]), sys.argv[3])
+        return
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     for make in (all_codecs, qemu_compat, rsrc_fork):

@@ -34,20 +34,13 @@ PY
 
     # --create then cp a raw file into the mount
     rm -f "$ours"
-    fmtarg=()
-    case $opts in *fixed*) fmtarg=(-F vpc) ;; esac
     mount_img --create "$size" --create-opts "$opts" -F vpc "$ours" "$T/new.raw"
     cp "$T/src.raw" "$T/new.raw"
     unmount_img "$T/new.raw"
-    qemu-img compare -q -f vpc -F raw "$ours" "$T/src.raw" 2>"$T/err" || {
-        # CHS rounding may make the image larger than the source: the
-        # tail must read as zeroes, which compare allows
+    # CHS rounding may make the image larger than the source: compare
+    # wants the tail to read as zeroes then
+    qemu-img compare -q -f vpc -F raw "$ours" "$T/src.raw" 2>"$T/err" ||
         fail "$opts: cp into a new mount: $(cat "$T/err")"
-    }
-    # and imgfuse reads what it wrote
-    mount_img -r "${fmtarg[@]}" "$ours" "$T/back.raw"
-    cmp -s -n "$size" "$T/back.raw" "$T/src.raw" || fail "$opts: read back differs"
-    unmount_img "$T/back.raw"
     note "$opts: ok"
 done
 

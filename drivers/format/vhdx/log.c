@@ -30,10 +30,12 @@ struct log_ctx {
     uint32_t log_len;
     const uint8_t *guid;
     uint8_t *scratch;       /* log_len bytes: one entry, unwrapped */
+    uint64_t work;          /* bytes checksummed so far */
+    uint64_t budget;        /* ... and the most a sane log needs */
 };
 
 /* Copy len bytes of the circular log starting at pos. */
-static void log_copy(const struct log_ctx *c, uint8_t *out, uint32_t pos,
+static void log_copy(struct log_ctx *c, uint8_t *out, uint32_t pos,
                      uint32_t len)
 {
     uint32_t first = c->log_len - pos < len ? c->log_len - pos : len;
@@ -43,7 +45,7 @@ static void log_copy(const struct log_ctx *c, uint8_t *out, uint32_t pos,
 }
 
 /* Decode and fully validate the entry at pos; leaves it in c->scratch. */
-static bool log_entry_valid(const struct log_ctx *c, uint32_t pos,
+static bool log_entry_valid(struct log_ctx *c, uint32_t pos,
                             struct log_entry *e)
 {
     const uint8_t *h = c->log + pos;
@@ -68,6 +70,10 @@ static bool log_entry_valid(const struct log_ctx *c, uint32_t pos,
         return false;
     e->hdr_sectors = (LOG_HDR_SIZE + e->ndesc * LOG_DESC_SIZE +
                       VHDX_LOG_SECTOR - 1) / VHDX_LOG_SECTOR;
+    /* a hostile log of many huge "entries" must not make the scan endless */
+    c->work += e->len;
+    if (c->work > c->budget)
+        return false;
     log_copy(c, b, pos, e->len);
     if (bd_le32(b + 4) != vhdx_crc32c_skip(b, e->len, 4))
         return false;
@@ -101,7 +107,7 @@ static bool log_entry_valid(const struct log_ctx *c, uint32_t pos,
  * names one of its entries is complete; the complete run with the highest
  * head sequence number is active, replayed from its Tail to its head.
  */
-static bool log_find_active(const struct log_ctx *c, struct log_entry *head,
+static bool log_find_active(struct log_ctx *c, struct log_entry *head,
                             uint32_t *start)
 {
     bool found = false;
@@ -179,7 +185,7 @@ static int log_add_patch(struct vhdx_state *s, uint64_t off, uint64_t len,
 }
 
 /* Apply one valid entry (in c->scratch): to the file or to the patch list. */
-static int log_apply_entry(struct bd_node *n, const struct log_ctx *c,
+static int log_apply_entry(struct bd_node *n, struct log_ctx *c,
                            const struct log_entry *e, bool in_memory,
                            uint64_t *end)
 {
@@ -307,9 +313,20 @@ int vhdx_log_replay(struct bd_node *n, struct bd_err *err)
         goto out;
     }
     c.log = log;
+    /* every byte of a sane log is checksummed a few times at most */
+    c.budget = 16ull * s->hdr.log_len + 64 * VHDX_MiB;
     ret = 0;
-    if (!log_find_active(&c, &head, &start))
+    if (!log_find_active(&c, &head, &start)) {
+        if (c.work > c.budget)
+            ret = bd_err_set(err, EINVAL, "%s: the vhdx log is damaged beyond "
+                             "scanning (too many overlapping entries)", n->name);
         goto out;       /* nothing valid: nothing to replay */
+    }
+    if (c.work > c.budget) {
+        ret = bd_err_set(err, EINVAL, "%s: the vhdx log is damaged beyond "
+                         "scanning (too many overlapping entries)", n->name);
+        goto out;
+    }
     if (head.flushed > s->file_size) {
         ret = bd_err_set(err, EINVAL, "%s: the vhdx log says the file was at "
                          "least %llu bytes, it is %llu (truncated image)",

@@ -1108,6 +1108,7 @@ const struct bd_driver bd_drv_vhdx = {
     .pread = vhdx_pread,
     .pwrite = vhdx_pwrite,
     .pwrite_zeroes = vhdx_pwrite_zeroes,
+    .discard = vhdx_discard,
     .flush = vhdx_flush,
     .block_status = vhdx_block_status,
     .info = vhdx_info,

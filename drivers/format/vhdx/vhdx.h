@@ -145,6 +145,7 @@ int vhdx_pwrite(struct bd_node *n, const void *buf, uint64_t len, uint64_t off,
                 unsigned flags);
 int vhdx_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
                        unsigned flags);
+int vhdx_discard(struct bd_node *n, uint64_t len, uint64_t off);
 int vhdx_flush(struct bd_node *n);
 /* Write s->hdr into the other slot with the next sequence number, flush,
  * and again into the first, so both copies are current. */

@@ -379,15 +379,45 @@ static int vhdx_write_zero_buf(struct bd_node *n, uint64_t len, uint64_t off)
 
 #define VHDX_UNDO_MAX 256u
 
+struct vhdx_undo {
+    unsigned count;
+    struct { uint64_t idx, old; } e[VHDX_UNDO_MAX];
+};
+
+/*
+ * Commit the pending ZERO-state changes; with unmap, then give the space of
+ * the blocks that had data back to the file system (the BAT keeps the
+ * offset, and a later write zeroes what it does not cover).
+ */
+static int zero_commit(struct bd_node *n, struct vhdx_txn *t,
+                       struct vhdx_undo *u, bool unmap)
+{
+    struct vhdx_state *s = n->state;
+    int ret = txn_commit(n, t);
+
+    if (ret < 0)
+        return ret;
+    for (unsigned i = 0; unmap && !s->leave_alloc && i < u->count; i++) {
+        unsigned st = VHDX_BAT_STATE(u->e[i].old);
+        if (st == VHDX_PAYLOAD_FULLY_PRESENT ||
+            st == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+            (void)bd_discard(n->file, s->block_size, VHDX_BAT_OFF(u->e[i].old));
+    }
+    u->count = 0;
+    return 0;
+}
+
 int vhdx_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
                        unsigned flags)
 {
     struct vhdx_state *s = n->state;
     struct vhdx_txn t = { 0 };
-    struct { uint64_t idx, old; } undo[VHDX_UNDO_MAX];
-    unsigned nundo = 0;
+    struct vhdx_undo *u = calloc(1, sizeof(*u));
+    bool unmap = flags & BD_REQ_MAY_UNMAP;
     int ret;
 
+    if (!u)
+        return -ENOMEM;
     pthread_rwlock_wrlock(&s->lock);
     ret = vhdx_session_begin(n);
     while (ret == 0 && len) {
@@ -403,13 +433,12 @@ int vhdx_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
             uint64_t keep = st == VHDX_PAYLOAD_FULLY_PRESENT ||
                             st == VHDX_PAYLOAD_PARTIALLY_PRESENT
                             ? VHDX_BAT_OFF(e) : 0;
-            if (nundo == VHDX_UNDO_MAX || t.count >= VHDX_COMMIT_MAX - 1) {
-                if ((ret = txn_commit(n, &t)) < 0)
+            if (u->count == VHDX_UNDO_MAX || t.count >= VHDX_COMMIT_MAX - 1) {
+                if ((ret = zero_commit(n, &t, u, unmap)) < 0)
                     break;
-                nundo = 0;
             }
-            undo[nundo].idx = idx;
-            undo[nundo++].old = e;
+            u->e[u->count].idx = idx;
+            u->e[u->count++].old = e;
             s->bat[idx] = VHDX_BAT_ENTRY(VHDX_PAYLOAD_ZERO, keep);
             ret = txn_add_bat(n, &t, idx);
         } else if (chunk == s->block_size || state_reads_zero(s, st)) {
@@ -418,23 +447,36 @@ int vhdx_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
             ret = bd_pwrite_zeroes(n->file, chunk, VHDX_BAT_OFF(e) + in, 0);
         } else {
             /* pending BAT changes first: the buffered write commits too */
-            if ((ret = txn_commit(n, &t)) < 0)
+            if ((ret = zero_commit(n, &t, u, unmap)) < 0)
                 break;
-            nundo = 0;
             ret = vhdx_write_zero_buf(n, chunk, off);
         }
         off += chunk;
         len -= chunk;
     }
     if (ret == 0)
-        ret = txn_commit(n, &t);
+        ret = zero_commit(n, &t, u, unmap);
     if (ret < 0) {
-        while (nundo--)
-            s->bat[undo[nundo].idx] = undo[nundo].old;
+        while (u->count--)
+            s->bat[u->e[u->count].idx] = u->e[u->count].old;
     }
     txn_free(&t);
+    free(u);
     if (ret == 0 && (flags & BD_REQ_FUA))
         ret = bd_flush(n->file);
     pthread_rwlock_unlock(&s->lock);
     return ret;
+}
+
+/* Discard whole blocks only: they become ZERO blocks and their space is
+ * returned to the file system; partial blocks are left as they are. */
+int vhdx_discard(struct bd_node *n, uint64_t len, uint64_t off)
+{
+    struct vhdx_state *s = n->state;
+    uint64_t start = bd_align_up(off, s->block_size);
+    uint64_t end = bd_align_down(off + len, s->block_size);
+
+    if (start >= end)
+        return 0;
+    return vhdx_pwrite_zeroes(n, end - start, start, BD_REQ_MAY_UNMAP);
 }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Random writes (data and zeroes) through a read-write mount, mirrored into
+# Random writes (data, zeroes, hole punches) through a read-write mount, mirrored into
 # a shadow file, on images qemu-img made and images imgfuse create made with
 # each option: afterwards qemu-img check finds them clean and qemu-img
 # compare finds them equal to the shadow. cp of a raw file into a freshly
@@ -38,6 +38,11 @@ mount_img "${imgs[@]}" "$T/mnt"
 for i in "${!imgs[@]}"; do
     raw=$T/mnt/$(basename "${imgs[$i]}" .vhdx).raw
     $LIB randwrite "$raw" "$T/shadow$i.raw" "$i" 60
+    # discard (whole blocks become ZERO blocks) and zeroing, mirrored
+    for f in "$raw" "$T/shadow$i.raw"; do
+        fallocate -p -o 3M -l 9M "$f"
+        fallocate -z -o 20M -l 1536K "$f"
+    done
     cmp -s "$raw" "$T/shadow$i.raw" || fail "${whats[$i]}: the mount reads differently from the shadow"
 done
 unmount_img "$T/mnt"

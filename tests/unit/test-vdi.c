@@ -230,3 +230,24 @@ Test(vdi, probe_wants_the_signature_at_0x40)
     put_le32(head + 0x40, 0xbeda1070);
     cr_assert_eq(bd_drv_vdi.probe(head, sizeof(head)), 0);
 }
+
+Test(vdi, zero_writes_allocate_nothing_in_free_blocks)
+{
+    const uint32_t map[4] = { 0, 0xffffffff, 0xfffffffe, 0xffffffff };
+    struct bd_node *n;
+    FILE *f;
+
+    make_vdi(tmp("a.vdi"), 65536, 0, map, 4, 1, 1);
+    n = open_img(tmp("a.vdi"), true);
+    cr_assert_eq(bd_pwrite_zeroes(n, 3 * 65536, 65536, 0), 0);
+    cr_assert_eq(bd_pwrite_zeroes(n, 512, 1024, 0), 0);
+    expect_fill(n, 0, 1024, 1);
+    expect_fill(n, 1024, 512, 0);
+    expect_fill(n, 1536, 65536 - 1536, 1);
+    expect_fill(n, 65536, 3 * 65536, 0);
+    bd_node_close(n);
+    f = fopen(tmp("a.vdi"), "rb");
+    fseek(f, 0, SEEK_END);
+    cr_assert_eq(ftell(f), 1024 + 65536, "no block was appended");
+    fclose(f);
+}

@@ -310,6 +310,12 @@ Test(vpc, differencing_bitmap_mixes_child_and_parent_sectors)
     cr_assert_eq(bd_block_status(n, 2048, 8192, &pnum, &st, &map), 0);
     cr_assert(st & BD_STATUS_ALLOCATED);
     cr_assert_eq(pnum, 1024);
+
+    /* zeroes in a differencing disk hide the parent */
+    cr_assert_eq(bd_pwrite_zeroes(n, 512, 512, 0), 0);
+    cr_assert_eq(bd_pread(n, buf, 1536, 0), 0);
+    for (size_t i = 0; i < 1536; i++)
+        cr_assert_eq(buf[i], i >= 512 && i < 1024 ? 0 : 0x11, "byte %zu", i);
     bd_node_close(n);
 }
 
@@ -331,4 +337,25 @@ Test(vpc, unknown_subformat_is_refused)
     cr_assert_lt(bd_create_image(tmp("x.vhd"), "vpc", 1 << 20, "subformat=sparse",
                                  &err), 0);
     cr_assert(strstr(err.msg, "subformat"), "%s", err.msg);
+}
+
+Test(vpc, zero_writes_allocate_nothing_in_unused_blocks)
+{
+    struct bd_node *n;
+    uint8_t buf[4096];
+    size_t len0, len;
+
+    create(tmp("a.vhd"), 8 << 20, NULL);
+    free(slurp(tmp("a.vhd"), &len0));
+    n = open_img(tmp("a.vhd"), true, NULL);
+    cr_assert_eq(bd_pwrite_zeroes(n, 4 << 20, 0, 0), 0);
+    memset(buf, 0x33, sizeof(buf));
+    cr_assert_eq(bd_pwrite(n, buf, sizeof(buf), 6 << 20, 0), 0);
+    cr_assert_eq(bd_pwrite_zeroes(n, 1024, (6 << 20) + 1024, 0), 0);
+    cr_assert_eq(bd_pread(n, buf, sizeof(buf), 6 << 20), 0);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        cr_assert_eq(buf[i], i >= 1024 && i < 2048 ? 0 : 0x33, "byte %zu", i);
+    bd_node_close(n);
+    free(slurp(tmp("a.vhd"), &len));
+    cr_assert_eq(len, len0 + (2 << 20) + 512, "only the written block exists");
 }

@@ -394,6 +394,32 @@ static int vdi_pwrite(struct bd_node *n, const void *buf, uint64_t len,
     return 0;
 }
 
+/* Zeroes without allocating: free and zero blocks already read as zeroes. */
+static int vdi_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
+                             unsigned flags)
+{
+    struct vdi_state *s = n->state;
+    int r;
+
+    while (len) {
+        uint64_t blk = off / s->h.block_size, in = off % s->h.block_size;
+        uint64_t chunk = s->h.block_size - in;
+        uint32_t e;
+
+        if (chunk > len)
+            chunk = len;
+        e = vdi_bmap_get(s, blk);
+        if (e < VDI_BLOCK_ZERO) {
+            r = bd_pwrite_zeroes(n->file, chunk, vdi_data_off(s, e) + in, flags);
+            if (r < 0)
+                return r;
+        }
+        off += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
 static int vdi_block_status(struct bd_node *n, uint64_t off, uint64_t len,
                             uint64_t *pnum, unsigned *status, uint64_t *map)
 {
@@ -595,6 +621,7 @@ const struct bd_driver bd_drv_vdi = {
     .size = vdi_size,
     .pread = vdi_pread,
     .pwrite = vdi_pwrite,
+    .pwrite_zeroes = vdi_pwrite_zeroes,
     .block_status = vdi_block_status,
     .info = vdi_info,
     .check = vdi_check,

@@ -946,6 +946,46 @@ static int vpc_pwrite(struct bd_node *n, const void *buf, uint64_t len,
     return 0;
 }
 
+/*
+ * Zeroes without allocating: an unused block of a dynamic disk already reads
+ * as zeroes. A differencing disk must hide its parent there, so it takes
+ * the write path's allocation and marks the sectors present.
+ */
+static int vpc_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
+                             unsigned flags)
+{
+    struct vpc_state *s = n->state;
+    int r;
+
+    if (s->ft.type == VPC_TYPE_FIXED)
+        return bd_pwrite_zeroes(n->file, len, off, flags);
+    while (len) {
+        uint64_t blk = off / s->block_size, in = off % s->block_size;
+        uint64_t chunk = s->block_size - in;
+        uint32_t e;
+
+        if (chunk > len)
+            chunk = len;
+        e = vpc_bat_get(s, blk);
+        if (e == VPC_BAT_UNUSED && s->ft.type == VPC_TYPE_DIFF) {
+            r = vpc_alloc_block(n, blk, &e);
+            if (r < 0)
+                return r;
+        }
+        if (e != VPC_BAT_UNUSED) {
+            r = bd_pwrite_zeroes(n->file, chunk, vpc_block_data_off(s, e) + in,
+                                 flags);
+            if (r == 0 && s->ft.type == VPC_TYPE_DIFF)
+                r = vpc_mark_present(n, e, in, chunk);
+            if (r < 0)
+                return r;
+        }
+        off += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
 static int vpc_block_status(struct bd_node *n, uint64_t off, uint64_t len,
                             uint64_t *pnum, unsigned *status, uint64_t *map)
 {
@@ -1238,6 +1278,7 @@ const struct bd_driver bd_drv_vpc = {
     .size = vpc_size,
     .pread = vpc_pread,
     .pwrite = vpc_pwrite,
+    .pwrite_zeroes = vpc_pwrite_zeroes,
     .block_status = vpc_block_status,
     .info = vpc_info,
     .check = vpc_check,

@@ -939,6 +939,47 @@ int vmdk_sparse_pwrite(struct vmdk_sparse *s, const void *buf, uint64_t len,
     return 0;
 }
 
+/* Zeroes: whole grains become zeroed-grain entries (header version 2+) or
+ * stay unallocated when nothing shows through; the rest are written. */
+int vmdk_sparse_pwrite_zeroes(struct vmdk_sparse *s, uint64_t len, uint64_t off,
+                              const struct vmdk_fill *fill)
+{
+    uint8_t *zero = NULL;
+    int ret = 0;
+
+    if (s->cowd || s->compressed)
+        return -ENOTSUP;
+    if (!ovf_range_ok(off, len, s->capacity))
+        return -EIO;
+    while (len && ret == 0) {
+        uint64_t in = off % s->grain, n = s->grain - in;
+        uint32_t gte;
+
+        if (n > len)
+            n = len;
+        if ((ret = get_entry(s, off / s->grain, &gte)) < 0)
+            break;
+        enum vmdk_grain_state st = entry_state(s, gte);
+        if (st == VMDK_GRAIN_ZERO || (st == VMDK_GRAIN_UNALLOCATED && !fill->backing)) {
+            /* reads as zeroes already */
+        } else if (n == s->grain && s->zero_grain) {
+            ret = set_entry(s, off / s->grain, 1);
+        } else if (st == VMDK_GRAIN_DATA) {
+            ret = bd_pwrite_zeroes(s->file, n, (uint64_t)gte * BD_SECTOR + in, 0);
+        } else {
+            if (!zero && !(zero = calloc(1, s->grain))) {
+                ret = -ENOMEM;
+                break;
+            }
+            ret = vmdk_sparse_pwrite(s, zero, n, off, fill);
+        }
+        off += n;
+        len -= n;
+    }
+    free(zero);
+    return ret;
+}
+
 /* ---- the stream tail: tables, directory, footer, end-of-stream ------------ */
 
 static void put_marker(uint8_t *m, uint64_t val, uint32_t type)

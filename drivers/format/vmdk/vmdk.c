@@ -550,6 +550,48 @@ static int vmdk_pwrite(struct bd_node *n, const void *buf, uint64_t len,
     return 0;
 }
 
+static int vmdk_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
+                              unsigned flags)
+{
+    struct vmdk_state *st = n->state;
+    int ret;
+
+    if (!st->cid_done && (ret = update_cid(n, st)) < 0)
+        return ret;
+    while (len) {
+        struct vmdk_extent *e = find_extent(st, off);
+        uint64_t in, chunk;
+
+        if (!e)
+            return -EIO;
+        in = off - e->start;
+        chunk = e->len - in < len ? e->len - in : len;
+        struct vmdk_fill fill = { .backing = n->backing, .base = e->start };
+        if (e->access != VMDK_ACCESS_RW)
+            return -EACCES;
+        switch (e->kind) {
+        case VMDK_EXT_FLAT:
+            ret = bd_pwrite_zeroes(e->file, chunk, e->flat_off + in,
+                                   flags & ~BD_REQ_MAY_UNMAP);
+            break;
+        case VMDK_EXT_ZERO:
+            ret = 0;
+            break;
+        case VMDK_EXT_SESPARSE:
+            ret = -EACCES;
+            break;
+        case VMDK_EXT_SPARSE:
+            ret = vmdk_sparse_pwrite_zeroes(e->sp, chunk, in, &fill);
+            break;
+        }
+        if (ret < 0)
+            return ret;
+        off += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
 static int vmdk_flush(struct bd_node *n)
 {
     struct vmdk_state *st = n->state;
@@ -676,6 +718,7 @@ const struct bd_driver bd_drv_vmdk = {
     .size = vmdk_size,
     .pread = vmdk_pread,
     .pwrite = vmdk_pwrite,
+    .pwrite_zeroes = vmdk_pwrite_zeroes,
     .flush = vmdk_flush,
     .block_status = vmdk_block_status,
     .allocated_size = vmdk_allocated_size,

@@ -126,6 +126,10 @@ int vmdk_sparse_pread(struct vmdk_sparse *s, void *buf, uint64_t len,
                       uint64_t off, const struct vmdk_fill *fill);
 int vmdk_sparse_pwrite(struct vmdk_sparse *s, const void *buf, uint64_t len,
                        uint64_t off, const struct vmdk_fill *fill);
+/* Zeroes without writing data where the tables can say it; -ENOTSUP for
+ * stream and COWD extents (the caller writes zero buffers instead). */
+int vmdk_sparse_pwrite_zeroes(struct vmdk_sparse *s, uint64_t len, uint64_t off,
+                              const struct vmdk_fill *fill);
 /* Stream images: write grain tables, directory, footer and end-of-stream
  * marker for what is written so far. Others: no-op. */
 int vmdk_sparse_flush(struct vmdk_sparse *s);

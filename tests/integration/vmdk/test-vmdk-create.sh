@@ -64,3 +64,17 @@ unmount_img "$T/mnt-child"
 qemu-img check -q child.vmdk || fail "child: qemu-img check after writes"
 qemu-img compare -q child.vmdk shadow-child || fail "child differs from shadow"
 qemu-img compare -q base.vmdk shadow-monolithicSparse || fail "writes reached the parent"
+
+# zeroed_grain: zeroing whole grains (fallocate) marks them zero in the
+# grain table instead of writing data; qemu-img map reports them as zero
+head -c 10M /dev/urandom >shadow-zg
+mount_img opt3.vmdk "$T/mnt-zg"
+dd if=shadow-zg of="$T/mnt-zg" bs=1M conv=notrunc 2>/dev/null
+fallocate -z -o 1000000 -l 3000000 "$T/mnt-zg"
+fallocate -z -o 1000000 -l 3000000 shadow-zg
+cmp "$T/mnt-zg" shadow-zg || fail "zeroed range reads back wrong"
+unmount_img "$T/mnt-zg"
+qemu-img check -q opt3.vmdk || fail "zeroed_grain: qemu-img check"
+qemu-img compare -q -f vmdk -F raw opt3.vmdk shadow-zg || fail "zeroed_grain: differs from shadow"
+qemu-img map --output=json opt3.vmdk | grep -q '"start": 1048576, "length": 2949120, "depth": 0, "present": true, "zero": true, "data": false' ||
+    fail "zeroed grains not reported as zero: $(qemu-img map --output=json opt3.vmdk | head -5)"

@@ -2,8 +2,8 @@
 # Hostile and broken vmdk images fail with a clear message naming the file,
 # never a crash or a hang: the fuzzed qemu sample, truncated files, absurd
 # headers, tables and grains pointing beyond the file (EIO on read), a
-# damaged compressed grain, missing or escaping extents, a parent loop and a
-# bare seSparse extent.
+# damaged compressed grain, missing or escaping extents, a parent loop and
+# damaged seSparse extents.
 . "$(dirname "$0")/../lib.sh"
 
 cd "$T"
@@ -35,8 +35,13 @@ cp "$src" text.vmdk; patch text.vmdk 75 0a
 expect_error text.vmdk "text mode"
 head -c 60000 "$DATA/vmdk/iotest-version3-2013.vmdk" >nofooter.vmdk
 expect_error nofooter.vmdk "footer"
-zcat "$SHARED_IMAGES/public/dissect.hypervisor/sesparse.vmdk.gz" >bare-sesparse.vmdk
-expect_error bare-sesparse.vmdk "bare seSparse extent"
+zcat "$DATA/vmdk/sesparse.vmdk.gz" >ses.vmdk
+cp ses.vmdk ses-journal.vmdk; patch ses-journal.vmdk $((512 + 24)) 01
+expect_error ses-journal.vmdk "journal needs replaying"
+cp ses.vmdk ses-gd.vmdk; patch ses-gd.vmdk 128 ffffffff
+expect_error ses-gd.vmdk "absurd sizes\|beyond the end"
+cp ses.vmdk ses-grain.vmdk; patch ses-grain.vmdk 24 10
+expect_error ses-grain.vmdk "grain size 16"
 head -c 3000 /dev/urandom | tr -d '\0' >noise.vmdk
 expect_error noise.vmdk "noise.vmdk"
 

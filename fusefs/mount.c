@@ -295,6 +295,11 @@ static int serve(struct mount_ctx *m, const char *argv0, struct bd_err *err)
     if (!m->fs.se)
         return bd_err_set(err, EINVAL, "cannot start a FUSE session (bad FUSE "
                           "option in -o?)");
+    /* A shell starts background jobs with SIGINT ignored, and libfuse only
+     * takes signals left at their default: SIGINT must end us too. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     if (fuse_set_signal_handlers(m->fs.se) != 0) {
         r = bd_err_set(err, EIO, "cannot install signal handlers");
         goto out_destroy;

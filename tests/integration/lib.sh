@@ -59,7 +59,9 @@ unmount_img() {
     pid=$(cat "$pidf" 2>/dev/null || true)
     fusermount3 -u "$mnt"
     for i in $(seq 1 200); do
-        if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+        # gone, or a zombie waiting for a slow reaper: either way exited
+        if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null ||
+           [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
             return 0
         fi
         sleep 0.05

@@ -1,0 +1,109 @@
+/* fusefs/cli.c: the command-line contract. */
+#include <criterion/criterion.h>
+#include "fusefs/cli.h"
+
+#define ARGV(...) ((char *[]){ "imgfuse", __VA_ARGS__, NULL })
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])) - 1)
+
+static int parse(char **argv, int unused, struct cli *c, struct bd_err *err)
+{
+    int argc = 0;
+    (void)unused;
+    while (argv[argc])
+        argc++;
+    bd_err_clear(err);
+    return cli_parse(argc, argv, c, err);
+}
+
+Test(cli, mount_with_sources_and_mountpoint)
+{
+    struct cli c;
+    struct bd_err err = { 0 };
+    char **a = ARGV("-F", "qcow2", "-r", "a.img", "b.img", "mnt");
+    cr_assert_eq(parse(a, 7, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.cmd, CLI_MOUNT);
+    cr_assert_eq(c.nsources, 2);
+    cr_assert_str_eq(c.mountpoint, "mnt");
+    cr_assert_str_eq(c.format, "qcow2");
+    cr_assert(c.flags.read_only);
+}
+
+Test(cli, dash_o_takes_imgfuse_and_fuse_options_after_positionals)
+{
+    struct cli c;
+    struct bd_err err = { 0 };
+    char **a = ARGV("disk.img", "mnt", "-o", "ro,format=raw,locking=off,allow_other,"
+                    "share-rw,cache=none,offset=1M,dev,suid");
+    cr_assert_eq(parse(a, 4, &c, &err), 0, "%s", err.msg);
+    cr_assert(c.flags.read_only);
+    cr_assert_str_eq(c.format, "raw");
+    cr_assert_eq(c.flags.locking, BD_LOCKING_OFF);
+    cr_assert(c.flags.share_rw);
+    cr_assert_eq(c.flags.cache, BD_CACHE_NONE);
+    cr_assert(strstr(c.fuse_opts, "allow_other"));
+    cr_assert_str_eq(c.fmt_opts, "offset=1M");
+}
+
+Test(cli, misspelt_option_gets_a_did_you_mean)
+{
+    struct cli c;
+    struct bd_err err = { 0 };
+    char **a = ARGV("--lockng=on", "d", "m");
+    cr_assert_lt(parse(a, 3, &c, &err), 0);
+    cr_assert(strstr(err.msg, "did you mean '--locking'"), "%s", err.msg);
+    char **b = ARGV("d", "m", "-o", "forse-share");
+    cr_assert_lt(parse(b, 4, &c, &err), 0);
+    cr_assert(strstr(err.msg, "did you mean 'force-share'"), "%s", err.msg);
+    char **d = ARGV("--cache=nnone", "d", "m");
+    cr_assert_lt(parse(d, 3, &c, &err), 0);
+    cr_assert(strstr(err.msg, "did you mean 'none'"), "%s", err.msg);
+}
+
+Test(cli, missing_mountpoint_is_explained)
+{
+    struct cli c;
+    struct bd_err err = { 0 };
+    char **a = ARGV("disk.img");
+    cr_assert_lt(parse(a, 1, &c, &err), 0);
+    cr_assert(strstr(err.msg, "MOUNTPOINT"), "%s", err.msg);
+}
+
+Test(cli, info_create_and_check_subcommands)
+{
+    struct cli c;
+    struct bd_err err = { 0 };
+    char **a = ARGV("info", "--json", "-F", "raw", "x.img");
+    cr_assert_eq(parse(a, 5, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.cmd, CLI_INFO);
+    cr_assert(c.json);
+    char **b = ARGV("create", "-F", "raw", "-o", "preallocation=full", "x.img", "1G");
+    cr_assert_eq(parse(b, 7, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.cmd, CLI_CREATE);
+    cr_assert_str_eq(c.create_size, "1G");
+    cr_assert_str_eq(c.create_opts, "preallocation=full");
+    char **d = ARGV("check", "-r", "all", "x.qcow2");
+    cr_assert_eq(parse(d, 4, &c, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.check_repair, "all");
+    char **e = ARGV("create", "x.img", "1G");
+    cr_assert_lt(parse(e, 3, &c, &err), 0);
+}
+
+Test(cli, force_share_implies_read_only_and_conflicts_with_share_rw)
+{
+    struct cli c;
+    struct bd_err err = { 0 };
+    char **a = ARGV("-U", "d", "m");
+    cr_assert_eq(parse(a, 3, &c, &err), 0);
+    cr_assert(c.flags.read_only && c.flags.force_share);
+    char **b = ARGV("-U", "--share-rw", "d", "m");
+    cr_assert_lt(parse(b, 4, &c, &err), 0);
+}
+
+Test(cli, create_then_mount_needs_a_format)
+{
+    struct cli c;
+    struct bd_err err = { 0 };
+    char **a = ARGV("--create", "1G", "new.img", "m");
+    cr_assert_lt(parse(a, 4, &c, &err), 0);
+    cr_assert(strstr(err.msg, "format"), "%s", err.msg);
+}

@@ -1,0 +1,82 @@
+/* core/uri.c: SOURCE classification and URI parsing. */
+#include <criterion/criterion.h>
+#include "core/bd-internal.h"
+
+Test(uri, nbd_unix_socket_with_export_name)
+{
+    struct bd_uri u;
+    struct bd_err err = { 0 };
+    cr_assert_eq(bd_uri_parse("nbd+unix:///exp?socket=/tmp/s.sock", &u, &err), 0);
+    cr_assert_str_eq(u.scheme, "nbd+unix");
+    cr_assert_str_eq(u.host, "");
+    cr_assert_str_eq(u.path, "/exp");
+    char *sock = bd_uri_query_get(u.query, "socket");
+    cr_assert_str_eq(sock, "/tmp/s.sock");
+    free(sock);
+    bd_uri_free(&u);
+}
+
+Test(uri, user_password_host_port_and_percent_escapes)
+{
+    struct bd_uri u;
+    struct bd_err err = { 0 };
+    cr_assert_eq(bd_uri_parse("iscsi://us%40r:p%3Ass@10.0.0.1:3260/iqn.x/1", &u, &err), 0);
+    cr_assert_str_eq(u.user, "us@r");
+    cr_assert_str_eq(u.password, "p:ss");
+    cr_assert_str_eq(u.host, "10.0.0.1");
+    cr_assert_eq(u.port, 3260);
+    cr_assert_str_eq(u.path, "/iqn.x/1");
+    bd_uri_free(&u);
+}
+
+Test(uri, ipv6_host_in_brackets)
+{
+    struct bd_uri u;
+    struct bd_err err = { 0 };
+    cr_assert_eq(bd_uri_parse("nbd://[::1]:10809/x", &u, &err), 0);
+    cr_assert_str_eq(u.host, "::1");
+    cr_assert_eq(u.port, 10809);
+    bd_uri_free(&u);
+}
+
+Test(uri, bad_port_is_an_error_naming_it)
+{
+    struct bd_uri u;
+    struct bd_err err = { 0 };
+    cr_assert_lt(bd_uri_parse("nbd://host:99999/x", &u, &err), 0);
+    cr_assert(strstr(err.msg, "99999"), "%s", err.msg);
+    bd_err_clear(&err);
+    cr_assert_lt(bd_uri_parse("nbd://host:12ab/x", &u, &err), 0);
+    bd_err_clear(&err);
+    cr_assert_lt(bd_uri_parse("nbd://[::1/x", &u, &err), 0);
+}
+
+Test(uri, classify_sources)
+{
+    cr_assert_eq(bd_source_classify("json:{}", NULL), BD_SRC_JSON);
+    cr_assert_eq(bd_source_classify("nbd://h/x", NULL), BD_SRC_URI);
+    cr_assert_eq(bd_source_classify("driver=raw,file.filename=x", NULL), BD_SRC_DOTTED);
+    cr_assert_eq(bd_source_classify("/nonexistent/disk.img", NULL), BD_SRC_FILE);
+    cr_assert_eq(bd_source_classify("/etc/hostname", NULL), BD_SRC_FILE);
+}
+
+Test(uri, unknown_scheme_is_a_clear_error)
+{
+    struct bd_opts *o = bd_opts_new();
+    struct bd_err err = { 0 };
+    cr_assert_lt(bd_source_to_opts("gopher://h/x", o, &err), 0);
+    cr_assert(strstr(err.msg, "unknown URI scheme 'gopher'"), "%s", err.msg);
+    bd_opts_free(o);
+}
+
+Test(uri, file_uri_names_a_local_file)
+{
+    struct bd_opts *o = bd_opts_new();
+    struct bd_err err = { 0 };
+    cr_assert_eq(bd_source_to_opts("file:///tmp/a%20b.img", o, &err), 0);
+    cr_assert_str_eq(bd_opts_get(o, "filename"), "/tmp/a b.img");
+    bd_opts_free(o);
+    o = bd_opts_new();
+    cr_assert_lt(bd_source_to_opts("file://otherhost/x", o, &err), 0);
+    bd_opts_free(o);
+}

@@ -159,7 +159,12 @@ static int open_sources(struct mount_ctx *m, struct bd_err *err)
                               &n, err);
         if (r < 0)
             return r;
-        base_without_ext(c->sources[i], name, sizeof(name));
+        /* Name it after the image file, whatever form SOURCE took. */
+        struct bd_node *pn = n;
+        while (pn->file)
+            pn = pn->file;
+        base_without_ext(pn->filename ? pn->filename : c->sources[i], name,
+                         sizeof(name));
         strncat(name, ".raw", sizeof(name) - strlen(name) - 1);
         for (size_t j = 0; j < i; j++) {
             if (strcmp(m->fs.files[j].name, name) == 0) {

@@ -100,14 +100,26 @@ static void grow_pool(struct nbd_state *s, unsigned want)
 
 /* ---- driver callbacks -------------------------------------------------------- */
 
+/* The parts become options; "filename" gets the URI without credentials,
+ * which core uses to name the node. */
 static int nbd_parse_uri(const char *uri, struct bd_opts *o, struct bd_err *err)
 {
     struct nbdt t = {0};
+    struct nbd_conf c;
+    char *display = NULL;
     int r = nbdt_parse(uri, &t, err);
+
+    if (r == 0)
+        r = nbdt_conf(&t, &c, err);
+    if (r == 0 && !(display = nbdt_display(&c)))
+        r = -ENOMEM;
+    if (r == 0)
+        r = bd_opts_set(o, "filename", display);
     for (int k = 0; r == 0 && k < NBDT_NKEYS; k++) {
         if (t.v[k])
             r = bd_opts_set(o, nbdt_keys[k], t.v[k]);
     }
+    free(display);
     nbdt_free(&t);
     return r;
 }

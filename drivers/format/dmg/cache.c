@@ -152,27 +152,28 @@ static bool is_compressed(uint32_t type)
            type != DMG_CHUNK_IGNORE;
 }
 
-/* Called with the lock held after chunk idx was used. */
-static void dmg_prefetch(struct dmg_cache *c, size_t idx)
+static void start_threads(struct dmg_cache *c)
 {
-    /* FUSE workers may take neighbouring pieces slightly out of order */
-    bool sequential = idx + 2 >= c->last && idx <= c->last + 2;
-
-    c->last = idx;
-    if (!sequential || c->stop)
-        return;
-    if (!c->threads_started) {
-        c->threads_started = true;
-        for (unsigned i = 0; i < DMG_PREFETCH_THREADS; i++) {
-            if (pthread_create(&c->threads[i], NULL, dmg_prefetch_thread, c))
-                break;
-            c->n_threads++;
-        }
+    c->threads_started = true;
+    for (unsigned i = 0; i < DMG_PREFETCH_THREADS; i++) {
+        if (pthread_create(&c->threads[i], NULL, dmg_prefetch_thread, c))
+            break;
+        c->n_threads++;
     }
+}
+
+/* Queue chunks [from, to] that are compressed and not cached yet; lock
+ * held. Each gets a loading slot at once, so a reader that reaches it
+ * waits for the thread instead of decoding it a second time. */
+static void queue_chunks(struct dmg_cache *c, size_t from, size_t to)
+{
+    if (c->stop)
+        return;
+    if (!c->threads_started)
+        start_threads(c);
     if (c->n_threads == 0)
         return;
-    for (size_t j = idx + 1; j <= idx + DMG_PREFETCH_AHEAD &&
-                             j < c->map->n_chunks; j++) {
+    for (size_t j = from; j <= to && j < c->map->n_chunks; j++) {
         struct dmg_slot *sl;
 
         if (!is_compressed(c->map->chunks[j].type) || slot_find(c, j))
@@ -186,6 +187,18 @@ static void dmg_prefetch(struct dmg_cache *c, size_t idx)
         c->q_len++;
         pthread_cond_signal(&c->work);
     }
+}
+
+/* Called with the lock held after chunk idx was used: when reads walk the
+ * disk in order, keep the next chunks decoding. */
+static void dmg_prefetch(struct dmg_cache *c, size_t idx)
+{
+    /* FUSE workers may take neighbouring pieces slightly out of order */
+    bool sequential = idx + 2 >= c->last && idx <= c->last + 2;
+
+    c->last = idx;
+    if (sequential)
+        queue_chunks(c, idx + 1, idx + DMG_PREFETCH_AHEAD);
 }
 
 /* ---- the interface ------------------------------------------------------- */
@@ -265,6 +278,13 @@ int dmg_cache_get(struct dmg_cache *c, size_t idx, struct dmg_ref *ref)
      * the reader keeps a private copy */
     *ref = (struct dmg_ref){ .slot = sl, .buf = buf };
     return 0;
+}
+
+void dmg_cache_prefetch(struct dmg_cache *c, size_t from, size_t to)
+{
+    pthread_mutex_lock(&c->lock);
+    queue_chunks(c, from, to);
+    pthread_mutex_unlock(&c->lock);
 }
 
 void dmg_cache_put(struct dmg_cache *c, struct dmg_ref *ref)

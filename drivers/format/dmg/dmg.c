@@ -4,7 +4,6 @@
  * ones from the decoded-chunk cache (cache.c). No write support.
  */
 #include "dmg.h"
-#include "overflow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +85,15 @@ static int dmg_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
     struct dmg_state *s = n->state;
     const struct dmg_map *m = &s->map;
     uint8_t *p = buf;
+    size_t first, last;
 
+    if (len == 0)
+        return 0;
+    /* a request over several compressed chunks: expand them in parallel */
+    first = dmg_map_find(m, off);
+    last = dmg_map_find(m, off + len - 1);
+    if (last > first && first < m->n_chunks)
+        dmg_cache_prefetch(&s->cache, first + 1, last);
     while (len > 0) {
         size_t i = dmg_map_find(m, off);
         const struct dmg_chunk *c = i < m->n_chunks ? &m->chunks[i] : NULL;

@@ -109,6 +109,9 @@ void dmg_cache_destroy(struct dmg_cache *c);
  * with dmg_cache_put(). 0 or -errno (-EIO: corrupt chunk). */
 int dmg_cache_get(struct dmg_cache *c, size_t idx, struct dmg_ref *ref);
 void dmg_cache_put(struct dmg_cache *c, struct dmg_ref *ref);
+/* Start decoding chunks from..to in the background (one request that spans
+ * several chunks: the reader decodes the first while threads do the rest). */
+void dmg_cache_prefetch(struct dmg_cache *c, size_t from, size_t to);
 
 /* map.c: koly trailer, XML plist / resource fork, mish tables. */
 int dmg_map_load(struct bd_node *file, const char *name, struct dmg_map *m,

@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,4 +279,61 @@ Test(nbd_io, missing_socket_says_what_to_check)
     cr_assert_lt(bd_open_image(u, "raw", NULL, &fl, &n, &err), 0);
     cr_assert(strstr(err.msg, "is the NBD server running?") != NULL, "%s",
               err.msg);
+}
+
+/* Many threads, one connection: replies must reach the right waiter. */
+struct par_arg {
+    struct bd_node *n;
+    unsigned seed;
+    int bad;
+};
+
+static void *par_reader(void *opaque)
+{
+    struct par_arg *a = opaque;
+    static __thread uint64_t buf[(256 << 10) / 8];
+    for (int i = 0; i < 300 && !a->bad; i++) {
+        uint64_t len = (uint64_t)(1 + rand_r(&a->seed) % 64) * 4096;
+        uint64_t off = (uint64_t)(rand_r(&a->seed) % 1984) * 4096;
+        if (bd_pread(a->n, buf, len, off) != 0) {
+            a->bad = 1;
+            break;
+        }
+        for (uint64_t w = 0; w < len / 8; w++) {
+            if (buf[w] != off + w * 8) {
+                a->bad = 2;
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+Test(nbd_io, parallel_requests_on_one_connection_get_their_own_replies)
+{
+    struct bd_flags fl = {0};
+    struct bd_node *n;
+    char u[600];
+    uint64_t *block = malloc(1 << 20);
+    pthread_t th[6];
+    struct par_arg a[6];
+
+    snprintf(u, sizeof(u), "%s&connections=1", uri);
+    cr_assert_eq(bd_open_image(u, "raw", NULL, &fl, &n, &err), 0, "%s", err.msg);
+    for (uint64_t off = 0; off < (8 << 20); off += 1 << 20) {
+        for (uint64_t w = 0; w < (1 << 17); w++)
+            block[w] = off + w * 8;
+        cr_assert_eq(bd_pwrite(n, block, 1 << 20, off, 0), 0);
+    }
+    free(block);
+    for (int i = 0; i < 6; i++) {
+        a[i] = (struct par_arg){.n = n, .seed = (unsigned)i * 7919u + 1};
+        pthread_create(&th[i], NULL, par_reader, &a[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(a[i].bad, 0, "thread %d: %s", i,
+                     a[i].bad == 1 ? "read failed" : "wrong data");
+    }
+    bd_node_close(n);
 }

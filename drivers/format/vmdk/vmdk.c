@@ -485,12 +485,23 @@ static int update_cid(struct bd_node *n, struct vmdk_state *st)
         ret = bd_pwrite(n->file, w, wlen, st->desc_off, 0);
         free(w);
     } else {
+        /* keep NUL padding after the text (qemu pads descriptor files) */
         struct bd_err e = {0};
+        int64_t fsize = bd_size(n->file);
+        size_t wlen = fsize > 0 && (uint64_t)fsize > st->desc_len &&
+                      (uint64_t)fsize > nlen ? (size_t)fsize : nlen;
+        char *w = calloc(1, wlen);
+        if (!w) {
+            free(t);
+            return -ENOMEM;
+        }
+        memcpy(w, t, nlen);
         ret = 0;
-        if (nlen != st->desc_len)
-            ret = bd_truncate(n->file, nlen, BD_PREALLOC_OFF, &e);
+        if (fsize < 0 || (uint64_t)fsize != wlen)
+            ret = bd_truncate(n->file, wlen, BD_PREALLOC_OFF, &e);
         if (ret == 0)
-            ret = bd_pwrite(n->file, t, nlen, 0, 0);
+            ret = bd_pwrite(n->file, w, wlen, 0, 0);
+        free(w);
     }
     if (ret < 0) {
         free(t);

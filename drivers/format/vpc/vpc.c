@@ -539,10 +539,12 @@ static char *vpc_locator_path(struct bd_node *n, const uint8_t *e, uint64_t fsiz
     if (!raw)
         return NULL;
     if (bd_pread(n->file, raw, len, off) == 0) {
-        if (memcmp(code, "MacX", 4) == 0) {
+        if (memcmp(code, "MacX", 4) == 0 || memcmp(code, "Wi2", 3) == 0) {
+            /* UTF-8 file URL (Mac OS X) or 8-bit path (deprecated Wi2r/Wi2k) */
             raw[len] = 0;
-            if (!memchr(raw, 0, len))
-                path = vpc_file_url_path((char *)raw);
+            if (strlen((char *)raw) > 0)
+                path = code[0] == 'M' ? vpc_file_url_path((char *)raw)
+                                      : strdup((char *)raw);
         } else {
             path = vpc_utf16_to_utf8(raw, len, true);
         }
@@ -585,16 +587,18 @@ static int vpc_open_parent_path(struct bd_node *n, const char *path,
 }
 
 /*
- * A differencing disk's parent: relative locator (W2ru), absolute (W2ku),
- * a Mac file URL (MacX), then the parent's name from the header, each
- * opened through core, which resolves it and applies confinement.
+ * A differencing disk's parent: relative locators (W2ru, the older Wi2r),
+ * absolute ones (W2ku, Wi2k), a Mac file URL (MacX), then the parent's name
+ * from the header, each opened through core, which resolves it and applies
+ * confinement.
  */
 static int vpc_open_parent(struct bd_node *n, uint64_t fsize, struct bd_err *err)
 {
-    static const char *const codes[] = { "W2ru", "W2ku", "MacX", NULL };
+    static const char *const codes[] = { "W2ru", "Wi2r", "W2ku", "Wi2k", "MacX",
+                                         NULL };
     struct vpc_state *s = n->state;
     uint8_t raw[VPC_DYN_SIZE];
-    char *cand[3 * 8 + 1];
+    char *cand[5 * 8 + 1];
     char tried[512] = "";
     size_t ncand = 0, tl = 0;
     struct bd_err e2;

@@ -68,7 +68,10 @@ char *bd_percent_decode(const char *s);
 
 /* ---- probing ---- */
 #define BD_PROBE_BYTES 4096
-const struct bd_driver *bd_probe(const uint8_t *head, size_t len, int *score);
+#define BD_PROBE_TAIL_BYTES 512
+/* tail: the file's last bytes (tail_len 0 when the head is the whole file). */
+const struct bd_driver *bd_probe(const uint8_t *head, size_t len,
+                                 const uint8_t *tail, size_t tail_len, int *score);
 
 /* ---- info ---- */
 struct bd_info_kv { char *key, *val; };

@@ -172,6 +172,8 @@ struct bd_driver {
     bool read_only;                 /* the format cannot be written */
 
     int  (*probe)(const uint8_t *head, size_t len);           /* score 0..100 */
+    /* Formats identified by a trailer (dmg): the file's last bytes. */
+    int  (*probe_tail)(const uint8_t *tail, size_t len);      /* score 0..100 */
     /* Protocols: turn a URI or legacy string into options (filename=...). */
     int  (*parse_uri)(const char *uri, struct bd_opts *o, struct bd_err *err);
     /* Format nodes arrive with n->file already open; protocols open it.

@@ -49,7 +49,7 @@ int bd_create_image(const char *filename, const char *fmt, uint64_t size,
 {
     const struct bd_driver *drv = bd_driver_find(fmt ? fmt : "raw");
     const struct bd_driver *proto = bd_driver_find("file");
-    struct bd_flags flags = { .locking = BD_LOCKING_AUTO };
+    struct bd_flags flags = { .locking = BD_LOCKING_AUTO, .growable = true };
     struct bd_node *file = NULL;
     struct stat st;
     int r;

@@ -222,7 +222,8 @@ int bd_node_open_protocol(const char *filename, const struct bd_driver *drv,
     return 0;
 }
 
-static int read_head(struct bd_node *file, uint8_t *head, size_t *len)
+static int read_head(struct bd_node *file, uint8_t *head, size_t *len,
+                     uint8_t *tail, size_t *tail_len)
 {
     int64_t size = bd_size(file);
     if (size < 0)
@@ -230,7 +231,13 @@ static int read_head(struct bd_node *file, uint8_t *head, size_t *len)
     size_t want = size < BD_PROBE_BYTES ? (size_t)size : BD_PROBE_BYTES;
     memset(head, 0, BD_PROBE_BYTES);
     *len = want;
-    return want ? bd_pread(file, head, want, 0) : 0;
+    *tail_len = 0;
+    int r = want ? bd_pread(file, head, want, 0) : 0;
+    if (r < 0 || size <= BD_PROBE_BYTES)
+        return r;
+    *tail_len = BD_PROBE_TAIL_BYTES;
+    return bd_pread(file, tail, BD_PROBE_TAIL_BYTES,
+                    (uint64_t)size - BD_PROBE_TAIL_BYTES);
 }
 
 static int open_format(const struct bd_driver *drv, bool probed,
@@ -252,6 +259,10 @@ static int open_format(const struct bd_driver *drv, bool probed,
         bd_node_close(file);
         return -ENOMEM;
     }
+    /* A format allocates by writing past its file's end: the protocol
+     * child grows, while the guest-visible size is the format's to keep. */
+    if (!flags->read_only)
+        file->flags.growable = true;
     n->file = file;
     file->parent = n;
     n->parent = parent;
@@ -335,16 +346,16 @@ static int open_node(struct bd_opts *view, const char *fmt,
 
     bool probed = false;
     if (!drv) {
-        uint8_t head[BD_PROBE_BYTES];
-        size_t len = 0;
-        r = read_head(file, head, &len);
+        uint8_t head[BD_PROBE_BYTES], tail[BD_PROBE_TAIL_BYTES];
+        size_t len = 0, tail_len = 0;
+        r = read_head(file, head, &len, tail, &tail_len);
         if (r < 0) {
             r = bd_err_set(err, -r, "%s: cannot read the image header: %s",
                            file->name, strerror(-r));
             bd_node_close(file);
             return r;
         }
-        drv = bd_probe(head, len, NULL);
+        drv = bd_probe(head, len, tail, tail_len, NULL);
         probed = true;
         const char *magic = bd_probe_known_magic(head, len);
         if (drv && strcmp(drv->name, "raw") == 0 && magic) {
@@ -499,6 +510,7 @@ int bd_open_related(struct bd_node *n, const char *path, bool writable,
     if (!o)
         return bd_err_set(err, ENOMEM, "out of memory");
     f.read_only = f.read_only || !writable;
+    f.growable = !f.read_only;
     int r = bd_node_open_protocol(path, NULL, o, &f, n->depth, out, err);
     if (r == 0)
         (*out)->parent = n;

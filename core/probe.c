@@ -9,7 +9,8 @@
 
 #include <string.h>
 
-const struct bd_driver *bd_probe(const uint8_t *head, size_t len, int *score)
+const struct bd_driver *bd_probe(const uint8_t *head, size_t len,
+                                 const uint8_t *tail, size_t tail_len, int *score)
 {
     size_t n;
     const struct bd_driver *const *all = bd_driver_all(&n);
@@ -20,6 +21,10 @@ const struct bd_driver *bd_probe(const uint8_t *head, size_t len, int *score)
         if (all[i]->kind != BD_FORMAT || !all[i]->probe)
             continue;
         int s = all[i]->probe(head, len);
+        if (all[i]->probe_tail && tail && tail_len) {
+            int t = all[i]->probe_tail(tail, tail_len);
+            s = t > s ? t : s;
+        }
         if (s > best_score) {
             best_score = s;
             best = all[i];

@@ -293,9 +293,12 @@ static int apply_o_item(struct cli *c, char *item, struct bd_err *err)
 
 static int apply_o(struct cli *c, const char *arg, struct bd_err *err)
 {
-    char *copy = strdup(arg);       /* kept for the life of the process */
+    if (c->n_o_copies == sizeof(c->o_copies) / sizeof(c->o_copies[0]))
+        return bd_err_set(err, E2BIG, "too many -o options; join them with commas");
+    char *copy = strdup(arg);       /* freed by cli_free() */
     if (!copy)
         return bd_err_set(err, ENOMEM, "out of memory");
+    c->o_copies[c->n_o_copies++] = copy;
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         int r = apply_o_item(c, item, err);
@@ -320,6 +323,13 @@ static int unknown_long(const char *arg, struct bd_err *err)
         return bd_err_set(err, EINVAL, "unknown option '--%s' (did you mean "
                           "'--%s'?)", name, hint);
     return bd_err_set(err, EINVAL, "unknown option '%s'; see imgfuse --help", arg);
+}
+
+void cli_free(struct cli *c)
+{
+    for (size_t i = 0; i < c->n_o_copies; i++)
+        free(c->o_copies[i]);
+    c->n_o_copies = 0;
 }
 
 int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)

@@ -28,11 +28,16 @@ struct cli {
     const char *create_opts;        /* --create-opts / create -o */
     const char *debug_mods;
     const char *check_repair;       /* check -r leaks|all */
+    char *o_copies[32];             /* -o strings the fields above point into */
+    size_t n_o_copies;
 };
 
 /* 0 on success; -EINVAL with err naming the bad argument. argv is kept
  * (pointers into it). */
 int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err);
+
+/* Free what cli_parse allocated (the fields then dangle). */
+void cli_free(struct cli *c);
 
 /* The --help text (also what docs/imgfuse.1 is tested against). */
 extern const char cli_usage[];

@@ -10,15 +10,9 @@
 #include <stdio.h>
 #include <fuse_lowlevel.h>
 
-int main(int argc, char **argv)
+static int run(struct cli *c, const char *argv0)
 {
-    struct cli c;
-    struct bd_err err = { 0 };
-    if (cli_parse(argc, argv, &c, &err) < 0) {
-        fprintf(stderr, "imgfuse: %s\n", err.msg);
-        return 2;
-    }
-    switch (c.cmd) {
+    switch (c->cmd) {
     case CLI_HELP:
         fputs(cli_usage, stdout);
         return 0;
@@ -26,12 +20,27 @@ int main(int argc, char **argv)
         printf("imgfuse %s (libfuse %s)\n", IMGFUSE_VERSION, fuse_pkgversion());
         return 0;
     case CLI_INFO:
-        return cmd_info(&c);
+        return cmd_info(c);
     case CLI_CREATE:
-        return cmd_create(&c);
+        return cmd_create(c);
     case CLI_CHECK:
-        return cmd_check(&c);
+        return cmd_check(c);
     default:
-        return fusefs_mount_main(argv[0], &c);
+        return fusefs_mount_main(argv0, c);
     }
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c;
+    struct bd_err err = { 0 };
+    int rc;
+    if (cli_parse(argc, argv, &c, &err) < 0) {
+        fprintf(stderr, "imgfuse: %s\n", err.msg);
+        cli_free(&c);
+        return 2;
+    }
+    rc = run(&c, argv[0]);
+    cli_free(&c);
+    return rc;
 }

@@ -5,19 +5,28 @@
 #define ARGV(...) ((char *[]){ "imgfuse", __VA_ARGS__, NULL })
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])) - 1)
 
-static int parse(char **argv, int unused, struct cli *c, struct bd_err *err)
+static struct cli c;
+
+static void free_cli(void)
+{
+    cli_free(&c);
+}
+
+TestSuite(cli, .fini = free_cli);
+
+static int parse(char **argv, int unused, struct cli *out, struct bd_err *err)
 {
     int argc = 0;
     (void)unused;
     while (argv[argc])
         argc++;
+    cli_free(out);
     bd_err_clear(err);
-    return cli_parse(argc, argv, c, err);
+    return cli_parse(argc, argv, out, err);
 }
 
 Test(cli, mount_with_sources_and_mountpoint)
 {
-    struct cli c;
     struct bd_err err = { 0 };
     char **a = ARGV("-F", "qcow2", "-r", "a.img", "b.img", "mnt");
     cr_assert_eq(parse(a, 7, &c, &err), 0, "%s", err.msg);
@@ -30,7 +39,6 @@ Test(cli, mount_with_sources_and_mountpoint)
 
 Test(cli, dash_o_takes_imgfuse_and_fuse_options_after_positionals)
 {
-    struct cli c;
     struct bd_err err = { 0 };
     char **a = ARGV("disk.img", "mnt", "-o", "ro,format=raw,locking=off,allow_other,"
                     "share-rw,cache=none,offset=1M,dev,suid");
@@ -46,7 +54,6 @@ Test(cli, dash_o_takes_imgfuse_and_fuse_options_after_positionals)
 
 Test(cli, misspelt_option_gets_a_did_you_mean)
 {
-    struct cli c;
     struct bd_err err = { 0 };
     char **a = ARGV("--lockng=on", "d", "m");
     cr_assert_lt(parse(a, 3, &c, &err), 0);
@@ -61,7 +68,6 @@ Test(cli, misspelt_option_gets_a_did_you_mean)
 
 Test(cli, missing_mountpoint_is_explained)
 {
-    struct cli c;
     struct bd_err err = { 0 };
     char **a = ARGV("disk.img");
     cr_assert_lt(parse(a, 1, &c, &err), 0);
@@ -70,7 +76,6 @@ Test(cli, missing_mountpoint_is_explained)
 
 Test(cli, info_create_and_check_subcommands)
 {
-    struct cli c;
     struct bd_err err = { 0 };
     char **a = ARGV("info", "--json", "-F", "raw", "x.img");
     cr_assert_eq(parse(a, 5, &c, &err), 0, "%s", err.msg);
@@ -90,7 +95,6 @@ Test(cli, info_create_and_check_subcommands)
 
 Test(cli, force_share_implies_read_only_and_conflicts_with_share_rw)
 {
-    struct cli c;
     struct bd_err err = { 0 };
     char **a = ARGV("-U", "d", "m");
     cr_assert_eq(parse(a, 3, &c, &err), 0);
@@ -101,7 +105,6 @@ Test(cli, force_share_implies_read_only_and_conflicts_with_share_rw)
 
 Test(cli, create_then_mount_needs_a_format)
 {
-    struct cli c;
     struct bd_err err = { 0 };
     char **a = ARGV("--create", "1G", "new.img", "m");
     cr_assert_lt(parse(a, 4, &c, &err), 0);

@@ -23,7 +23,7 @@ Test(probe, zeros_probe_as_raw)
 {
     uint8_t head[4096] = { 0 };
     int score;
-    const struct bd_driver *d = bd_probe(head, sizeof(head), &score);
+    const struct bd_driver *d = bd_probe(head, sizeof(head), NULL, 0, &score);
     cr_assert_not_null(d);
     cr_assert_str_eq(d->name, "raw");
     cr_assert_null(bd_probe_known_magic(head, sizeof(head)));
@@ -51,7 +51,7 @@ Test(probe, no_two_drivers_tie_on_a_known_header)
         cr_assert_eq(ties, 1, "%s header: %d drivers share the top score %d",
                      heads[h].fmt, ties, best);
         cr_assert_not_null(bd_probe_known_magic(head, sizeof(head)), "%s", heads[h].fmt);
-        const struct bd_driver *d = bd_probe(head, sizeof(head), NULL);
+        const struct bd_driver *d = bd_probe(head, sizeof(head), NULL, 0, NULL);
         if (bd_driver_find(heads[h].fmt))
             cr_assert_str_eq(d->name, heads[h].fmt);
     }

@@ -688,6 +688,20 @@ static int64_t vmdk_allocated_size(struct bd_node *n)
     return total;
 }
 
+static int vmdk_check(struct bd_node *n, unsigned fix, struct bd_check *res,
+                      struct bd_err *err)
+{
+    struct vmdk_state *st = n->state;
+
+    for (size_t i = 0; i < st->n_ext; i++) {
+        int ret = st->ext[i].sp ? vmdk_sparse_check(st->ext[i].sp, fix, res) : 0;
+        if (ret < 0)
+            return bd_err_set(err, -ret, "%s: checking extent %zu: %s", n->name,
+                              i + 1, strerror(-ret));
+    }
+    return 0;
+}
+
 static void vmdk_info(struct bd_node *n, struct bd_info *info)
 {
     struct vmdk_state *st = n->state;
@@ -734,5 +748,6 @@ const struct bd_driver bd_drv_vmdk = {
     .block_status = vmdk_block_status,
     .allocated_size = vmdk_allocated_size,
     .info = vmdk_info,
+    .check = vmdk_check,
     .create = vmdk_create,
 };

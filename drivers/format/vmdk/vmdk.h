@@ -130,6 +130,9 @@ int vmdk_sparse_pwrite(struct vmdk_sparse *s, const void *buf, uint64_t len,
  * stream and COWD extents (the caller writes zero buffers instead). */
 int vmdk_sparse_pwrite_zeroes(struct vmdk_sparse *s, uint64_t len, uint64_t off,
                               const struct vmdk_fill *fill);
+/* Table and grain offsets inside the file, redundant tables equal to the
+ * primary ones (repaired with BD_CHECK_FIX_ERRORS). Adds to res. */
+int vmdk_sparse_check(struct vmdk_sparse *s, unsigned fix, struct bd_check *res);
 /* Stream images: write grain tables, directory, footer and end-of-stream
  * marker for what is written so far. Others: no-op. */
 int vmdk_sparse_flush(struct vmdk_sparse *s);

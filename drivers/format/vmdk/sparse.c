@@ -1127,6 +1127,9 @@ static int write_tail(struct vmdk_sparse *s)
     put_marker(m, 1, MARKER_FOOTER);
     memcpy(m + BD_SECTOR, s->header, BD_SECTOR);
     bd_put_le64(m + BD_SECTOR + 56, gd_sec);
+    /* no redundant directory is kept for a stream */
+    bd_put_le32(m + BD_SECTOR + 8, bd_le32(s->header + 8) & ~FLAG_RGD);
+    bd_put_le64(m + BD_SECTOR + 48, 0);
     memset(m + 2 * BD_SECTOR, 0, BD_SECTOR);
     if ((ret = file_write(s, m, 3 * BD_SECTOR, pos)) < 0)
         goto out_free;

@@ -138,7 +138,7 @@ static int open_single_sparse(struct bd_node *n, struct vmdk_state *st,
         return ret;
     e.len = vmdk_sparse_capacity(e.sp);
     e.fname = strdup(n->name);
-    if ((ret = add_extent(st, &e)) < 0 || !e.fname) {
+    if (!e.fname || add_extent(st, &e) < 0) {
         free(e.fname);
         vmdk_sparse_close(e.sp, NULL);
         return bd_err_set(err, ENOMEM, "out of memory");

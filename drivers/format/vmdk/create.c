@@ -311,6 +311,9 @@ int vmdk_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
         if (p.fmt == STREAM)
             return bd_err_set(err, ENOTSUP, "streamOptimized images cannot have "
                               "a backing file");
+        if (p.fmt == MONO_FLAT || p.fmt == SPLIT_FLAT)
+            return bd_err_set(err, EINVAL, "a flat image cannot have a backing "
+                              "file: every sector is its own");
         if (strpbrk(backing, "\"\n"))
             return bd_err_set(err, EINVAL, "backing file name '%s' cannot be "
                               "written into a descriptor", backing);

@@ -210,6 +210,38 @@ Test(dmg_lzfse, lzvn_distance_beyond_output_is_corrupt)
     cr_assert_eq(dmg_lzfse_decode(src, sizeof(src), out, 8), -EIO);
 }
 
+static uint8_t *slurp(const char *name, size_t off, size_t *len)
+{
+    FILE *f = fopen(data_path(name), "rb");
+    uint8_t *buf = malloc(1 << 20);
+
+    cr_assert(f && buf, "%s", name);
+    fseek(f, (long)off, SEEK_SET);
+    *len = fread(buf, 1, 1 << 20, f);
+    fclose(f);
+    return buf;
+}
+
+/* bvx1 blocks (uncompressed frequency tables) decode like the bvx2 blocks
+ * they were made from */
+Test(dmg_lzfse, v1_and_v2_block_headers_decode_alike)
+{
+    size_t l1, l2;
+    uint8_t *v1 = slurp("lzfse-v1-chunk.bin", 0, &l1);
+    uint8_t *v2 = slurp("input_lzfse.dmg", 384, &l2);
+    uint8_t *o1 = malloc(417792), *o2 = malloc(417792);
+
+    cr_assert_eq(dmg_lzfse_decode(v2, 2488, o2, 417792), 0);
+    cr_assert_eq(dmg_lzfse_decode(v1, l1, o1, 417792), 0);
+    cr_assert_eq(memcmp(o1, o2, 417792), 0);
+    for (size_t cut = 0; cut < l1; cut += 97)
+        cr_assert_eq(dmg_lzfse_decode(v1, cut, o1, 417792), -EIO);
+    free(v1);
+    free(v2);
+    free(o1);
+    free(o2);
+}
+
 Test(dmg_lzfse, garbage_and_truncation_never_crash)
 {
     uint8_t src[64], out[256];
@@ -513,8 +545,14 @@ static void open_and_read_everything(const char *path)
         cr_assert(err.msg[0], "an open failure explains itself");
         return;
     }
+    /* a damaged trailer may claim an enormous disk: read the first 32 MiB
+     * (every chunk of these samples) and a piece at the far end */
     size = bd_size(n);
     buf = malloc(1 << 20);
+    if (size > (32 << 20)) {
+        (void)bd_pread(n, buf, 4096, (uint64_t)size - 4096);
+        size = 32 << 20;
+    }
     for (int64_t off = 0; off < size; off += 1 << 20) {
         uint64_t len = (uint64_t)(size - off) < (1u << 20) ?
                        (uint64_t)(size - off) : (1u << 20);

@@ -19,6 +19,8 @@
 
 #define NBD_DROPPED (-ENOTCONN)     /* internal: the connection is gone */
 #define POLL_SLICE_MS 500           /* re-check deadlines at least this often */
+#define NBD_SPLIT_MIN (256u << 10)  /* reads and writes from 512 KiB up */
+#define NBD_SPLIT_MAX 8u            /* are sent as up to 8 requests at once */
 
 /* ---- time ---------------------------------------------------------------- */
 
@@ -437,9 +439,9 @@ static void hand_off(struct nbd_conn *c, struct nbd_req *self)
  * complete every command on it with an error, so no reply can land in
  * r->buf later. */
 static int wait_done(struct nbd_state *s, struct nbd_conn *c,
-                     struct nbd_handle *h, int fd, struct nbd_req *r)
+                     struct nbd_handle *h, int fd, struct nbd_req *r,
+                     int64_t deadline)
 {
-    int64_t deadline = now_ms() + s->conf.timeout_ms;
     bool timed_out = false;
 
     pthread_mutex_lock(&c->lock);
@@ -498,31 +500,45 @@ static int wait_done(struct nbd_state *s, struct nbd_conn *c,
     return err ? -err : 0;
 }
 
-/* Issue r on c and wait; NBD_DROPPED when the connection went away. */
-static int run_on(struct nbd_state *s, struct nbd_conn *c,
-                  struct nbd_handle *h, struct nbd_req *r)
+static bool is_write(const struct nbd_req *r)
 {
-    int64_t cookie;
-    int ret, fd;
+    return r->op == NBD_OP_WRITE || r->op == NBD_OP_ZERO || r->op == NBD_OP_TRIM;
+}
 
-    r->conn = c;
-    r->done = false;
-    r->err = 0;
-    r->got_extent = false;
-    r->next = NULL;
-    cookie = issue(h, r);
-    if (cookie == -1) {
-        int e = nbd_get_errno();
-        if (is_gone(h)) {
-            mark_dead(s, c, h, nbdc_msg(nbd_get_error()));
-            return NBD_DROPPED;
+/* Issue the n requests of a batch on c, then wait for every one that was
+ * issued (they point into the caller's buffer). NBD_DROPPED when the
+ * connection went away, so that the batch may be retried elsewhere. */
+static int run_batch(struct nbd_state *s, struct nbd_conn *c,
+                     struct nbd_handle *h, struct nbd_req *rs, unsigned n)
+{
+    int64_t deadline = now_ms() + s->conf.timeout_ms;
+    unsigned issued = 0;
+    int ret = 0, fd;
+    bool dropped = false;
+
+    for (; issued < n; issued++) {
+        struct nbd_req *r = &rs[issued];
+        r->conn = c;
+        r->done = false;
+        r->err = 0;
+        r->got_extent = false;
+        r->next = NULL;
+        if (issue(h, r) == -1) {
+            int e = nbd_get_errno();
+            if (is_gone(h)) {
+                mark_dead(s, c, h, nbdc_msg(nbd_get_error()));
+                dropped = true;
+            } else {
+                log_debug("nbd", "%s: %s", s->display,
+                          nbdc_msg(nbd_get_error()));
+                ret = -(e ? e : EIO);
+            }
+            break;
         }
-        log_debug("nbd", "%s: %s", s->display, nbdc_msg(nbd_get_error()));
-        return -(e ? e : EIO);
     }
     /* A poller waiting only to read must learn that libnbd now also
      * wants to write (a request too big for the socket buffer). */
-    if (nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE) {
+    if (issued && (nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE)) {
         pthread_mutex_lock(&c->lock);
         if (c->polling && write(c->wake[1], "", 1) < 0) {
             /* a full pipe already wakes it */
@@ -531,33 +547,74 @@ static int run_on(struct nbd_state *s, struct nbd_conn *c,
     }
 
     fd = nbd_aio_get_fd(h);
-    ret = wait_done(s, c, h, fd, r);
+    for (unsigned i = 0; i < issued; i++) {
+        int r = wait_done(s, c, h, fd, &rs[i], deadline);
+        if (r == -ETIMEDOUT) {
+            /* The socket is shut down: the rest complete at once. */
+            deadline = now_ms() + s->conf.timeout_ms;
+            ret = r;
+        } else if (r < 0 && (is_gone(h) || r == -ESHUTDOWN)) {
+            mark_dead(s, c, h, r == -ESHUTDOWN ? "the server is shutting down"
+                                               : strerror(-r));
+            dropped = true;
+        } else if (r < 0 && ret == 0) {
+            ret = r;
+        } else if (r == 0 && is_write(&rs[i]) &&
+                   !(rs[i].flags & LIBNBD_CMD_FLAG_FUA)) {
+            uint64_t seq = atomic_fetch_add(&s->write_seq, 1) + 1;
+            pthread_mutex_lock(&c->lock);
+            if (c->h == h && !c->dead && seq > c->dirty_seq)
+                c->dirty_seq = seq;
+            pthread_mutex_unlock(&c->lock);
+        }
+    }
     if (ret == -ETIMEDOUT)
         return ret;
-    if (ret < 0 && (is_gone(h) || ret == -ESHUTDOWN)) {
-        mark_dead(s, c, h, ret == -ESHUTDOWN ? "the server is shutting down"
-                                             : strerror(-ret));
-        return NBD_DROPPED;
+    return dropped ? NBD_DROPPED : ret;
+}
+
+/* Split a large read or write into up to NBD_SPLIT_MAX requests sent at
+ * once: servers work on them in parallel, and the reply to one overlaps
+ * the transfer of the next. */
+static unsigned split(const struct nbd_state *s, struct nbd_req *r,
+                      struct nbd_req *sub)
+{
+    uint64_t chunk;
+    unsigned n = 0;
+
+    if ((r->op != NBD_OP_READ && r->op != NBD_OP_WRITE) ||
+        r->len < 2 * NBD_SPLIT_MIN)
+        return 0;
+    chunk = (r->len + NBD_SPLIT_MAX - 1) / NBD_SPLIT_MAX;
+    if (chunk < NBD_SPLIT_MIN)
+        chunk = NBD_SPLIT_MIN;
+    chunk = (chunk + s->bs_min - 1) / s->bs_min * s->bs_min;
+    for (uint64_t done = 0; done < r->len && n < NBD_SPLIT_MAX; done += chunk) {
+        sub[n] = *r;
+        sub[n].buf = (char *)r->buf + done;
+        sub[n].off = r->off + done;
+        sub[n].len = r->len - done < chunk ? r->len - done : chunk;
+        n++;
     }
-    if (ret == 0 && !(r->flags & LIBNBD_CMD_FLAG_FUA) &&
-        (r->op == NBD_OP_WRITE || r->op == NBD_OP_ZERO || r->op == NBD_OP_TRIM)) {
-        uint64_t seq = atomic_fetch_add(&s->write_seq, 1) + 1;
-        pthread_mutex_lock(&c->lock);
-        if (c->h == h && !c->dead && seq > c->dirty_seq)
-            c->dirty_seq = seq;
-        pthread_mutex_unlock(&c->lock);
-    }
-    return ret;
+    return n;
 }
 
 int nbdc_run(struct nbd_state *s, struct nbd_req *r)
 {
+    struct nbd_req sub[NBD_SPLIT_MAX];
+    struct nbd_req *rs = r;
+    unsigned n = split(s, r, sub);
     pthread_condattr_t ca;
     int ret = -EIO;
 
+    if (n > 0)
+        rs = sub;
+    else
+        n = 1;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
+    for (unsigned i = 0; i < n; i++)
+        pthread_cond_init(&rs[i].cv, &ca);
     pthread_condattr_destroy(&ca);
     /* One retry on a fresh connection: NBD requests are idempotent. */
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -566,12 +623,13 @@ int nbdc_run(struct nbd_state *s, struct nbd_req *r)
         ret = enter(s, c, &h);
         if (ret < 0)
             break;
-        ret = run_on(s, c, h, r);
+        ret = run_batch(s, c, h, rs, n);
         leave(c);
         if (ret != NBD_DROPPED)
             break;
         ret = -EIO;
     }
-    pthread_cond_destroy(&r->cv);
+    for (unsigned i = 0; i < n; i++)
+        pthread_cond_destroy(&rs[i].cv);
     return ret;
 }

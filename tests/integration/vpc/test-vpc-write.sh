@@ -1,5 +1,6 @@
 #!/bin/bash
-# Writes through the mount: random writes mirrored into a shadow file leave
+# Writes through the mount: random writes (one writer, then four racing for
+# the same blocks) mirrored into a shadow file leave
 # dynamic and fixed VHDs that qemu-img compare finds equal to the shadow; a
 # differencing disk keeps its parent untouched and reads the overlay back.
 . "$(dirname "$0")/../lib.sh"
@@ -21,6 +22,39 @@ for i in range(count):
     assert os.pwrite(a, buf, off) == ln
     os.pwrite(b, buf, off)
 os.fsync(a)
+PY
+}
+
+# parallel_writes TARGET SHADOW: 4 processes writing interleaved 64 KiB
+# stripes (disjoint bytes, shared blocks), so allocations race
+parallel_writes() {
+    python3 - "$@" <<'PY'
+import os, random, sys
+from multiprocessing import Process
+tgt, shadow, nproc, stripe = sys.argv[1], sys.argv[2], 4, 65536
+size = os.path.getsize(shadow)
+def worker(k):
+    rnd = random.Random(k)
+    a = os.open(tgt, os.O_WRONLY)
+    b = os.open(shadow, os.O_WRONLY)
+    for i in range(150):
+        s = rnd.randrange(size // stripe)
+        s += k - s % nproc
+        if s * stripe >= size:
+            continue
+        off = s * stripe + rnd.randrange(stripe - 512)
+        ln = min(rnd.randint(1, stripe), (s + 1) * stripe - off, size - off)
+        buf = rnd.randbytes(ln)
+        os.pwrite(a, buf, off)
+        os.pwrite(b, buf, off)
+    os.fsync(a)
+ps = [Process(target=worker, args=(k,)) for k in range(nproc)]
+for p in ps:
+    p.start()
+for p in ps:
+    p.join()
+    if p.exitcode:
+        sys.exit(1)
 PY
 }
 
@@ -47,6 +81,16 @@ write_test dynamic subformat=dynamic
 write_test dynamic-force subformat=dynamic,force_size=on
 write_test fixed subformat=fixed -F vpc
 
+# concurrent allocation of the same blocks from several writers
+qemu-img create -q -f vpc "$T/par.vhd" 40M
+qemu-img convert -f vpc -O raw "$T/par.vhd" "$T/par.shadow"
+mount_img "$T/par.vhd" "$T/mnt-par"
+parallel_writes "$T/mnt-par" "$T/par.shadow" || fail "parallel writers failed"
+unmount_img "$T/mnt-par"
+qemu-img compare -q -f vpc -F raw "$T/par.vhd" "$T/par.shadow" ||
+    fail "parallel writes: the image differs from the shadow"
+note "parallel: ok"
+
 # differencing: parent with a pattern, child made by mkdiff.py
 head -c 9M /dev/urandom >"$T/pattern.raw"
 qemu-img convert -q -f raw -O vpc "$T/pattern.raw" "$T/parent.vhd"
@@ -62,6 +106,7 @@ mount_img "$T/child.vhd" "$mnt"
 expect_eq "$(sha "$mnt")" "$(sha "$T/diff.shadow")" "fresh child reads as parent"
 expect_eq "$(stat -c %s "$mnt")" "$size" "child size"
 random_writes "$mnt" "$T/diff.shadow" 5 80
+parallel_writes "$mnt" "$T/diff.shadow" || fail "parallel writers failed"
 unmount_img "$mnt"
 expect_eq "$(sha "$T/parent.vhd")" "$parent_sha" "parent is untouched"
 mount_img -r "$T/child.vhd" "$mnt"

@@ -1,9 +1,9 @@
 #!/bin/bash
 # Writes through the mount: random writes (one writer, then four racing for
-# the same blocks) mirrored into a shadow leave
-# dynamic and static VDIs that qemu-img check finds clean and qemu-img
-# compare finds equal to the shadow; imgfuse create -F vdi matches
-# qemu-img create; cp of a raw file into a fresh mount reads back in qemu.
+# the same blocks) mirrored into a shadow leave dynamic and static VDIs that
+# qemu-img check finds clean and qemu-img compare finds equal to the shadow;
+# imgfuse create -F vdi matches qemu-img create; cp of a raw file into a
+# fresh mount reads back in qemu.
 . "$(dirname "$0")/../lib.sh"
 
 random_writes() {

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Writes through the mount: random writes (one writer, then four racing for
-# the same blocks) mirrored into a shadow file leave
-# dynamic and fixed VHDs that qemu-img compare finds equal to the shadow; a
-# differencing disk keeps its parent untouched and reads the overlay back.
+# the same blocks) mirrored into a shadow file leave dynamic and fixed VHDs
+# that qemu-img compare finds equal to the shadow; a differencing disk keeps
+# its parent untouched and reads the overlay back.
 . "$(dirname "$0")/../lib.sh"
 
 # random_writes TARGET SHADOW SEED COUNT: the same random writes to both

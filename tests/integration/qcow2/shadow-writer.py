@@ -2,7 +2,7 @@
 """Seeded random writer: writes, punched holes and zeroed ranges to a
 mounted raw file and mirrors each into a plain shadow file. Several threads
 work at once, each in its own stripes, so requests reach the driver in
-parallel. Usage: shadow-writer.py MOUNTED SHADOW SEED OPS [THREADS]"""
+parallel. Usage: shadow-writer.py MOUNTED SHADOW SEED OPS [THREADS [FSYNC_EVERY]]"""
 import ctypes, os, random, sys, threading
 
 PUNCH = 0x02 | 0x01          # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
@@ -12,6 +12,7 @@ libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_l
 
 mnt, shadow, seed, ops = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 nthreads = int(sys.argv[5]) if len(sys.argv) > 5 else 4
+fsync_every = int(sys.argv[6]) if len(sys.argv) > 6 else 97
 fd = os.open(mnt, os.O_RDWR)
 sfd = os.open(shadow, os.O_RDWR)
 size = os.fstat(fd).st_size
@@ -43,7 +44,7 @@ def worker(t):
             data = r.randbytes(ln) if k < 0.8 else bytes([i & 255]) * ln
             os.pwrite(fd, data, off)
             os.pwrite(sfd, data, off)
-        if i % 97 == 0:
+        if fsync_every and i % fsync_every == fsync_every - 1:
             os.fsync(fd)
 
 ts = [threading.Thread(target=worker, args=(t,)) for t in range(nthreads)]

@@ -330,6 +330,16 @@ static int nbd_block_status_cb(struct bd_node *n, uint64_t off, uint64_t len,
                   (r.ext_flags & LIBNBD_STATE_HOLE ? 0 : BD_STATUS_DATA);
     else
         *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+    /* Extents must follow the block size; a server that splits a block
+     * gets that block called data, which is always right. */
+    if (*pnum % s->bs_min) {
+        if (*pnum > s->bs_min) {
+            *pnum = bd_align_down(*pnum, s->bs_min);
+        } else {
+            *pnum = len < s->bs_min ? len : s->bs_min;
+            *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+        }
+    }
     return 0;
 }
 

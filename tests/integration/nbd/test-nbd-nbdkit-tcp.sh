@@ -1,7 +1,8 @@
 #!/bin/bash
 # nbdkit on TCP loopback (multi-conn memory disk): writes through the mount
 # checked with nbdcopy, parallel readers, discard turning into holes, the
-# legacy nbd:HOST:PORT string, and `imgfuse info` naming server and export.
+# legacy nbd:HOST:PORT string, `imgfuse info` naming server and export, and
+# a server with block size constraints (unaligned writes, st_blksize).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/nbd-lib.sh"
 
@@ -58,4 +59,27 @@ nbdcopy "$uri" "$T/export2.raw"
 mount_img -r -F raw "nbd:127.0.0.1:$port" "$T/m2"
 cmp "$T/m2" "$T/export2.raw" || fail "legacy nbd:HOST:PORT mount differs"
 unmount_img "$T/m2"
+
+note "block size constraints: 4 KiB minimum, 64 KiB preferred, 1 MiB maximum"
+port2=$(free_port)
+start_nbdkit bs -i 127.0.0.1 -p "$port2" --filter=blocksize-policy memory 8M \
+    blocksize-minimum=4096 blocksize-preferred=65536 blocksize-maximum=1M \
+    blocksize-error-policy=error
+uri2="nbd://127.0.0.1:$port2/"
+"$IMGFUSE" info -F raw "$uri2" > "$T/info2" 2>&1 || fail "info failed: $(cat "$T/info2")"
+grep -q "minimum 4096, preferred 65536, maximum 1048576" "$T/info2" ||
+    fail "info does not show the server's block sizes: $(cat "$T/info2")"
+mount_img -F raw "$uri2" "$T/m3"
+expect_eq "$(stat -c %o "$T/m3")" 65536 "st_blksize from the preferred block size"
+head -c 1000 /dev/urandom > "$T/p1k"
+dd if="$T/p1k" of="$T/m3" bs=1 seek=5000 conv=notrunc,fsync status=none
+head -c 3M /dev/urandom > "$T/p3m"
+dd if="$T/p3m" of="$T/m3" bs=3M seek=1048577 oflag=seek_bytes conv=notrunc,fsync status=none
+nbdcopy "$uri2" "$T/bs.raw"
+cmp <(dd if="$T/bs.raw" bs=1 skip=5000 count=1000 status=none) "$T/p1k" ||
+    fail "unaligned write lost on a 4 KiB-block server"
+cmp <(dd if="$T/bs.raw" bs=1M skip=1048577 count=3145728 iflag=skip_bytes,count_bytes status=none) "$T/p3m" ||
+    fail "3 MiB write at offset 1 MiB + 1 lost on a server with a 1 MiB maximum"
+cmp "$T/m3" "$T/bs.raw" || fail "mount and export differ"
+unmount_img "$T/m3"
 echo OK

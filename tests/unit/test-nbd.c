@@ -168,6 +168,9 @@ Test(nbd_uri, conf_defaults_and_checks)
     nbdt_set(&t, NBDT_TYPE, "unix");
     cr_assert_lt(nbdt_conf(&t, &c, &err), 0);
     cr_assert(strstr(err.msg, "server.path") != NULL, "%s", err.msg);
+    cr_assert_eq(parse("nbd:/a/b:10"), 0);
+    cr_assert_lt(nbdt_conf(&t, &c, &err), 0, "host '/a/b' was accepted");
+    cr_assert(strstr(err.msg, "host name") != NULL, "%s", err.msg);
     reset();
     nbdt_set(&t, NBDT_HOST, "h");
     nbdt_set(&t, NBDT_TLS_PSK, "/k");

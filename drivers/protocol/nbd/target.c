@@ -408,6 +408,11 @@ int nbdt_conf(const struct nbdt *t, struct nbd_conf *c, struct bd_err *err)
             return bd_err_set(err, EINVAL, "nbd: server.path (a unix socket) "
                               "needs server.type=unix");
         c->host = v[NBDT_HOST];
+        if (c->host[strspn(c->host, "abcdefghijklmnopqrstuvwxyz"
+                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789.-_:")] != '\0')
+            return bd_err_set(err, EINVAL, "nbd: bad server host name '%s'",
+                              c->host);
         c->port = v[NBDT_PORT] ? v[NBDT_PORT] : NBD_DEFAULT_PORT;
         if (!port_ok(c->port, strlen(c->port)))
             return bd_err_set(err, EINVAL, "nbd option server.port='%s': "

@@ -443,6 +443,86 @@ out_unlock:
     return ret;
 }
 
+/*
+ * compress=on: one whole guest cluster that has no host cluster yet is
+ * stored compressed, packed after the previous compressed data (every
+ * host cluster it touches gains a reference, as the spec counts them).
+ * Returns 1 when written compressed, 0 when the caller must write it the
+ * normal way (not compressible, or the cluster has data meanwhile).
+ */
+static int compressed_write(struct qcow2_state *s, const uint8_t *buf,
+                            uint64_t off)
+{
+    uint64_t cs = s->cluster_size;
+    uint8_t *c = malloc(cs);
+    struct qcow2_extent e;
+    uint64_t idx, host, entry;
+    uint8_t *t;
+    int ret;
+
+    if (!c)
+        return -ENOMEM;
+    ssize_t n = qcow2_compress(s->h.compression_type, buf, cs, c, cs - 512);
+    if (n < 0) {
+        free(c);
+        return n == -ENOSPC ? 0 : (int)n;
+    }
+    pthread_mutex_lock(&s->alloc_lock);
+    pthread_mutex_lock(&s->meta_lock);
+    ret = qcow2_l2_for_write(s, off, &t, &idx);
+    if (ret < 0)
+        goto out_unlock;
+    entry = qcow2_l2_get(s, t, idx);
+    ret = qcow2_l2_decode(s, entry, qcow2_l2_get_bitmap(s, t, idx), off, &e);
+    if (ret < 0 || kind_of(s, &e, entry) != K_FRESH ||
+        (s->ext_l2 && qcow2_l2_get_bitmap(s, t, idx))) {
+        ret = ret < 0 ? -EIO : 0;
+        goto out_unlock;
+    }
+    if (s->cpack_off && s->cpack_off + (uint64_t)n <= s->cpack_end) {
+        host = s->cpack_off;
+        ret = qcow2_refcount_update(s, host & ~(cs - 1), 1, 1);
+    } else {
+        /* n < cs: one more cluster is enough; when it follows the packing
+         * cluster the data may straddle both (the spec allows it) */
+        uint64_t fresh;
+        ret = qcow2_alloc_clusters(s, 1, &fresh);
+        if (ret < 0)
+            goto out_unlock;
+        host = fresh;
+        if (s->cpack_off && fresh == s->cpack_end) {
+            host = s->cpack_off;
+            ret = qcow2_refcount_update(s, host & ~(cs - 1), 1, 1);
+        }
+        s->cpack_end = fresh + cs;
+    }
+    if (ret < 0)
+        goto out_unlock;
+    s->cpack_off = bd_align_up(host + (uint64_t)n, 512);
+    if (s->cpack_off >= s->cpack_end)
+        s->cpack_off = 0;
+    /* data before the L2 entry; the meta lock keeps the packing order */
+    ret = bd_pwrite(s->node->file, c, (uint64_t)n, host, 0);
+    if (ret < 0)
+        goto out_unlock;
+    grow_known(&s->file_size, host + (uint64_t)n);
+    unsigned x = 62 - (s->cluster_bits - 8);
+    uint64_t nsec = ((host + (uint64_t)n - 1) >> 9) - (host >> 9);
+    ret = qcow2_l2_for_write(s, off, &t, &idx);
+    if (ret < 0)
+        goto out_unlock;
+    qcow2_l2_set(s, t, idx, QCOW2_OFLAG_COMPRESSED | (nsec << x) | host, 0);
+    qcow2_cache_mark_dirty(&s->l2c, s->l1[(off >> s->cluster_bits) >> s->l2_bits]
+                                        & QCOW2_L1_OFFSET_MASK);
+    ret = 1;
+
+out_unlock:
+    pthread_mutex_unlock(&s->meta_lock);
+    pthread_mutex_unlock(&s->alloc_lock);
+    free(c);
+    return ret;
+}
+
 int qcow2_write(struct qcow2_state *s, const void *buf, uint64_t len,
                 uint64_t off, unsigned flags)
 {
@@ -472,6 +552,19 @@ int qcow2_write(struct qcow2_state *s, const void *buf, uint64_t len,
             continue;
         }
         uint64_t done;
+        if (s->compress_writes && !s->data_node &&
+            !(off & (s->cluster_size - 1)) && len >= s->cluster_size &&
+            (e.type == QCOW2_UNALLOC || e.type == QCOW2_ZERO)) {
+            ret = compressed_write(s, p, off);
+            if (ret < 0)
+                return ret;
+            if (ret == 1) {
+                p += s->cluster_size;
+                off += s->cluster_size;
+                len -= s->cluster_size;
+                continue;
+            }
+        }
         pthread_mutex_lock(&s->alloc_lock);
         ret = alloc_write(s, p, len, off, &done);
         pthread_mutex_unlock(&s->alloc_lock);

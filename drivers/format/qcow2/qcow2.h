@@ -191,6 +191,8 @@ struct qcow2_state {
     bool writes_started;
     bool lazy_refcounts;
     bool compress_writes;
+    uint64_t cpack_off;           /* next free byte for packed compressed data */
+    uint64_t cpack_end;           /* end of the cluster cpack_off lies in */
     uint64_t free_hint;           /* first cluster index that may be free */
     unsigned long io_errors;
 };

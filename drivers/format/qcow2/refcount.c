@@ -270,6 +270,34 @@ int qcow2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t count,
     return 0;
 }
 
+static bool in_range(uint64_t c, uint64_t off, uint64_t bytes, uint32_t cb)
+{
+    uint64_t first = off >> cb;
+    uint64_t last = (off + bytes + (1ull << cb) - 1) >> cb;
+    return bytes && c >= first && c < last;
+}
+
+/* A free refcount on a cluster the header says is metadata means a damaged
+ * image: never hand such a cluster out, or a write would destroy it. */
+static bool is_metadata(const struct qcow2_state *s, uint64_t c)
+{
+    uint32_t cb = s->cluster_bits;
+
+    if (c == 0)
+        return true;
+    if (in_range(c, s->h.l1_off, (uint64_t)s->h.l1_entries * 8, cb) ||
+        in_range(c, s->reftable_off, s->reftable_entries * 8, cb))
+        return true;
+    for (uint32_t i = 0; i < s->nb_snapshots; i++)
+        if (in_range(c, s->snapshots[i].l1_off,
+                     (uint64_t)s->snapshots[i].l1_entries * 8, cb))
+            return true;
+    uint64_t table = 0;
+    for (uint32_t i = 0; i < s->nb_snapshots; i++)
+        table += s->snapshots[i].entry_len;
+    return in_range(c, s->h.snapshots_off, table, cb);
+}
+
 int qcow2_alloc_clusters(struct qcow2_state *s, uint64_t count, uint64_t *off)
 {
     uint64_t i = s->free_hint, run_start = i, run = 0;
@@ -298,7 +326,8 @@ int qcow2_alloc_clusters(struct qcow2_state *s, uint64_t count, uint64_t *off)
             return -EIO;
         uint64_t end = (bi + 1) << s->rb_bits;
         for (; i < end && run < count; i++) {
-            if (rb_read(s, blk, i & (s->rb_entries - 1)) == 0) {
+            if (rb_read(s, blk, i & (s->rb_entries - 1)) == 0 &&
+                !is_metadata(s, i)) {
                 if (first_free == UINT64_MAX)
                     first_free = i;
                 if (run++ == 0)

@@ -90,3 +90,37 @@ qemu-img check -q "$T/new.qcow2" || fail "create+mount: check"
 qemu-img compare -q -f qcow2 -F raw "$T/new.qcow2" "$T/src.raw" ||
     fail "create+mount: contents"
 note "create and mount, dd: ok"
+
+# compress=on: cp into a new image makes a compressed image, zlib and zstd;
+# then overwrite parts of it through a plain mount (copy-on-write of
+# compressed clusters)
+python3 - "$T/text.raw" <<'PY'
+import random, sys
+r = random.Random(5)
+words = [r.randbytes(r.randint(2, 9)) for _ in range(300)]
+with open(sys.argv[1], 'wb') as f:
+    for i in range(160):
+        f.write(b''.join(r.choice(words) for _ in range(30000))[:65536])
+PY
+for c in zlib zstd; do
+    img=$T/cp-$c.qcow2
+    mount_img --create 10M --create-opts compression_type=$c -o compress=on \
+        -F qcow2 "$img" "$T/cp.raw"
+    cp "$T/text.raw" "$T/cp.raw"
+    unmount_img "$T/cp.raw"
+    qemu-img check "$img" >"$T/check" || fail "compress $c: check"
+    grep -q "100.00% compressed clusters" "$T/check" ||
+        fail "compress $c: not compressed: $(cat "$T/check")"
+    qemu-img compare -q -f qcow2 -F raw "$img" "$T/text.raw" ||
+        fail "compress $c: contents"
+    [ "$(stat -c %s "$img")" -lt "$(stat -c %s "$T/text.raw")" ] ||
+        fail "compress $c: image not smaller than its data"
+    mount_img "$img" "$T/cp.raw"
+    printf 'overwritten' | dd of="$T/cp.raw" bs=1 seek=70000 conv=notrunc status=none
+    printf 'overwritten' | dd of="$T/text.raw" bs=1 seek=70000 conv=notrunc status=none
+    unmount_img "$T/cp.raw"
+    qemu-img check -q "$img" || fail "compress $c: check after overwrite"
+    qemu-img compare -q -f qcow2 -F raw "$img" "$T/text.raw" ||
+        fail "compress $c: contents after overwrite"
+    note "compress=on with $c: ok"
+done

@@ -466,6 +466,13 @@ static int qcow2_block_status(struct bd_node *n, uint64_t off, uint64_t len,
     return qcow2_status(n->state, off, len, pnum, status, map);
 }
 
+static int qcow2_truncate(struct bd_node *n, uint64_t size,
+                          enum bd_prealloc prealloc, struct bd_err *err)
+{
+    (void)prealloc;     /* new space stays unallocated (reads as zeroes) */
+    return qcow2_resize(n->state, size, err);
+}
+
 static int64_t qcow2_allocated_size(struct bd_node *n)
 {
     struct qcow2_state *s = n->state;
@@ -550,6 +557,7 @@ const struct bd_driver bd_drv_qcow2 = {
     .discard = qcow2_discard,
     .flush = qcow2_flush,
     .block_status = qcow2_block_status,
+    .truncate = qcow2_truncate,
     .allocated_size = qcow2_allocated_size,
     .info = qcow2_info,
     .create = qcow2_create,

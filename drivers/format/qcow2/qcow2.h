@@ -332,6 +332,8 @@ int qcow2_flush_all(struct qcow2_state *s);
 int qcow2_discard_range(struct qcow2_state *s, uint64_t len, uint64_t off);
 int qcow2_status(struct qcow2_state *s, uint64_t off, uint64_t len,
                  uint64_t *pnum, unsigned *status, uint64_t *map);
+/* Change the virtual size (grow; shrink over unallocated space only). */
+int qcow2_resize(struct qcow2_state *s, uint64_t size, struct bd_err *err);
 /* Header field updates done in place (dirty bit, autoclear, sizes). */
 int qcow2_header_write_u64(struct qcow2_state *s, uint64_t field_off,
                            uint64_t val);

@@ -66,3 +66,22 @@ run "$T/sn.qcow2" "image with an internal snapshot" 100
 qemu-img convert -f qcow2 -O raw -l snapshot.name=s1 "$T/sn.qcow2" "$T/s1.raw"
 cmp -s "$T/s1.raw" "$T/snap.raw" || fail "the snapshot changed"
 note "snapshot intact"
+
+# --growable: grow (the L1 table with it), write at the new end, a shrink
+# over data refused, a shrink over unallocated space accepted
+qemu-img create -q -f qcow2 -o cluster_size=4k "$T/g.qcow2" 1M
+mount_img --growable "$T/g.qcow2" "$T/g.raw"
+truncate -s 3G "$T/g.raw"
+printf hello | dd of="$T/g.raw" bs=1 seek=$((3 * 1024 * 1024 * 1024 - 5)) \
+    conv=notrunc status=none
+truncate -s 100M "$T/g.raw" 2>/dev/null && fail "shrink over data accepted"
+truncate -s 4G "$T/g.raw"
+truncate -s $((3 * 1024 * 1024 * 1024)) "$T/g.raw"
+unmount_img "$T/g.raw"
+qemu-img check -q "$T/g.qcow2" || fail "resize: check"
+expect_eq "$(qemu-img info --output=json "$T/g.qcow2" |
+             python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" \
+    $((3 * 1024 * 1024 * 1024)) "resize: virtual size"
+qemu-io -f qcow2 -c "read -P 0x6f $((3 * 1024 * 1024 * 1024 - 1)) 1" \
+    "$T/g.qcow2" | grep -q "read 1/1" || fail "resize: data at the end"
+note "resize ok"

@@ -24,11 +24,16 @@
 
 /* ---- time ---------------------------------------------------------------- */
 
-static int64_t now_ms(void)
+int64_t nbdc_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(void)
+{
+    return nbdc_now_ms();
 }
 
 static void sleep_ms(unsigned ms)
@@ -350,12 +355,17 @@ static int extent_cb(void *opaque, const char *ctx, uint64_t off,
     struct nbd_req *r = opaque;
     (void)off;
     (void)error;
-    if (strcmp(ctx, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || nr < 2 ||
-        r->got_extent)
+    /* Only the first reply for our context counts (a buggy server may
+     * send more); it stops at a zero-length extent. */
+    if (strcmp(ctx, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || r->nr_ext || !r->ext)
         return 0;
-    r->got_extent = true;
-    r->ext_len = entries[0];
-    r->ext_flags = entries[1];
+    for (size_t i = 0; i + 1 < nr && r->nr_ext < NBD_EXTENTS_MAX; i += 2) {
+        if (entries[i] == 0)
+            break;
+        r->ext[r->nr_ext].len = entries[i];
+        r->ext[r->nr_ext].flags = entries[i + 1];
+        r->nr_ext++;
+    }
     return 0;
 }
 
@@ -521,7 +531,7 @@ static int run_batch(struct nbd_state *s, struct nbd_conn *c,
         r->conn = c;
         r->done = false;
         r->err = 0;
-        r->got_extent = false;
+        r->nr_ext = 0;
         r->next = NULL;
         if (issue(h, r) == -1) {
             int e = nbd_get_errno();

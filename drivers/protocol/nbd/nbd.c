@@ -154,6 +154,8 @@ static int nbd_open(struct bd_node *n, const struct bd_opts *o,
     s->display = nbdt_display(&s->conf);
     if (!s->display)
         return bd_err_set(err, ENOMEM, "nbd: out of memory");
+    pthread_mutex_init(&s->ext_lock, NULL);
+    s->ext_lock_init = true;
     if ((r = nbdc_connect(s, s->conf.connect_timeout_ms, &h, err)) < 0)
         return r;
     if ((r = nbdc_init(&s->conns[0], h)) < 0) {
@@ -178,6 +180,8 @@ static void nbd_close_node(struct bd_node *n)
     struct nbd_state *s = n->state;
     for (unsigned i = 0; i < s->nconns; i++)
         nbdc_fini(&s->conns[i]);
+    if (s->ext_lock_init)
+        pthread_mutex_destroy(&s->ext_lock);
     free(s->display);
     nbdt_free(&s->target);
 }
@@ -200,6 +204,18 @@ static int nbd_pread_cb(struct bd_node *n, void *buf, uint64_t len, uint64_t off
 {
     struct nbd_req r = {.op = NBD_OP_READ, .buf = buf, .len = len, .off = off};
     return nbdc_run(n->state, &r);
+}
+
+/* Writes invalidate the cached block status, before and after. */
+static int run_write(struct nbd_state *s, struct nbd_req *r)
+{
+    int ret;
+    atomic_fetch_add(&s->writes_in_flight, 1);
+    atomic_fetch_add(&s->change_gen, 1);
+    ret = nbdc_run(s, r);
+    atomic_fetch_add(&s->change_gen, 1);
+    atomic_fetch_sub(&s->writes_in_flight, 1);
+    return ret;
 }
 
 static int do_flush(struct nbd_state *s)
@@ -238,7 +254,7 @@ static int nbd_pwrite_cb(struct bd_node *n, const void *buf, uint64_t len,
     struct nbd_state *s = n->state;
     struct nbd_req r = {.op = NBD_OP_WRITE, .buf = (void *)buf, .len = len,
                         .off = off, .flags = (uint32_t)fua_flag(s, flags)};
-    return after_write(s, flags, nbdc_run(s, &r));
+    return after_write(s, flags, run_write(s, &r));
 }
 
 static int nbd_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
@@ -260,7 +276,7 @@ static int nbd_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
     while (ret == 0 && len > 0) {
         uint64_t chunk = len < NBD_CHUNK ? len : NBD_CHUNK;
         struct nbd_req r = {.op = NBD_OP_ZERO, .len = chunk, .off = off, .flags = f};
-        ret = nbdc_run(s, &r);
+        ret = run_write(s, &r);
         len -= chunk;
         off += chunk;
     }
@@ -277,7 +293,7 @@ static int nbd_discard(struct bd_node *n, uint64_t len, uint64_t off)
     while (ret == 0 && len > 0) {
         uint64_t chunk = len < NBD_CHUNK ? len : NBD_CHUNK;
         struct nbd_req r = {.op = NBD_OP_TRIM, .len = chunk, .off = off};
-        ret = nbdc_run(s, &r);
+        ret = run_write(s, &r);
         len -= chunk;
         off += chunk;
     }
@@ -296,38 +312,16 @@ static int nbd_flush_cb(struct bd_node *n)
     return ret;
 }
 
-static int nbd_block_status_cb(struct bd_node *n, uint64_t off, uint64_t len,
-                               uint64_t *pnum, unsigned *status, uint64_t *map)
+/* Status for len bytes from an offset inside an extent with these flags
+ * that ends rem bytes later. */
+static void map_extent(const struct nbd_state *s, uint32_t flags, uint64_t rem,
+                       uint64_t len, uint64_t *pnum, unsigned *status)
 {
-    struct nbd_state *s = n->state;
-    uint64_t chunk = len < NBD_CHUNK ? len : NBD_CHUNK;
-    struct nbd_req r = {.op = NBD_OP_STATUS, .off = off,
-                        .flags = LIBNBD_CMD_FLAG_REQ_ONE};
-    int ret;
-
-    (void)map;
-    if (!s->has_allocation) {
-        *pnum = len;
-        *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
-        return 0;
-    }
-    r.len = bd_align_down(chunk, s->bs_min);
-    if (r.len == 0)
-        r.len = chunk;
-    ret = nbdc_run(s, &r);
-    if (ret < 0)
-        return ret;
-    if (!r.got_extent || r.ext_len == 0) {
-        /* A server that says nothing useful: all data is always right. */
-        *pnum = len;
-        *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
-        return 0;
-    }
-    *pnum = r.ext_len < len ? r.ext_len : len;
+    *pnum = rem < len ? rem : len;
     /* Protocol nodes decide their content: always ALLOCATED. */
-    if (r.ext_flags & LIBNBD_STATE_ZERO)
+    if (flags & LIBNBD_STATE_ZERO)
         *status = BD_STATUS_ZERO | BD_STATUS_ALLOCATED |
-                  (r.ext_flags & LIBNBD_STATE_HOLE ? 0 : BD_STATUS_DATA);
+                  (flags & LIBNBD_STATE_HOLE ? 0 : BD_STATUS_DATA);
     else
         *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
     /* Extents must follow the block size; a server that splits a block
@@ -340,6 +334,73 @@ static int nbd_block_status_cb(struct bd_node *n, uint64_t off, uint64_t len,
             *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
         }
     }
+}
+
+/* Answer from the last reply when it covers off and nothing changed. */
+static bool cached_status(struct nbd_state *s, uint64_t off, uint64_t len,
+                          uint64_t *pnum, unsigned *status)
+{
+    bool hit = false;
+    pthread_mutex_lock(&s->ext_lock);
+    if (s->ext_n && s->ext_gen == atomic_load(&s->change_gen) &&
+        nbdc_now_ms() - s->ext_time_ms < 1000 && off >= s->ext_start) {
+        uint64_t at = s->ext_start;
+        for (unsigned i = 0; i < s->ext_n; i++) {
+            uint64_t end = at + s->ext[i].len;
+            if (off < end) {
+                map_extent(s, s->ext[i].flags, end - off, len, pnum, status);
+                hit = true;
+                break;
+            }
+            at = end;
+        }
+    }
+    pthread_mutex_unlock(&s->ext_lock);
+    return hit;
+}
+
+static int nbd_block_status_cb(struct bd_node *n, uint64_t off, uint64_t len,
+                               uint64_t *pnum, unsigned *status, uint64_t *map)
+{
+    struct nbd_state *s = n->state;
+    uint64_t chunk = len < NBD_CHUNK ? len : NBD_CHUNK;
+    struct nbd_extent ext[NBD_EXTENTS_MAX];
+    struct nbd_req r = {.op = NBD_OP_STATUS, .off = off, .ext = ext};
+    uint64_t gen;
+    int ret;
+
+    (void)map;
+    if (!s->has_allocation) {
+        *pnum = len;
+        *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+        return 0;
+    }
+    if (cached_status(s, off, len, pnum, status))
+        return 0;
+    r.len = bd_align_down(chunk, s->bs_min);
+    if (r.len == 0)
+        r.len = chunk;
+    gen = atomic_load(&s->change_gen);
+    ret = nbdc_run(s, &r);
+    if (ret < 0)
+        return ret;
+    if (r.nr_ext == 0) {
+        /* A server that says nothing useful: all data is always right. */
+        *pnum = len;
+        *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+        return 0;
+    }
+    map_extent(s, ext[0].flags, ext[0].len, len, pnum, status);
+    pthread_mutex_lock(&s->ext_lock);
+    if (gen == atomic_load(&s->change_gen) &&
+        atomic_load(&s->writes_in_flight) == 0) {
+        s->ext_start = off;
+        s->ext_n = r.nr_ext;
+        memcpy(s->ext, ext, r.nr_ext * sizeof(*ext));
+        s->ext_gen = gen;
+        s->ext_time_ms = nbdc_now_ms();
+    }
+    pthread_mutex_unlock(&s->ext_lock);
     return 0;
 }
 

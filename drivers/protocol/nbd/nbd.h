@@ -96,6 +96,14 @@ struct nbd_conn {
     uint64_t dirty_seq;             /* last acknowledged unflushed write */
 };
 
+#define NBD_EXTENTS_MAX 64u
+
+/* One base:allocation extent as the server sent it. */
+struct nbd_extent {
+    uint32_t len;
+    uint32_t flags;                 /* LIBNBD_STATE_HOLE | LIBNBD_STATE_ZERO */
+};
+
 struct nbd_state {
     struct nbdt target;             /* owns the strings conf points into */
     struct nbd_conf conf;
@@ -116,6 +124,18 @@ struct nbd_state {
     _Atomic bool lost_writes;
     _Atomic bool down;              /* the last reconnect gave up */
     _Atomic unsigned long drops;
+
+    /* The last block status reply, for SEEK_DATA/HOLE and st_blocks walks;
+     * valid while change_gen is ext_gen and for a second at most. */
+    pthread_mutex_t ext_lock;
+    bool ext_lock_init;
+    uint64_t ext_start;
+    unsigned ext_n;
+    struct nbd_extent ext[NBD_EXTENTS_MAX];
+    uint64_t ext_gen;
+    int64_t ext_time_ms;
+    _Atomic uint64_t change_gen;    /* bumped around every write */
+    _Atomic unsigned writes_in_flight;
 };
 
 enum nbd_op { NBD_OP_READ, NBD_OP_WRITE, NBD_OP_ZERO, NBD_OP_TRIM,
@@ -132,8 +152,8 @@ struct nbd_req {
     int err;
     pthread_cond_t cv;              /* signalled when done or to poll */
     struct nbd_req *next;           /* in conn->waiters */
-    bool got_extent;                /* NBD_OP_STATUS: first base:allocation */
-    uint32_t ext_len, ext_flags;
+    struct nbd_extent *ext;         /* NBD_OP_STATUS: NBD_EXTENTS_MAX slots */
+    unsigned nr_ext;                /* base:allocation extents from off */
 };
 
 /* One connection attempt within timeout_ms; err names the server and what
@@ -147,6 +167,8 @@ void nbdc_fini(struct nbd_conn *c);
 /* Run one request on the least busy connection, reconnecting a dropped
  * one with a bounded retry; 0 or -errno (-ETIMEDOUT, -EIO, server's). */
 int nbdc_run(struct nbd_state *s, struct nbd_req *r);
+/* Monotonic milliseconds. */
+int64_t nbdc_now_ms(void);
 /* libnbd's last error text without the API function name in front. */
 const char *nbdc_msg(const char *msg);
 

@@ -36,6 +36,21 @@ nbdcopy "$uri" "$T/export.raw"
 cmp "$T/m1" "$T/export.raw" || fail "export differs from the mount after writes"
 cmp <(dd if="$T/export.raw" bs=4k skip=1000 count=74 status=none | head -c 300000) "$T/pat" ||
     fail "the export does not have the data written through the mount"
+# The driver caches the last block status reply: writes must invalidate it.
+seek_map "$T/m1" > "$T/ours2.map"
+qemu_data_map -f raw "$uri" > "$T/qemu2.map"
+diff -u "$T/qemu2.map" "$T/ours2.map" || fail "data map after writes differs from qemu-img map"
+! cmp -s "$T/ours.map" "$T/ours2.map" || fail "the data map did not change after writing into a hole"
+python3 - "$T/m1" <<'PY' || fail "SEEK_DATA right after a write into a hole is stale"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+before = os.lseek(fd, 2 << 20, os.SEEK_DATA)      # fills the driver's cache
+os.pwrite(fd, b"x" * 4096, (2 << 20) + 65536)
+os.fsync(fd)
+after = os.lseek(fd, 2 << 20, os.SEEK_DATA)
+sys.exit(0 if before > (2 << 20) + 65536 and after == (2 << 20) + 65536 else 1)
+PY
+nbdcopy "$uri" "$T/export.raw"
 unmount_img "$T/m1"
 
 note "legacy nbd:unix: string and dotted options open the same export"

@@ -126,7 +126,9 @@ int qcow2_rebuild_refcounts(struct qcow2_state *s, struct bd_err *err)
     uint8_t *buf = NULL, *table = NULL;
     int ret;
 
-    if (s->x.has_bitmaps)
+    /* consistent bitmaps own clusters we do not count; inconsistent ones
+     * (autoclear bit clear) are garbage anyway */
+    if (s->x.has_bitmaps && (s->h.autoclear & QCOW2_AUTOCLEAR_BITMAPS))
         return bd_err_set(err, ENOTSUP,
                           "%s: image was not closed cleanly and has persistent "
                           "bitmaps; repair it with qemu-img check -r all",

@@ -160,11 +160,12 @@ int qcow2_map_locked(struct qcow2_state *s, const uint64_t *l1,
     return 0;
 }
 
-int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint32_t l1_entries,
-              uint64_t off, uint64_t len, struct qcow2_extent *e)
+int qcow2_map(struct qcow2_state *s, uint64_t off, uint64_t len,
+              struct qcow2_extent *e)
 {
     pthread_mutex_lock(&s->meta_lock);
-    int ret = qcow2_map_locked(s, l1, l1_entries, off, len, e);
+    /* s->l1 is replaced when a resize grows it: read it under the lock */
+    int ret = qcow2_map_locked(s, s->l1, s->l1_entries, off, len, e);
     pthread_mutex_unlock(&s->meta_lock);
     return ret;
 }

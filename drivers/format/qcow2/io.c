@@ -110,7 +110,7 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
     }
     while (len) {
         struct qcow2_extent e;
-        ret = qcow2_map(s, s->l1, s->l1_entries, off, len, &e);
+        ret = qcow2_map(s, off, len, &e);
         if (ret < 0)
             break;
         if (e.type == QCOW2_NORMAL && pend_len &&
@@ -538,7 +538,7 @@ int qcow2_write(struct qcow2_state *s, const void *buf, uint64_t len,
     }
     while (len) {
         struct qcow2_extent e;
-        ret = qcow2_map(s, s->l1, s->l1_entries, off, len, &e);
+        ret = qcow2_map(s, off, len, &e);
         if (ret < 0)
             return ret;
         if (e.type == QCOW2_NORMAL && e.copied) {
@@ -770,7 +770,7 @@ int qcow2_status(struct qcow2_state *s, uint64_t off, uint64_t len,
     }
     if (len > s->size - off)
         len = s->size - off;
-    ret = qcow2_map(s, s->l1, s->l1_entries, off, len, &e);
+    ret = qcow2_map(s, off, len, &e);
     if (ret < 0)
         return ret;
     *pnum = e.len;
@@ -878,7 +878,7 @@ int qcow2_resize(struct qcow2_state *s, uint64_t size, struct bd_err *err)
         /* shrink only over unallocated space */
         for (uint64_t pos = size; pos < s->size;) {
             struct qcow2_extent e;
-            ret = qcow2_map(s, s->l1, s->l1_entries, pos, s->size - pos, &e);
+            ret = qcow2_map(s, pos, s->size - pos, &e);
             if (ret < 0)
                 goto out_unlock;
             if (e.type != QCOW2_UNALLOC) {

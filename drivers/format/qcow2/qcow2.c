@@ -503,12 +503,17 @@ static void qcow2_info(struct bd_node *n, struct bd_info *info)
         bd_info_add(info, "extended_l2", "%s", s->ext_l2 ? "true" : "false");
         bd_info_add(info, "corrupt", "%s",
                     (s->h.incompat & QCOW2_INCOMPAT_CORRUPT) ? "true" : "false");
-        qcow2_feature_names(&s->x, 0, s->h.incompat, names, sizeof(names));
-        bd_info_add(info, "incompatible_features", "%s", names);
-        qcow2_feature_names(&s->x, 1, s->h.compat, names, sizeof(names));
-        bd_info_add(info, "compatible_features", "%s", names);
-        qcow2_feature_names(&s->x, 2, s->h.autoclear, names, sizeof(names));
-        bd_info_add(info, "autoclear_features", "%s", names);
+        static const char *const keys[] = { "incompatible_features",
+                                            "compatible_features",
+                                            "autoclear_features" };
+        const uint64_t masks[] = { s->h.incompat, s->h.compat,
+                                   s->h.autoclear };
+        for (int k = 0; k < 3; k++) {
+            if (!masks[k])
+                continue;
+            qcow2_feature_names(&s->x, k, masks[k], names, sizeof(names));
+            bd_info_add(info, keys[k], "%s", names);
+        }
     }
     if (s->backing_name)
         bd_info_add(info, "backing_file", "%s", s->backing_name);

@@ -268,11 +268,12 @@ struct qcow2_extent {
     bool copied;          /* NORMAL/ZERO with host: refcount is exactly 1 */
 };
 
-/* Map guest off (< s->size) for up to len bytes, stopping at the end of the
- * L2 table or where the state or host contiguity changes. Takes meta_lock. */
-int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint32_t l1_entries,
-              uint64_t off, uint64_t len, struct qcow2_extent *e);
-/* Same, caller holds meta_lock. */
+/* Map guest off (< s->size) for up to len bytes through the active (or
+ * mounted snapshot's) L1 table, stopping at the end of the L2 table or
+ * where the state or host contiguity changes. Takes meta_lock. */
+int qcow2_map(struct qcow2_state *s, uint64_t off, uint64_t len,
+              struct qcow2_extent *e);
+/* Same through a given L1 table; caller holds meta_lock. */
 int qcow2_map_locked(struct qcow2_state *s, const uint64_t *l1,
                      uint32_t l1_entries, uint64_t off, uint64_t len,
                      struct qcow2_extent *e);

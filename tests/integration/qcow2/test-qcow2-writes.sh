@@ -87,3 +87,18 @@ qemu-io -f qcow2 -c "read -P 0x6f $((3 * 1024 * 1024 * 1024 - 1)) 1" \
 grep -q "read 1/1" "$T/io" && ! grep -q "verification failed" "$T/io" ||
     fail "resize: data at the end: $(cat "$T/io")"
 note "resize ok"
+
+# fio with verification, 4 jobs writing at once, then the oracle's check
+for opts in cluster_size=16k extended_l2=on,cluster_size=64k; do
+    qemu-img create -q -f qcow2 -o $opts "$T/fio.qcow2" 64M
+    mount_img "$T/fio.qcow2" "$T/fio.raw"
+    fio --name=v --filename="$T/fio.raw" --rw=randwrite --bsrange=512-256k \
+        --numjobs=4 --size=16M --offset_increment=16M --verify=crc32c \
+        --verify_fatal=1 --do_verify=1 --ioengine=psync --fsync=50 \
+        --output="$T/fio.out" || fail "fio $opts: $(tail -5 "$T/fio.out")"
+    grep -q "err= 0" "$T/fio.out" || fail "fio $opts: $(cat "$T/fio.out")"
+    unmount_img "$T/fio.raw"
+    qemu-img check -q "$T/fio.qcow2" || fail "fio $opts: qemu-img check"
+    rm -f "$T/fio.qcow2"
+    note "fio verify $opts ok"
+done

@@ -193,6 +193,8 @@ static int vhdx_create_opts(struct bd_node *file, const struct bd_opts *o,
         return bd_err_set(err, EINVAL, "vhdx sector sizes must be 512 or 4096");
     if (size > VHDX_MAX_VSIZE)
         return bd_err_set(err, EINVAL, "vhdx images are at most 64 TiB");
+    if (size == 0)      /* QEMU cannot open an empty vhdx with a sane BAT */
+        return bd_err_set(err, EINVAL, "vhdx images need a size above zero");
     if (size % lsec)
         return bd_err_set(err, EINVAL, "vhdx size must be a multiple of the "
                           "%llu-byte logical sector", (unsigned long long)lsec);

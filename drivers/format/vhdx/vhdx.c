@@ -603,6 +603,20 @@ out:
 
 /* ---- BAT (2.5) ----------------------------------------------------------- */
 
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+bool vhdx_is_payload_range(const struct vhdx_state *s, uint64_t off,
+                           uint64_t len)
+{
+    return off >= VHDX_MiB && off + len > off &&
+           !overlaps(off, len, s->hdr.log_off, s->hdr.log_len) &&
+           !overlaps(off, len, s->meta_off, s->meta_len) &&
+           !overlaps(off, len, s->bat_off, s->bat_len);
+}
+
 static int vhdx_read_bat(struct bd_node *n, struct bd_err *err)
 {
     struct vhdx_state *s = n->state;
@@ -673,6 +687,11 @@ static int vhdx_read_bat(struct bd_node *n, struct bd_err *err)
                               "offset %llu, outside the file (truncated or "
                               "corrupt image)", n->name, (unsigned long long)i,
                               (unsigned long long)off);
+        if (!vhdx_is_payload_range(s, off, is_bitmap ? VHDX_BITMAP_BLOCK
+                                                     : s->block_size))
+            return bd_err_set(err, EINVAL, "%s: vhdx bat entry %llu points "
+                              "into the log, metadata or bat region (corrupt "
+                              "image)", n->name, (unsigned long long)i);
     }
     return 0;
 }

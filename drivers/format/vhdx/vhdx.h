@@ -138,6 +138,9 @@ uint32_t vhdx_crc32c_skip(const void *buf, size_t len, size_t csum_off);
 int vhdx_file_read(struct bd_node *n, void *buf, uint64_t len, uint64_t off);
 void vhdx_header_encode(uint8_t *out, const struct vhdx_header *h);
 int vhdx_random_guid(uint8_t guid[16]);
+/* [off, off + len) lies clear of the header area, log, metadata and BAT. */
+bool vhdx_is_payload_range(const struct vhdx_state *s, uint64_t off,
+                           uint64_t len);
 bool vhdx_guid_is_zero(const uint8_t guid[16]);
 
 /* write.c */

@@ -243,7 +243,8 @@ static int vhdx_write_new_block(struct bd_node *n, uint64_t blk,
     if (s->has_parent && st == VHDX_PAYLOAD_NOT_PRESENT && len < s->block_size)
         new_st = VHDX_PAYLOAD_PARTIALLY_PRESENT;
     foff = VHDX_BAT_OFF(old);
-    if (st != VHDX_PAYLOAD_NOT_PRESENT && foff >= VHDX_MiB &&
+    if (st != VHDX_PAYLOAD_NOT_PRESENT &&
+        vhdx_is_payload_range(s, foff, s->block_size) &&
         ovf_range_ok(foff, s->block_size, s->file_size)) {
         /* reuse the kept space: it must read as zero outside the write */
         ret = bd_pwrite_zeroes(n->file, in, foff, 0);

@@ -378,6 +378,22 @@ static int open_node(struct bd_opts *view, const char *fmt,
             bd_node_close(file);
             return r;
         }
+        if (drv->read_only && !flags.read_only) {
+            /* A probed read-only format: read it, rather than refuse for
+             * want of -r; reopen so that we hold no write lock. */
+            log_info("%s: %s images can only be read; opening it read-only",
+                     file->name, drv->name);
+            bd_node_close(file);
+            flags.read_only = true;
+            fview = bd_opts_sub(view, "file");
+            if (!fview)
+                return bd_err_set(err, ENOMEM, "out of memory");
+            r = bd_node_open_protocol(filename, proto, fview, &flags, depth,
+                                      &file, err);
+            bd_opts_free_view(fview);
+            if (r < 0)
+                return r;
+        }
     }
     return open_format(drv, probed, file, view, &flags, depth, parent, out, err);
 }

@@ -7,9 +7,9 @@ PKGS=(
   # build
   gcc meson ninja-build pkg-config
   libfuse3-dev fuse3 zlib1g-dev libzstd-dev liburing-dev nettle-dev
-  libxml2-dev libbz2-dev liblzma-dev libnbd-dev libcriterion-dev
+  libxml2-dev libbz2-dev liblzma-dev libnbd-dev libcriterion-dev libdeflate-dev
   # test oracles and servers
-  qemu-utils qemu-block-extra qemu-system-common nbdkit libnbd-bin gnutls-bin
+  qemu-utils qemu-block-extra qemu-system-common qemu-system-x86 nbdkit libnbd-bin gnutls-bin
   fio python3 bc util-linux e2fsprogs kmod procps psmisc
   # sanitizers
   libclang-rt-14-dev

@@ -36,6 +36,18 @@ static int dmg_probe(const uint8_t *head, size_t len)
     return 0;
 }
 
+/* The trailer proper: the last 512 bytes of a larger file (or "cdsaencr"
+ * ending an encrypted one). */
+static int dmg_probe_tail(const uint8_t *tail, size_t len)
+{
+    if (len >= 8 && memcmp(tail + len - 8, "cdsaencr", 8) == 0)
+        return 100;
+    if (len == DMG_KOLY_SIZE && memcmp(tail, "koly", 4) == 0 &&
+        bd_be32(tail + 8) == DMG_KOLY_SIZE)
+        return 90;
+    return 0;
+}
+
 /* ---- open/close -------------------------------------------------------- */
 
 static void dmg_close(struct bd_node *n)
@@ -210,6 +222,7 @@ const struct bd_driver bd_drv_dmg = {
     .parallel = true,
     .read_only = true,
     .probe = dmg_probe,
+    .probe_tail = dmg_probe_tail,
     .open = dmg_open,
     .close = dmg_close,
     .limits = dmg_limits,

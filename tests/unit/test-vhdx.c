@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -418,4 +419,70 @@ Test(vhdx, differencing_image_that_is_its_own_parent_is_refused)
     close(fd);
     free(m);
     expect_open_error(child, "");
+}
+
+Test(vhdx, bat_entry_into_the_metadata_is_refused)
+{
+    char *p = fresh_image("bm.vhdx");
+    uint8_t e[8];
+
+    /* block 0 "present" at 2 MiB: our metadata region */
+    bd_put_le64(e, VHDX_BAT_ENTRY(VHDX_PAYLOAD_FULLY_PRESENT, 2 * VHDX_MiB));
+    patch_file(p, 3 * VHDX_MiB, e, 8);
+    expect_open_error(p, "into the log, metadata or bat region");
+}
+
+/* Give both headers a LogGuid (so the log counts) and fix their CRCs. */
+static void set_log_guid(const char *p, const uint8_t guid[16])
+{
+    uint8_t h[VHDX_HEADER_SIZE];
+    int fd = open(p, O_RDWR);
+
+    cr_assert(fd >= 0);
+    for (int i = 0; i < 2; i++) {
+        off_t at = i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF;
+        cr_assert_eq(pread(fd, h, sizeof(h), at), (ssize_t)sizeof(h));
+        memcpy(h + 48, guid, 16);
+        bd_put_le32(h + 4, vhdx_crc32c_skip(h, sizeof(h), 4));
+        cr_assert_eq(pwrite(fd, h, sizeof(h), at), (ssize_t)sizeof(h));
+    }
+    close(fd);
+}
+
+Test(vhdx, log_of_overlapping_huge_entries_is_refused_quickly)
+{
+    char *p = fresh_image("hlog.vhdx");
+    static const uint8_t guid[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+    uint8_t *log = calloc(1, VHDX_MiB);
+    struct timespec t0, t1;
+
+    set_log_guid(p, guid);
+    /* a "loge" header claiming the whole log at every 4 KiB */
+    for (uint32_t at = 0; at < VHDX_MiB; at += 4096) {
+        memcpy(log + at, "loge", 4);
+        bd_put_le32(log + at + 8, VHDX_MiB);
+        bd_put_le64(log + at + 16, 1);
+        memcpy(log + at + 32, guid, 16);
+    }
+    patch_file(p, VHDX_MiB, log, VHDX_MiB);
+    free(log);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect_open_error(p, "damaged beyond scanning");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert(t1.tv_sec - t0.tv_sec < 10, "log scan took %ld s",
+              (long)(t1.tv_sec - t0.tv_sec));
+}
+
+Test(vhdx, dirty_header_with_an_empty_log_opens)
+{
+    char *p = fresh_image("elog.vhdx");
+    static const uint8_t guid[16] = { 9, 8, 7 };
+    struct bd_node *n;
+    struct bd_err err;
+
+    /* a LogGuid but no entry carrying it: nothing to replay */
+    set_log_guid(p, guid);
+    cr_assert_eq(open_vhdx(p, true, &n, &err), 0, "%s", err.msg);
+    cr_assert(!((struct vhdx_state *)n->state)->replayed);
+    bd_node_close(n);
 }

@@ -2,8 +2,12 @@
 # Differencing images (imgfuse create -o parent=...): partial-block writes
 # land in sector bitmaps, the rest reads through the parent, which stays
 # untouched; a chain of three reads right; SEEK_DATA/HOLE follow the chain.
+# qemu cannot open differencing vhdx, so libvhdi (python3-libvhdi) is the
+# second reader: it must see the same bytes, also for 4 KiB sectors.
 . "$(dirname "$0")/../lib.sh"
 LIB="python3 $(dirname "$0")/vhdx-lib.py"
+VHDI="/usr/bin/python3 $(dirname "$0")/vhdx-lib.py vhdi"
+/usr/bin/python3 -c "import pyvhdi" || fail "python3-libvhdi is not installed"
 mkdir "$T/d" "$T/d/sub"
 
 # base: qemu-made, with data in some places
@@ -34,6 +38,26 @@ cmp -s "$T/top.raw" "$T/shadow.raw" || fail "top: reads differ from the shadow"
 holes=$($LIB holes "$T/top.raw" "$T/shadow.raw")
 note "chain of three reads right ($holes holes)"
 unmount_img "$T/top.raw"
+$VHDI "$T/d/top.vhdx" "$T/vhdi.raw" "$T/d/sub/mid.vhdx" "$T/d/base.vhdx"
+cmp -s "$T/vhdi.raw" "$T/shadow.raw" || fail "libvhdi reads the chain differently"
+
+# 4 KiB logical sectors: base and child, written through mounts
+"$IMGFUSE" create -F vhdx -o logical_sector_size=4096,block_size=2M "$T/d/k.vhdx" 24M >/dev/null
+truncate -s 24M "$T/kshadow.raw"
+mount_img "$T/d/k.vhdx" "$T/k.raw"
+$LIB randwrite "$T/k.raw" "$T/kshadow.raw" 3 20
+unmount_img "$T/k.raw"
+# (the child after the parent's writes: a parent written later no longer
+# matches the child's parent_linkage, and Windows and libvhdi refuse it)
+"$IMGFUSE" create -F vhdx -o parent="$T/d/k.vhdx" "$T/d/kc.vhdx" 0 >/dev/null
+$VHDI "$T/d/k.vhdx" "$T/vhdi.raw"
+cmp -s "$T/vhdi.raw" "$T/kshadow.raw" || fail "libvhdi reads the 4k image differently"
+mount_img "$T/d/kc.vhdx" "$T/kc.raw"
+$LIB randwrite "$T/kc.raw" "$T/kshadow.raw" 4 20
+unmount_img "$T/kc.raw"
+$VHDI "$T/d/kc.vhdx" "$T/vhdi.raw" "$T/d/k.vhdx"
+cmp -s "$T/vhdi.raw" "$T/kshadow.raw" || fail "libvhdi reads the 4k child differently"
+note "4 KiB sectors: libvhdi agrees"
 
 # the parent is looked up relative to the child, wherever we are
 (cd / && "$IMGFUSE" info "$T/d/top.vhdx" >/dev/null) || fail "info from /"

@@ -5,6 +5,11 @@
                                       MOUNT, mirrored into SHADOW
   holes MOUNT ORACLE                  every SEEK_HOLE range of MOUNT reads
                                       zero in ORACLE; prints the hole count
+  vhdi IMAGE OUT [PARENT...]          the raw content of IMAGE (over its
+                                      chain of PARENTs) as libvhdi reads it:
+                                      a second oracle where qemu has none
+                                      (differencing, 4 KiB sectors); needs
+                                      Debian's python3-libvhdi (/usr/bin/python3)
 """
 import os
 import random
@@ -59,5 +64,24 @@ def holes(mount, oracle):
     print(n)
 
 
+def vhdi(image, out, *parents):
+    import pyvhdi
+    chain = []
+    for path in (image,) + parents:
+        f = pyvhdi.file()
+        f.open(path)
+        chain.append(f)         # keep every parent object alive
+    for child, parent in zip(chain, chain[1:]):
+        child.set_parent(parent)
+    f = chain[0]
+    size, off = f.get_media_size(), 0
+    with open(out, 'wb') as o:
+        while off < size:
+            n = min(1 << 20, size - off)
+            o.write(f.read_buffer_at_offset(n, off))
+            off += n
+
+
 if __name__ == '__main__':
-    {'randwrite': randwrite, 'holes': holes}[sys.argv[1]](*sys.argv[2:])
+    {'randwrite': randwrite, 'holes': holes,
+     'vhdi': vhdi}[sys.argv[1]](*sys.argv[2:])

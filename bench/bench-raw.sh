@@ -52,6 +52,8 @@ mount_engine() {
 
 unmount_engine() {
     fusermount3 -u "$mnt"
+    # qsd does not always exit when its export is unmounted: ask it to
+    [ "$1" = qsd ] && { sleep 1; kill "$QSD_PID" 2>/dev/null || true; }
     for _ in $(seq 200); do
         [ "$(awk '{print $3}' /proc/$ENGINE_PID/stat 2>/dev/null || echo gone)" = Z ] && break
         kill -0 "$ENGINE_PID" 2>/dev/null || break

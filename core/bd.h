@@ -195,6 +195,11 @@ struct bd_driver {
     /* Answer for this layer only; see BD_STATUS_*. *pnum >= 1 on success. */
     int (*block_status)(struct bd_node *n, uint64_t off, uint64_t len,
                         uint64_t *pnum, unsigned *status, uint64_t *map);
+    /* Zero-copy reads: when [off, off+len) of this node is exactly a run
+     * of bytes of a host file descriptor, give that fd and offset so the
+     * front-end can splice; -ENOTSUP otherwise. Must not block. */
+    int (*map_fd)(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
+                  uint64_t *fd_off);
     /* Resize (growable mounts, create). Formats and protocols alike. */
     int (*truncate)(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
                     struct bd_err *err);
@@ -242,6 +247,9 @@ int bd_block_status(struct bd_node *n, uint64_t off, uint64_t len,
 int bd_block_status_above(struct bd_node *n, uint64_t off, uint64_t len,
                           uint64_t *pnum, unsigned *status);
 int64_t bd_allocated_size(struct bd_node *n);
+/* See bd_driver.map_fd; -ENOTSUP when the node cannot say. */
+int bd_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
+              uint64_t *fd_off);
 
 /*
  * Open a backing (parent) image named inside the image `n`: resolves a

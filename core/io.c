@@ -402,3 +402,14 @@ int64_t bd_allocated_size(struct bd_node *n)
         return bd_allocated_size(n->file);
     return -ENOTSUP;
 }
+
+int bd_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
+              uint64_t *fd_off)
+{
+    if (!n->drv->map_fd)
+        return -ENOTSUP;
+    int64_t size = bd_size(n);
+    if (size < 0 || off > (uint64_t)size || len > (uint64_t)size - off)
+        return -ENOTSUP;
+    return n->drv->map_fd(n, off, len, fd, fd_off);
+}

@@ -32,6 +32,8 @@ struct fusefs {
     bool dir_mode;
     bool writeback_cache;           /* kernel write caching asked for */
     bool keep_cache;
+    unsigned max_read;              /* largest read request, bytes */
+    bool splice;                    /* zero-copy replies where data maps to a fd */
     struct stat dir_st;
     struct fuse_session *se;
 };

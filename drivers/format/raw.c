@@ -120,6 +120,13 @@ static int raw_block_status(struct bd_node *n, uint64_t off, uint64_t len,
     return 0;
 }
 
+static int raw_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
+                      uint64_t *fd_off)
+{
+    struct raw_state *s = n->state;
+    return bd_map_fd(n->file, off + s->offset, len, fd, fd_off);
+}
+
 static int raw_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
                         struct bd_err *err)
 {
@@ -168,6 +175,7 @@ const struct bd_driver bd_drv_raw = {
     .pwrite_zeroes = raw_pwrite_zeroes,
     .discard = raw_discard,
     .block_status = raw_block_status,
+    .map_fd = raw_map_fd,
     .truncate = raw_truncate,
     .info = raw_info,
     .create = raw_create,

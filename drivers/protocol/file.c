@@ -495,6 +495,19 @@ static int full_prealloc(int fd, uint64_t from, uint64_t to)
     return 0;
 }
 
+static int file_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
+                       uint64_t *fd_off)
+{
+    struct file_state *s = n->state;
+    (void)len;
+    /* splice from an O_DIRECT descriptor would bypass our alignment */
+    if (s->direct || s->type == FT_CDROM)
+        return -ENOTSUP;
+    *fd = s->fd;
+    *fd_off = off;
+    return 0;
+}
+
 static int file_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
                          struct bd_err *err)
 {
@@ -599,6 +612,7 @@ const struct bd_driver bd_drv_file = {
     .discard = file_discard,
     .flush = file_flush,
     .block_status = file_block_status,
+    .map_fd = file_map_fd,
     .truncate = file_truncate,
     .allocated_size = file_allocated_size,
     .info = file_info,
@@ -621,6 +635,7 @@ const struct bd_driver bd_drv_host_device = {
     .discard = file_discard,
     .flush = file_flush,
     .block_status = file_block_status,
+    .map_fd = file_map_fd,
     .truncate = file_truncate,
     .allocated_size = file_allocated_size,
     .info = file_info,

@@ -3,8 +3,9 @@
  * URIs and legacy "nbd:" strings. Whatever parses and validates must print
  * a display URI that parses back to the same server and export.
  *
- * libFuzzer:  clang -fsanitize=fuzzer,address,undefined -I. -Icore \
- *               tests/fuzz/nbd-uri.c drivers/protocol/nbd/target.c core/err.c
+ * libFuzzer:  clang -fsanitize=fuzzer,address,undefined -I. -Icore -Ibuild \
+ *               tests/fuzz/nbd-uri.c build/libimgfuse-core.a \
+ *               $(pkg-config --libs fuse3 zlib libzstd liburing libnbd) -lm
  * standalone: build with -DFUZZ_STANDALONE; `nbd-uri-fuzz STRING...` parses
  *             each once, `nbd-uri-fuzz -n N STRING...` also N mutations.
  */

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "drivers/protocol/nbd/nbd.h"
+
+#include <libnbd.h>
 #include "graph.h"
 
 static struct nbdt t;
@@ -176,6 +178,50 @@ Test(nbd_uri, conf_defaults_and_checks)
     nbdt_set(&t, NBDT_TLS_PSK, "/k");
     cr_assert_eq(nbdt_conf(&t, &c, &err), 0, "%s", err.msg);
     cr_assert(c.tls, "a psk file implies tls");
+}
+
+/* ---- the replay journal ---------------------------------------------------- */
+
+Test(nbd_journal, a_flush_drops_what_it_covers_and_keeps_the_rest)
+{
+    struct nbd_journal j = {0};
+    uint8_t data[4096];
+    struct nbd_req w = {.op = NBD_OP_WRITE, .buf = data, .len = 4096};
+    struct nbd_req z = {.op = NBD_OP_ZERO, .len = 1 << 20,
+                        .flags = LIBNBD_CMD_FLAG_FAST_ZERO};
+
+    nbdj_init(&j, 10000);
+    cr_assert(nbdj_enabled(&j));
+    memset(data, 0xaa, sizeof(data));
+    for (int i = 0; i < 3; i++) {
+        w.off = (uint64_t)i * 4096;
+        cr_assert_eq(nbdj_add(&j, &w), 0);
+    }
+    memset(data, 0, sizeof(data));          /* the journal has its own copy */
+    cr_assert_eq(j.e[j.head].op, NBD_OP_WRITE);
+    cr_assert_eq(((uint8_t *)j.e[j.head].data)[100], 0xaa);
+    cr_assert(nbdj_full(&j), "12 KiB kept with a 10000-byte limit");
+    uint64_t mark = nbdj_mark(&j);
+    cr_assert_eq(nbdj_add(&j, &z), 0);
+    nbdj_flushed(&j, mark);
+    cr_assert_eq(j.n - j.head, 1);
+    cr_assert_eq(j.e[j.head].op, NBD_OP_ZERO);
+    cr_assert_eq(j.e[j.head].flags & LIBNBD_CMD_FLAG_FAST_ZERO, 0u,
+                 "a replayed zero must not fail for want of a fast zero");
+    cr_assert_not(nbdj_full(&j));
+    cr_assert(nbdj_dropped(&j), "entries left: replay needed");
+    nbdj_flushed(&j, UINT64_MAX);
+    cr_assert_eq(j.n, 0);
+    nbdj_fini(&j);
+}
+
+Test(nbd_journal, zero_limit_means_no_journal)
+{
+    struct nbd_journal j = {0};
+    nbdj_init(&j, 0);
+    cr_assert_not(nbdj_enabled(&j));
+    cr_assert_not(nbdj_dropped(&j));
+    nbdj_fini(&j);
 }
 
 /* ---- against a real server ------------------------------------------------ */

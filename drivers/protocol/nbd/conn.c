@@ -235,6 +235,14 @@ static void mark_dead(struct nbd_state *s, struct nbd_conn *c,
     pthread_mutex_unlock(&c->lock);
     if (!first)
         return;
+    /* The server may have restarted and lost its cache: the journal has
+     * every write since the last flush, on any connection. */
+    if (nbdj_enabled(&s->journal)) {
+        if (nbdj_dropped(&s->journal))
+            log_debug("nbd", "%s: unflushed writes will be replayed",
+                      s->display);
+        lost = false;
+    }
 
     unsigned long k = atomic_fetch_add(&s->drops, 1) + 1;
     if ((k & (k - 1)) == 0)

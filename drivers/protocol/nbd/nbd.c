@@ -24,7 +24,7 @@ static const char *const nbd_options[] = {
     "server.type", "server.host", "server.port", "server.path", "export",
     "tls", "tls-certificates", "tls-psk-file", "tls-username",
     "tls-verify-peer", "connect-timeout", "timeout", "reconnect-retries",
-    "connections", "filename", NULL,
+    "connections", "replay-buffer", "filename", NULL,
 };
 
 /* Server facts from the first connection; all of them are untrusted. */
@@ -156,6 +156,7 @@ static int nbd_open(struct bd_node *n, const struct bd_opts *o,
         return bd_err_set(err, ENOMEM, "nbd: out of memory");
     pthread_mutex_init(&s->ext_lock, NULL);
     s->ext_lock_init = true;
+    nbdj_init(&s->journal, s->conf.replay_bytes);
     if ((r = nbdc_connect(s, s->conf.connect_timeout_ms, &h, err)) < 0)
         return r;
     if ((r = nbdc_init(&s->conns[0], h)) < 0) {
@@ -182,6 +183,7 @@ static void nbd_close_node(struct bd_node *n)
         nbdc_fini(&s->conns[i]);
     if (s->ext_lock_init)
         pthread_mutex_destroy(&s->ext_lock);
+    nbdj_fini(&s->journal);
     free(s->display);
     nbdt_free(&s->target);
 }
@@ -200,39 +202,83 @@ static int64_t nbd_size(struct bd_node *n)
     return s->size;
 }
 
-static int nbd_pread_cb(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
-{
-    struct nbd_req r = {.op = NBD_OP_READ, .buf = buf, .len = len, .off = off};
-    return nbdc_run(n->state, &r);
-}
-
-/* Writes invalidate the cached block status, before and after. */
-static int run_write(struct nbd_state *s, struct nbd_req *r)
-{
-    int ret;
-    atomic_fetch_add(&s->writes_in_flight, 1);
-    atomic_fetch_add(&s->change_gen, 1);
-    ret = nbdc_run(s, r);
-    atomic_fetch_add(&s->change_gen, 1);
-    atomic_fetch_sub(&s->writes_in_flight, 1);
-    return ret;
-}
-
+/* A flush covers every write acknowledged before it was sent (with
+ * multi-conn, on every connection), and empties the journal that far. */
 static int do_flush(struct nbd_state *s)
 {
+    uint64_t upto, mark;
+    int ret;
+
     if (!s->can_flush)
         return 0;
-    /* With multi-conn a flush on one connection covers all of them. */
-    uint64_t upto = atomic_load(&s->write_seq);
+    if ((ret = nbdj_replay(s)) < 0)
+        return ret;
+    upto = atomic_load(&s->write_seq);
+    mark = nbdj_mark(&s->journal);
     struct nbd_req r = {.op = NBD_OP_FLUSH};
-    int ret = nbdc_run(s, &r);
+    ret = nbdc_run(s, &r);
+    /* A flush that succeeded only on a new connection says nothing about
+     * writes the old one carried: replay them (which flushes again). */
+    if (ret == 0 && atomic_load(&s->journal.need_replay))
+        ret = nbdj_replay(s);
     if (ret == 0) {
         uint64_t cur = atomic_load(&s->flushed_seq);
         while (cur < upto &&
                !atomic_compare_exchange_weak(&s->flushed_seq, &cur, upto))
             ;
+        nbdj_flushed(&s->journal, mark);
     }
     return ret;
+}
+
+/* Writes, zeroes and trims: replay what a lost connection may have lost
+ * first, keep a copy of each acknowledged one until a flush, and drop the
+ * cached block status before and after. */
+static int run_write(struct nbd_state *s, struct nbd_req *r)
+{
+    bool journal = s->can_flush && nbdj_enabled(&s->journal);
+    bool full = false;
+    int ret;
+
+    if ((ret = nbdj_replay(s)) < 0)
+        return ret;
+    if (journal)
+        nbdj_enter(&s->journal);
+    atomic_fetch_add(&s->writes_in_flight, 1);
+    atomic_fetch_add(&s->change_gen, 1);
+    ret = nbdc_run(s, r);
+    atomic_fetch_add(&s->change_gen, 1);
+    atomic_fetch_sub(&s->writes_in_flight, 1);
+    if (journal) {
+        /* Without memory for the copy, a flush gives the same safety. */
+        if (ret == 0)
+            full = nbdj_add(&s->journal, r) < 0 || nbdj_full(&s->journal);
+        nbdj_leave(&s->journal);
+    }
+    if (full)
+        do_flush(s);        /* a failure leaves the entries for later */
+    return ret;
+}
+
+/* Reads and block status: after a replay, not before it, when the
+ * connection dropped under them. */
+static int run_read(struct nbd_state *s, struct nbd_req *r)
+{
+    int ret = nbdj_replay(s);
+    if (ret == 0)
+        ret = nbdc_run(s, r);
+    if (ret == 0 && atomic_load(&s->journal.need_replay)) {
+        ret = nbdj_replay(s);
+        if (ret == 0)
+            ret = nbdc_run(s, r);
+    }
+    return ret;
+}
+
+static int nbd_pread_cb(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
+{
+    struct nbd_req r = {.op = NBD_OP_READ, .buf = buf, .len = len, .off = off};
+    return run_read(n->state, &r);
 }
 
 /* FUA where the server has it, else a flush after the write. */
@@ -375,13 +421,15 @@ static int nbd_block_status_cb(struct bd_node *n, uint64_t off, uint64_t len,
         *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
         return 0;
     }
+    if ((ret = nbdj_replay(s)) < 0)
+        return ret;
     if (cached_status(s, off, len, pnum, status))
         return 0;
     r.len = bd_align_down(chunk, s->bs_min);
     if (r.len == 0)
         r.len = chunk;
     gen = atomic_load(&s->change_gen);
-    ret = nbdc_run(s, &r);
+    ret = run_read(s, &r);
     if (ret < 0)
         return ret;
     if (r.nr_ext == 0) {

@@ -1,7 +1,8 @@
 /*
  * Private header of the nbd protocol driver: where to connect (parsed from a
  * URI, a legacy "nbd:host:port" string or dotted options) and the tunables.
- * Parsing is target.c, connections conn.c, the block-node callbacks nbd.c.
+ * Parsing is target.c, connections conn.c, the replay journal journal.c,
+ * the block-node callbacks nbd.c.
  */
 #ifndef IMGFUSE_NBD_H
 #define IMGFUSE_NBD_H
@@ -29,6 +30,7 @@ enum nbdt_key {
     NBDT_TIMEOUT,           /* timeout: seconds per request */
     NBDT_RETRIES,           /* reconnect-retries */
     NBDT_CONNECTIONS,       /* connections: multi-conn pool size */
+    NBDT_REPLAY,            /* replay-buffer: bytes of unflushed writes kept */
     NBDT_NKEYS
 };
 
@@ -62,6 +64,7 @@ struct nbd_conf {
     unsigned timeout_ms;
     unsigned retries;
     unsigned conns;
+    uint64_t replay_bytes;          /* journal limit, 0: none */
 };
 
 /* Check the values in t and fill c (borrowing t's strings). */
@@ -104,6 +107,28 @@ struct nbd_extent {
     uint32_t flags;                 /* LIBNBD_STATE_HOLE | LIBNBD_STATE_ZERO */
 };
 
+enum nbd_op { NBD_OP_READ, NBD_OP_WRITE, NBD_OP_ZERO, NBD_OP_TRIM,
+              NBD_OP_FLUSH, NBD_OP_STATUS };
+
+/* An acknowledged write kept until a flush covers it (journal.c). */
+struct nbd_jentry {
+    uint64_t seq, off, len;
+    enum nbd_op op;                 /* write, zero or trim */
+    uint32_t flags;
+    void *data;                     /* write: a copy of the bytes */
+};
+
+struct nbd_journal {
+    pthread_rwlock_t order;         /* writes share it; replay owns it */
+    pthread_mutex_t lock;           /* the entries below */
+    bool init;
+    struct nbd_jentry *e;           /* e[head..n) in seq order */
+    size_t head, n, cap;
+    uint64_t bytes, limit;          /* limit 0: no journal */
+    uint64_t seq;
+    _Atomic bool need_replay;       /* a connection with entries dropped */
+};
+
 struct nbd_state {
     struct nbdt target;             /* owns the strings conf points into */
     struct nbd_conf conf;
@@ -136,10 +161,9 @@ struct nbd_state {
     int64_t ext_time_ms;
     _Atomic uint64_t change_gen;    /* bumped around every write */
     _Atomic unsigned writes_in_flight;
-};
 
-enum nbd_op { NBD_OP_READ, NBD_OP_WRITE, NBD_OP_ZERO, NBD_OP_TRIM,
-              NBD_OP_FLUSH, NBD_OP_STATUS };
+    struct nbd_journal journal;
+};
 
 struct nbd_req {
     enum nbd_op op;
@@ -167,6 +191,28 @@ void nbdc_fini(struct nbd_conn *c);
 /* Run one request on the least busy connection, reconnecting a dropped
  * one with a bounded retry; 0 or -errno (-ETIMEDOUT, -EIO, server's). */
 int nbdc_run(struct nbd_state *s, struct nbd_req *r);
+/* ---- the replay journal (journal.c) --------------------------------------- */
+
+/* limit: bytes of unflushed writes to keep; 0 keeps none. */
+int nbdj_init(struct nbd_journal *j, uint64_t limit);
+void nbdj_fini(struct nbd_journal *j);
+bool nbdj_enabled(const struct nbd_journal *j);
+/* Around a write, zero or trim and its nbdj_add: replay waits for these. */
+void nbdj_enter(struct nbd_journal *j);
+void nbdj_leave(struct nbd_journal *j);
+/* Keep an acknowledged request (copying a write's bytes); 0 or -ENOMEM. */
+int nbdj_add(struct nbd_journal *j, const struct nbd_req *r);
+/* More than the limit kept: time to flush. */
+bool nbdj_full(struct nbd_journal *j);
+/* Before a flush: the entries it will cover are those up to this mark. */
+uint64_t nbdj_mark(struct nbd_journal *j);
+void nbdj_flushed(struct nbd_journal *j, uint64_t upto);
+/* A connection dropped: entries must be replayed; false when none. */
+bool nbdj_dropped(struct nbd_journal *j);
+/* Replay after a drop (no-op otherwise), then flush; called without the
+ * journal's order lock. 0 or -EIO, and then it is tried again later. */
+int nbdj_replay(struct nbd_state *s);
+
 /* Monotonic milliseconds. */
 int64_t nbdc_now_ms(void);
 /* libnbd's last error text without the API function name in front. */

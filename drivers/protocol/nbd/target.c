@@ -27,6 +27,7 @@ const char *const nbdt_keys[NBDT_NKEYS + 1] = {
     [NBDT_TIMEOUT] = "timeout",
     [NBDT_RETRIES] = "reconnect-retries",
     [NBDT_CONNECTIONS] = "connections",
+    [NBDT_REPLAY] = "replay-buffer",
     [NBDT_NKEYS] = NULL,
 };
 
@@ -34,6 +35,7 @@ const char *const nbdt_keys[NBDT_NKEYS + 1] = {
 static const enum nbdt_key query_keys[] = {
     NBDT_TLS_CERTS, NBDT_TLS_PSK, NBDT_TLS_USER, NBDT_TLS_VERIFY,
     NBDT_CONNECT_TIMEOUT, NBDT_TIMEOUT, NBDT_RETRIES, NBDT_CONNECTIONS,
+    NBDT_REPLAY,
 };
 
 void nbdt_free(struct nbdt *t)
@@ -235,7 +237,8 @@ static int parse_query(const char *q, bool is_unix, struct nbdt *t,
             return bd_err_set(err, EINVAL, "%s: unknown URI parameter '%.*s' "
                               "(nbd URIs take socket, tls-certificates, "
                               "tls-psk-file, tls-verify-peer, connect-timeout, "
-                              "timeout, reconnect-retries, connections)",
+                              "timeout, reconnect-retries, connections, "
+                              "replay-buffer)",
                               src, (int)klen, q);
         r = set_decoded(t, (enum nbdt_key)key, val, vlen, src, "query", err);
         if (r < 0)
@@ -382,6 +385,7 @@ int nbdt_conf(const struct nbdt *t, struct nbd_conf *c, struct bd_err *err)
     c->timeout_ms = 30000;
     c->retries = 5;
     c->conns = 4;
+    c->replay_bytes = 32u << 20;
 
     if (!v[NBDT_TYPE] || strcmp(v[NBDT_TYPE], "inet") == 0 ||
         strcmp(v[NBDT_TYPE], "tcp") == 0) {
@@ -457,6 +461,14 @@ int nbdt_conf(const struct nbdt *t, struct nbd_conf *c, struct bd_err *err)
         (r = get_uint(v[NBDT_RETRIES], "reconnect-retries", 0, 100,
                       &c->retries, err)) < 0)
         return r;
+    if (v[NBDT_REPLAY]) {
+        uint64_t bytes;
+        if (bd_parse_size(v[NBDT_REPLAY], &bytes) < 0 || bytes > (1u << 30))
+            return bd_err_set(err, EINVAL, "nbd option replay-buffer='%s': "
+                              "expected a size up to 1G (0 turns it off)",
+                              v[NBDT_REPLAY]);
+        c->replay_bytes = bytes;
+    }
     if (v[NBDT_CONNECTIONS] &&
         (r = get_uint(v[NBDT_CONNECTIONS], "connections", 1, NBD_MAX_CONNS,
                       &c->conns, err)) < 0)

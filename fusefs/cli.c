@@ -34,6 +34,8 @@ const char cli_usage[] =
 "      --discard=MODE      unmap (default) or ignore\n"
 "      --aio=ENGINE        threads (default) or io_uring\n"
 "      --growable          writes past the end grow the image\n"
+"      --writeback-cache   let the kernel cache writes (fast small writes;\n"
+"                          a write past the end then fails at close)\n"
 "      --backing=POLICY    follow (default), confine or none\n"
 "      --related=POLICY    confine (default) or follow: extents, data files\n"
 "      --untrusted         confine backing files, refuse protocol backing\n"
@@ -54,6 +56,7 @@ enum {
     OPT_LOCKING = 256, OPT_SHARE_RW, OPT_CACHE, OPT_DISCARD, OPT_AIO,
     OPT_GROWABLE, OPT_BACKING, OPT_RELATED, OPT_UNTRUSTED, OPT_THREADS,
     OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
+    OPT_WRITEBACK,
 };
 
 static const struct option long_opts[] = {
@@ -66,6 +69,7 @@ static const struct option long_opts[] = {
     { "discard", required_argument, NULL, OPT_DISCARD },
     { "aio", required_argument, NULL, OPT_AIO },
     { "growable", no_argument, NULL, OPT_GROWABLE },
+    { "writeback-cache", no_argument, NULL, OPT_WRITEBACK },
     { "backing", required_argument, NULL, OPT_BACKING },
     { "related", required_argument, NULL, OPT_RELATED },
     { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
@@ -99,6 +103,7 @@ static const char *const ignored_opts[] = {
 static const char *const own_opts[] = {
     "ro", "read-only", "format", "force-share", "locking", "share-rw",
     "cache", "discard", "aio", "growable", "backing", "related", "untrusted",
+    "writeback-cache",
     "threads", "pidfile", "debug", "foreground", NULL,
 };
 
@@ -173,6 +178,7 @@ static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
         c->flags.aio = (enum bd_aio)r;
         return 0;
     case OPT_GROWABLE: c->flags.growable = true; return 0;
+    case OPT_WRITEBACK: c->writeback_cache = true; return 0;
     case OPT_BACKING:
         if ((r = pick("backing", val, backing, err)) < 0)
             return r;

@@ -21,6 +21,7 @@ struct cli {
     const char *pidfile;
     struct bd_flags flags;
     bool foreground, debug, single_thread, json, clone_fd;
+    bool writeback_cache;           /* kernel write caching on a fixed size */
     unsigned threads;               /* FUSE workers; 0 = default */
     char fuse_opts[1024];           /* passed to libfuse's -o */
     char fmt_opts[1024];            /* key=val for the top format node */

@@ -222,6 +222,33 @@ static int write_pidfile(const char *path, struct bd_err *err)
     return 0;
 }
 
+/*
+ * With kernel write caching the kernel trusts only its own i_size, and the
+ * root inode of a file mount is born with size 0. Storing the image's last
+ * byte into the kernel's cache (FUSE_NOTIFY_STORE) extends i_size to the
+ * image size, after which the kernel keeps it.
+ */
+static int teach_root_size(struct mount_ctx *m)
+{
+    struct fusefs_file *ff = &m->fs.files[0];
+    int64_t size = bd_size(ff->node);
+    uint8_t last;
+    if (size <= 0)
+        return size < 0 ? (int)size : 0;
+    int r = bd_pread(ff->node, &last, 1, (uint64_t)size - 1);
+    if (r < 0)
+        return r;
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(1);
+    bv.buf[0].mem = &last;
+    r = fuse_lowlevel_notify_store(m->fs.se, FUSE_ROOT_ID, size - 1, &bv, 0);
+    if (r < 0)
+        return r;
+    struct stat st;
+    if (stat(m->mountpoint, &st) != 0 || st.st_size != size)
+        return -EIO;
+    return 0;
+}
+
 /* Runs beside the session loop: once a stat of the mountpoint is answered
  * by us, the mount is live and the parent may return. */
 static void *ready_main(void *arg)
@@ -233,6 +260,12 @@ static void *ready_main(void *arg)
     if (r != 0 || st.st_dev == m->mp_dev_before) {
         send_report(m, 1, "the kernel did not answer on the mountpoint after "
                     "mounting; is /dev/fuse usable?");
+        fuse_session_exit(m->fs.se);
+        return NULL;
+    }
+    if (m->fs.writeback_cache && !m->fs.dir_mode && teach_root_size(m) < 0) {
+        send_report(m, 1, "cannot tell the kernel the image size; try again "
+                    "with --share-rw or --cache=none");
         fuse_session_exit(m->fs.se);
         return NULL;
     }
@@ -294,10 +327,15 @@ static int serve(struct mount_ctx *m, const char *argv0, struct bd_err *err)
     const char *mr = getenv("IMGFUSE_MAX_READ");
     m->fs.max_read = mr && atoi(mr) >= 4096 && atoi(mr) <= (1 << 20)
                          ? (unsigned)atoi(mr) : 512u << 10;
-    /* Kernel write caching keeps i_size to itself: the root inode of a
-     * file mount starts at size 0 and would stay so. Directory mode only. */
-    m->fs.writeback_cache = m->fs.dir_mode && !c->flags.share_rw &&
-                            c->flags.cache != BD_CACHE_NONE && !c->flags.read_only;
+    /* Kernel write caching merges small writes in the page cache, but the
+     * kernel then owns i_size: a write past the end of a fixed-size disk
+     * is accepted and fails only at writeback (close/fsync), not short at
+     * EOF. So: on for growable mounts, and when asked (--writeback-cache);
+     * never with another writer. A file mount's root inode learns its size
+     * in ready_main. */
+    m->fs.writeback_cache = (c->flags.growable || c->writeback_cache) &&
+                            !c->flags.share_rw && c->flags.cache != BD_CACHE_NONE &&
+                            !c->flags.read_only;
     m->fs.keep_cache = !c->flags.share_rw;
     /* IMGFUSE_SPLICE=0 turns zero-copy replies off, for measuring them */
     const char *sp = getenv("IMGFUSE_SPLICE");

@@ -24,6 +24,18 @@ check_rw "aio=io_uring,cache=none" -o aio=io_uring,cache=none
 check_rw "single-threaded" -s
 check_rw "threads=2" --threads 2
 
+# --writeback-cache: the kernel knows the size of a file mount, small
+# writes land in the image by unmount, a write past the end fails at close
+mount_img --writeback-cache "$img" "$T/m"
+expect_eq "$(stat -c %s "$T/m")" 16777216 "writeback-cache: size"
+dd if="$T/r" of="$T/m" bs=4k seek=512 conv=notrunc status=none
+if printf 'x' | dd of="$T/m" bs=1 seek=16777216 conv=notrunc,fsync status=none 2>"$T/err"; then
+    fail "writeback-cache: write past the end reported success"
+fi
+unmount_img "$T/m"
+cmp <(dd if="$img" bs=4k skip=512 count=1024 status=none) "$T/r" || fail "writeback-cache: data"
+expect_eq "$(stat -c %s "$img")" 16777216 "writeback-cache: image size"
+
 # discard=ignore: a punched range reads as zeroes but the space stays
 # (ZERO_RANGE may leave unwritten extents, so count blocks, not SEEK_DATA)
 blocks0=$(stat -c %b "$img")

@@ -486,3 +486,25 @@ Test(vhdx, dirty_header_with_an_empty_log_opens)
     cr_assert(!((struct vhdx_state *)n->state)->replayed);
     bd_node_close(n);
 }
+
+Test(vhdx, read_write_open_clears_a_log_guid_with_nothing_to_replay)
+{
+    char *p = fresh_image("clog.vhdx");
+    static const uint8_t guid[16] = { 4, 4, 4 };
+    struct bd_node *n;
+    struct bd_err err;
+    uint8_t h[VHDX_HEADER_SIZE];
+    int fd;
+
+    set_log_guid(p, guid);
+    cr_assert_eq(open_vhdx(p, false, &n, &err), 0, "%s", err.msg);
+    bd_node_close(n);
+    fd = open(p, O_RDONLY);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(pread(fd, h, sizeof(h), i ? VHDX_HEADER2_OFF
+                                                : VHDX_HEADER1_OFF),
+                     (ssize_t)sizeof(h));
+        cr_assert(vhdx_guid_is_zero(h + 48), "header %d keeps its LogGuid", i);
+    }
+    close(fd);
+}

@@ -317,10 +317,18 @@ int vhdx_log_replay(struct bd_node *n, struct bd_err *err)
     c.budget = 16ull * s->hdr.log_len + 64 * VHDX_MiB;
     ret = 0;
     if (!log_find_active(&c, &head, &start)) {
-        if (c.work > c.budget)
+        if (c.work > c.budget) {
             ret = bd_err_set(err, EINVAL, "%s: the vhdx log is damaged beyond "
                              "scanning (too many overlapping entries)", n->name);
-        goto out;       /* nothing valid: nothing to replay */
+        } else if (!n->flags.read_only) {
+            /* nothing valid to replay: mark the log empty again */
+            memset(s->hdr.log_guid, 0, 16);
+            ret = vhdx_headers_write(n);
+            if (ret < 0)
+                ret = bd_err_set(err, -ret, "%s: cannot write the vhdx "
+                                 "headers: %s", n->name, strerror(-ret));
+        }
+        goto out;
     }
     if (c.work > c.budget) {
         ret = bd_err_set(err, EINVAL, "%s: the vhdx log is damaged beyond "

@@ -134,9 +134,17 @@ uint32_t vhdx_crc32c(uint32_t crc, const void *buf, size_t len);
 /* CRC of buf with the 4 bytes at csum_off taken as zero. */
 uint32_t vhdx_crc32c_skip(const void *buf, size_t len, size_t csum_off);
 
-/* vhdx.c helpers used by the log and creation */
+/* vhdx.c: read the image file with an in-memory log replay applied */
 int vhdx_file_read(struct bd_node *n, void *buf, uint64_t len, uint64_t off);
+
+/* metadata.c: decode and check, in this order at open; 0 or -errno with
+ * err filled. Each fills its part of the node's struct vhdx_state. */
+int vhdx_read_headers(struct bd_node *n, struct bd_err *err);
+int vhdx_read_regions(struct bd_node *n, struct bd_err *err);
+int vhdx_read_metadata(struct bd_node *n, struct bd_err *err);
+int vhdx_read_bat(struct bd_node *n, struct bd_err *err);
 void vhdx_header_encode(uint8_t *out, const struct vhdx_header *h);
+void vhdx_guid_format(const uint8_t g[16], char out[37]);
 int vhdx_random_guid(uint8_t guid[16]);
 /* [off, off + len) lies clear of the header area, log, metadata and BAT. */
 bool vhdx_is_payload_range(const struct vhdx_state *s, uint64_t off,

@@ -1,8 +1,8 @@
 /*
  * The nbd protocol driver: an NBD export, through libnbd, as a block node.
  * This file maps block-node calls to NBD requests and checks what the server
- * advertises; connections, timeouts and reconnecting are in conn.c and URI
- * parsing in target.c.
+ * advertises; connections, timeouts and reconnecting are in conn.c, the
+ * replay journal in journal.c and URI parsing in target.c.
  */
 #include "nbd.h"
 #include "overflow.h"

@@ -89,16 +89,22 @@ static char *vhdx_unixify(const char *win)
     return p;
 }
 
+/* Does name exist next to the image? (Policy is bd_open_backing's job.) */
 static bool vhdx_candidate_exists(struct bd_node *n, const char *name)
 {
-    struct bd_err e = {0};
-    char *path = NULL;
+    char *dir, *path;
     bool ok;
 
-    if (bd_resolve_related(n, name, &path, &e) < 0)
+    if (name[0] == '/')
+        return access(name, F_OK) == 0;
+    dir = bd_node_dirname(n);
+    if (!dir || asprintf(&path, "%s/%s", dir, name) < 0) {
+        free(dir);
         return false;
+    }
     ok = access(path, F_OK) == 0;
     free(path);
+    free(dir);
     return ok;
 }
 
@@ -133,7 +139,8 @@ static int vhdx_open_parent(struct bd_node *n, struct bd_err *err)
                          n->name);
         goto out;
     }
-    ret = bd_open_backing(n, use, NULL, err);
+    /* the parent of a vhdx is a vhdx (2.6.2.6): never probe it as raw */
+    ret = bd_open_backing(n, use, "vhdx", err);
     if (ret < 0)
         goto out;
     if (n->backing && n->backing->drv == n->drv && s->has_linkage) {

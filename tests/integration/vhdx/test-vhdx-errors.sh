@@ -71,6 +71,12 @@ open(p, 'wb').write(d)
 PY
 expect_open_error "$T/b.vhdx" "loop"
 
+# a parent that is not a vhdx any more is refused, not read as raw
+"$IMGFUSE" create -F vhdx "$T/p2.vhdx" 8M >/dev/null
+"$IMGFUSE" create -F vhdx -o parent="$T/p2.vhdx" "$T/c2.vhdx" 0 >/dev/null
+head -c 8M /dev/urandom >"$T/p2.vhdx"
+expect_open_error "$T/c2.vhdx" "not a vhdx image"
+
 # random damage in the metadata of a real image (with its dirty log):
 # any outcome but a crash or a hang
 bunzip2 -c "$DATA/vhdx/iotest-dirtylog-10G-4M.vhdx.bz2" >"$T/orig.vhdx"

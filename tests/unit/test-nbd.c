@@ -238,6 +238,15 @@ static void server_start(const char *extra)
     snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s", sock);
     snprintf(cmd, sizeof(cmd), "nbdkit -U %s -P %s %s", sock, pidf, extra);
     cr_assert_eq(system(cmd), 0, "cannot start '%s'", cmd);
+    /* nbdkit's child writes the pidfile once it listens, which can be just
+     * after the parent returned. */
+    for (int i = 0; i < 250; i++) {
+        struct stat st;
+        if (stat(pidf, &st) == 0 && st.st_size > 0)
+            return;
+        usleep(20000);
+    }
+    cr_assert_fail("nbdkit wrote no pidfile within 5 s");
 }
 
 static void server_stop(void)

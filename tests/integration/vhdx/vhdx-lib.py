@@ -5,6 +5,7 @@
                                       MOUNT, mirrored into SHADOW
   holes MOUNT ORACLE                  every SEEK_HOLE range of MOUNT reads
                                       zero in ORACLE; prints the hole count
+  extents MOUNT                       the SEEK_DATA extents, "start+len" in MiB
   vhdi IMAGE OUT [PARENT...]          the raw content of IMAGE (over its
                                       chain of PARENTs) as libvhdi reads it:
                                       a second oracle where qemu has none
@@ -64,6 +65,21 @@ def holes(mount, oracle):
     print(n)
 
 
+def extents(mount):
+    fd = os.open(mount, os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    off, out = 0, []
+    while off < size:
+        try:
+            d = os.lseek(fd, off, os.SEEK_DATA)
+        except OSError:
+            break
+        h = os.lseek(fd, d, os.SEEK_HOLE)
+        out.append(f"{d >> 20}+{(h - d) >> 20}")
+        off = h
+    print(' '.join(out))
+
+
 def vhdi(image, out, *parents):
     import pyvhdi
     chain = []
@@ -83,5 +99,5 @@ def vhdi(image, out, *parents):
 
 
 if __name__ == '__main__':
-    {'randwrite': randwrite, 'holes': holes,
+    {'randwrite': randwrite, 'holes': holes, 'extents': extents,
      'vhdi': vhdi}[sys.argv[1]](*sys.argv[2:])

@@ -112,7 +112,7 @@ out_io:
 out:
     vmdk_desc_free(&d);
     free(text);
-    vmdk_sparse_close(sp, NULL);
+    vmdk_sparse_close(sp);
     if (pn)
         bd_node_close(pn);
     free(path);

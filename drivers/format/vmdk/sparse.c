@@ -461,17 +461,16 @@ int vmdk_sparse_open(struct bd_node *file, const char *name, bool writable,
     return 0;
 
 out_free:
-    vmdk_sparse_close(s, NULL);
+    vmdk_sparse_close(s);
     return ret;
 }
 
 static int commit_pending(struct vmdk_sparse *s);
 
-int vmdk_sparse_close(struct vmdk_sparse *s, const struct vmdk_fill *fill)
+int vmdk_sparse_close(struct vmdk_sparse *s)
 {
     int ret = 0;
 
-    (void)fill;
     if (!s)
         return 0;
     if (s->pend_valid)
@@ -513,11 +512,6 @@ void vmdk_sparse_desc_area(const struct vmdk_sparse *s, uint64_t *off,
     *len = s->desc_len;
     if (s->desc_len && !ovf_range_ok(s->desc_off, s->desc_len, s->file_size))
         *len = 0;
-}
-
-bool vmdk_sparse_is_stream(const struct vmdk_sparse *s)
-{
-    return s->compressed;
 }
 
 void vmdk_sparse_describe(const struct vmdk_sparse *s, char *buf, size_t len)
@@ -1179,12 +1173,12 @@ static int new_stream(struct bd_node *file, const uint8_t *h, uint64_t overhead,
     s->file_size = overhead;
     memcpy(s->header, h, BD_SECTOR);
     if ((ret = decode_vmdk4(s, h, err)) < 0 || (ret = sparse_setup(s, err)) < 0) {
-        vmdk_sparse_close(s, NULL);
+        vmdk_sparse_close(s);
         return ret;
     }
     s->gd = calloc(s->gd_entries ? s->gd_entries : 1, sizeof(*s->gd));
     if (!s->gd) {
-        vmdk_sparse_close(s, NULL);
+        vmdk_sparse_close(s);
         return bd_err_set(err, ENOMEM, "out of memory");
     }
     s->keep_tables = true;
@@ -1253,7 +1247,7 @@ int vmdk_sparse_create(struct bd_node *file, const struct vmdk_sparse_create *c,
         if ((ret = new_stream(file, h, overhead * BD_SECTOR, &s, err)) < 0)
             return ret;
         s->dirty = true;
-        ret = vmdk_sparse_close(s, NULL);
+        ret = vmdk_sparse_close(s);
         if (ret < 0)
             goto out_io;
         return 0;

@@ -140,7 +140,7 @@ static int open_single_sparse(struct bd_node *n, struct vmdk_state *st,
     e.fname = strdup(n->name);
     if (!e.fname || add_extent(st, &e) < 0) {
         free(e.fname);
-        vmdk_sparse_close(e.sp, NULL);
+        vmdk_sparse_close(e.sp);
         return bd_err_set(err, ENOMEM, "out of memory");
     }
     st->size = e.len;
@@ -258,7 +258,7 @@ static int open_described(struct bd_node *n, struct vmdk_state *st,
         if (ret == 0 && add_extent(st, &e) < 0)
             ret = bd_err_set(err, ENOMEM, "out of memory");
         if (ret < 0) {
-            vmdk_sparse_close(e.sp, NULL);
+            vmdk_sparse_close(e.sp);
             vmdk_se_close(e.se);
             if (e.own_file)
                 bd_node_close(e.file);
@@ -349,8 +349,7 @@ static void vmdk_close(struct bd_node *n)
 
     for (size_t i = 0; i < st->n_ext; i++) {
         struct vmdk_extent *e = &st->ext[i];
-        struct vmdk_fill fill = { .backing = n->backing, .base = e->start };
-        vmdk_sparse_close(e->sp, &fill);
+        vmdk_sparse_close(e->sp);
         e->sp = NULL;
         vmdk_se_close(e->se);
         e->se = NULL;

@@ -106,15 +106,15 @@ int vmdk_fill_read(const struct vmdk_fill *f, void *buf, uint64_t len,
  * tables in memory and write them out at flush/close). */
 int vmdk_sparse_open(struct bd_node *file, const char *name, bool writable,
                      struct vmdk_sparse **out, struct bd_err *err);
-/* Writes pending stream metadata if dirty; frees s. Returns 0 or -errno. */
-int vmdk_sparse_close(struct vmdk_sparse *s, const struct vmdk_fill *fill);
+/* Commits a partly written stream grain and writes the stream's tables and
+ * footer if dirty; frees s (NULL is fine). Returns 0 or -errno. */
+int vmdk_sparse_close(struct vmdk_sparse *s);
 /* Guest size of the extent in bytes (header capacity). */
 uint64_t vmdk_sparse_capacity(const struct vmdk_sparse *s);
 uint64_t vmdk_sparse_grain_size(const struct vmdk_sparse *s);
 /* Where the embedded descriptor lives: bytes; len 0 when none. */
 void vmdk_sparse_desc_area(const struct vmdk_sparse *s, uint64_t *off,
                            uint64_t *len);
-bool vmdk_sparse_is_stream(const struct vmdk_sparse *s);
 void vmdk_sparse_describe(const struct vmdk_sparse *s, char *buf, size_t len);
 
 /* State of [off, off+len) (extent-relative): *pnum bytes from off share it;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +99,17 @@ static int explain_connect(struct nbd_state *s, int e, const char *msg,
                           "running?", s->display, c->path);
     if (e == EHOSTUNREACH || e == ENETUNREACH)
         return bd_err_set(err, e, "%s: %s", s->display, strerror(e));
+    if (strstr(msg, "certificate verification"))
+        return bd_err_set(err, e, "%s: TLS failed: %s; does %s hold the CA "
+                          "that signed the server's certificate, and does the "
+                          "host name match it?", s->display, msg,
+                          c->tls_certs ? c->tls_certs : "the certificate "
+                          "directory");
+    if (c->tls_psk && strstr(msg, "gnutls_handshake"))
+        return bd_err_set(err, e, "%s: TLS failed: %s; check the PSK identity "
+                          "('%s') and key in %s", s->display, msg,
+                          c->tls_user ? c->tls_user : "your login name",
+                          c->tls_psk);
     if (strstr(msg, "TLS") || strstr(msg, "tls") || strstr(msg, "PSK") ||
         strstr(msg, "certificate"))
         return bd_err_set(err, e, "%s: TLS failed: %s", s->display, msg);
@@ -107,8 +119,18 @@ static int explain_connect(struct nbd_state *s, int e, const char *msg,
 static int set_tls(struct nbd_state *s, struct nbd_handle *h, struct bd_err *err)
 {
     const struct nbd_conf *c = &s->conf;
+    struct stat st;
+
     if (!c->tls)
         return nbd_set_tls(h, LIBNBD_TLS_DISABLE) == -1 ? -EIO : 0;
+    /* libnbd quietly falls back to other credentials when these are
+     * missing; a name the user gave must exist. */
+    if (c->tls_certs && (stat(c->tls_certs, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return bd_err_set(err, ENOENT, "%s: tls-certificates %s is not a "
+                          "directory", s->display, c->tls_certs);
+    if (c->tls_psk && access(c->tls_psk, R_OK) != 0)
+        return bd_err_set(err, errno, "%s: tls-psk-file %s: %s", s->display,
+                          c->tls_psk, strerror(errno));
     if (!nbd_supports_tls(h))
         return bd_err_set(err, ENOTSUP, "%s: this libnbd was built without "
                           "TLS support", s->display);

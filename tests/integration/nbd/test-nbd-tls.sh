@@ -1,7 +1,8 @@
 #!/bin/bash
 # TLS: PSK against nbdkit and qemu-nbd, X.509 against nbdkit; a plaintext
-# client refused by a TLS-only server and a TLS client by a plain server
-# get clear errors; info never prints the key.
+# client refused by a TLS-only server, a TLS client by a plain server, a
+# wrong PSK identity and a wrong CA get clear errors; info never prints the
+# key.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/nbd-lib.sh"
 
@@ -60,4 +61,14 @@ expect_err "does not offer TLS"
 expect_fail_within 10 "$IMGFUSE" info -F raw "nbds://mallory@127.0.0.1:$p1/?tls-psk-file=$pki/keys.psk"
 expect_err "TLS"
 ! grep -q "$psk_key" "$T/err" || fail "an error message prints the PSK key"
+
+note "a CA that did not sign the server's certificate, a missing directory"
+mkdir "$NBD_S/other"
+certtool --generate-privkey --key-type=ecdsa --outfile "$NBD_S/other/ca-key.pem" 2>/dev/null
+certtool --generate-self-signed --load-privkey "$NBD_S/other/ca-key.pem" \
+    --template "$pki/ca.info" --outfile "$NBD_S/other/ca-cert.pem" 2>/dev/null
+expect_fail_within 10 "$IMGFUSE" info -F raw "nbds://localhost:$p2/?tls-certificates=$NBD_S/other"
+expect_err "hold the CA that signed the server's certificate"
+expect_fail_within 10 "$IMGFUSE" info -F raw "nbds://localhost:$p2/?tls-certificates=$NBD_S/none"
+expect_err "is not a directory"
 echo OK

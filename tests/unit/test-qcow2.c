@@ -7,6 +7,7 @@
 
 #include "drivers/format/qcow2/qcow2.h"
 #include "graph.h"
+#include "overflow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -500,3 +501,48 @@ Test(qcow2_image, random_writes_extended_l2)
     round_trip("extended_l2=on,cluster_size=128k", 32 << 20);
 }
 Test(qcow2_image, random_writes_2m_clusters) { round_trip("cluster_size=2M", 64 << 20); }
+
+/* ---- snapshot table ------------------------------------------------------ */
+
+static size_t put_snap(uint8_t *b, uint64_t l1_off, uint32_t l1_entries,
+                       const char *id, const char *name, uint64_t disk_size)
+{
+    size_t idl = strlen(id), nl = strlen(name);
+    memset(b, 0, 40 + 16 + idl + nl + 8);
+    bd_put_be64(b, l1_off);
+    bd_put_be32(b + 8, l1_entries);
+    bd_put_be16(b + 12, (uint16_t)idl);
+    bd_put_be16(b + 14, (uint16_t)nl);
+    bd_put_be32(b + 36, 16);
+    bd_put_be64(b + 48, disk_size);
+    memcpy(b + 56, id, idl);
+    memcpy(b + 56 + idl, name, nl);
+    return bd_align_up(56 + idl + nl, 8);
+}
+
+Test(qcow2_snapshots, table_decodes_and_checks_l1)
+{
+    uint8_t b[512], hb[512];
+    struct qcow2_header h;
+    struct qcow2_snapshot *sn;
+    struct bd_err err;
+
+    make_v3(hb, sizeof(hb));
+    cr_assert_eq(decode(hb, sizeof(hb), &h, &err), 0, "%s", err.msg);
+    size_t o = put_snap(b, 0x20000, 2, "1", "first", 12345 * 512);
+    size_t o2 = put_snap(b + o, 0x30000, 2, "2", "second", 0);
+    cr_assert_eq(qcow2_snapshots_decode(b, o + o2, 2, &h, FSIZE, "t", &sn,
+                                        &err), 0, "%s", err.msg);
+    cr_assert_str_eq(sn[0].name, "first");
+    cr_assert_str_eq(sn[1].id, "2");
+    cr_assert_eq(sn[0].disk_size, 12345 * 512);
+    cr_assert_eq(sn[0].entry_len, o);
+    qcow2_snapshots_free(sn, 2);
+    /* truncated: asks for more */
+    cr_assert_eq(qcow2_snapshots_decode(b, o + 10, 2, &h, FSIZE, "t", &sn,
+                                        &err), -ENODATA);
+    /* an L1 table beyond the file */
+    put_snap(b, 1ull << 40, 2, "1", "bad", 0);
+    cr_assert_lt(qcow2_snapshots_decode(b, o, 1, &h, FSIZE, "t", &sn, &err), 0);
+    cr_assert(strstr(err.msg, "invalid L1"), "%s", err.msg);
+}

@@ -30,9 +30,10 @@
 
 #define MAX_GRAIN_SECTORS   (1u << 16)      /* 32 MiB grains */
 #define MAX_GTES            (1u << 16)
-#define MAX_GD_ENTRIES      (1u << 24)      /* 64 MiB of directory */
+#define MAX_GD_ENTRIES      (1u << 22)      /* 16 MiB of directory */
+#define MAX_STREAM_TABLES   (256u << 20)    /* bytes of tables a stream writer keeps */
 #define COWD_GTES           4096u
-#define GT_CACHE_MAX        4096u           /* tables kept before eviction */
+#define GT_CACHE_BYTES      (32u << 20)     /* tables kept before eviction */
 
 struct vmdk_sparse {
     struct bd_node *file;
@@ -283,7 +284,7 @@ static int get_table(struct vmdk_sparse *s, uint32_t gi, uint32_t **t)
     *t = s->gt[gi];
     if (*t || s->keep_tables || s->gd[gi] == 0)
         return 0;
-    if (s->gt_loaded >= GT_CACHE_MAX)
+    if (s->gt_loaded * s->gtes * 4 >= GT_CACHE_BYTES)
         evict_tables(s);
     off = (uint64_t)s->gd[gi] * BD_SECTOR;
     tbl = malloc((size_t)s->gtes * 4);
@@ -370,6 +371,14 @@ static int find_stream_end(struct vmdk_sparse *s)
 
 static int load_all_tables(struct vmdk_sparse *s, struct bd_err *err)
 {
+    uint64_t used = 0;
+
+    for (uint32_t gi = 0; gi < s->gd_entries; gi++)
+        used += s->gd[gi] ? (uint64_t)s->gtes * 4 : 0;
+    if (used > MAX_STREAM_TABLES)
+        return bd_err_set(err, EFBIG, "%s: too many grain tables to append to "
+                          "this stream image (%" PRIu64 " MiB); mount it with -r",
+                          s->name, used >> 20);
     for (uint32_t gi = 0; gi < s->gd_entries; gi++) {
         uint32_t *t;
         int ret = get_table(s, gi, &t);
@@ -723,7 +732,7 @@ static int alloc_table(struct vmdk_sparse *s, uint32_t gi)
                            (uint32_t)(off / BD_SECTOR))) < 0)
         goto out_free;
     s->gd[gi] = (uint32_t)(off / BD_SECTOR);
-    if (s->gt_loaded >= GT_CACHE_MAX)
+    if (s->gt_loaded * s->gtes * 4 >= GT_CACHE_BYTES)
         evict_tables(s);
     s->gt[gi] = t;
     s->gt_loaded++;

@@ -446,6 +446,8 @@ int vhdx_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
             /* already zero here */
         } else if (st == VHDX_PAYLOAD_FULLY_PRESENT) {
             ret = bd_pwrite_zeroes(n->file, chunk, VHDX_BAT_OFF(e) + in, 0);
+        } else if (flags & BD_REQ_NO_FALLBACK) {
+            ret = -ENOTSUP;     /* only a write of zeroes would do */
         } else {
             /* pending BAT changes first: the buffered write commits too */
             if ((ret = zero_commit(n, &t, u, unmap)) < 0)

@@ -358,6 +358,40 @@ Test(vmdk_write, stream_appends_new_grains_and_refuses_overwrites)
     free(r);
 }
 
+Test(vmdk_write, stream_accepts_pieces_of_several_grains_out_of_order)
+{
+    char *dir = scratch_dir(), path[128];
+    struct bd_node *n;
+    struct bd_err err = {0};
+    const uint32_t g = 65536, len = 4 * g;
+    uint8_t *w = malloc(len), *r = malloc(len);
+    /* pieces of grains 0-3 in a shuffled order, as a writeback cache or
+     * parallel workers may deliver them */
+    static const uint32_t order[][2] = {
+        {32768, 32768}, {65536 + 4096, 8192}, {3 * 65536, 65536}, {0, 32768},
+        {2 * 65536 + 512, 65024}, {65536, 4096}, {65536 + 12288, 53248},
+        {2 * 65536, 512},
+    };
+
+    snprintf(path, sizeof(path), "%s/ooo.vmdk", dir);
+    cr_assert_eq(bd_create_image(path, "vmdk", 1u << 20, "subformat=streamOptimized",
+                                 &err), 0, "%s", err.msg);
+    cr_assert_eq(open_vmdk(path, true, &n, &err), 0, "%s", err.msg);
+    fill_pattern(w, len, 4);
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        cr_assert_eq(bd_pwrite(n, w + order[i][0], order[i][1], order[i][0], 0), 0,
+                     "piece %zu", i);
+    bd_node_close(n);
+    cr_assert_eq(open_vmdk(path, false, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(bd_pread(n, r, len, 0), 0);
+    cr_assert_eq(memcmp(r, w, len), 0);
+    bd_node_close(n);
+    unlink(path);
+    rmdir(dir);
+    free(w);
+    free(r);
+}
+
 Test(vmdk_create, compat6_with_hwversion_is_refused)
 {
     char *dir = scratch_dir(), path[128];

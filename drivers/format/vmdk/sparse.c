@@ -33,6 +33,7 @@
 #define MAX_GD_ENTRIES      (1u << 22)      /* 16 MiB of directory */
 #define MAX_STREAM_TABLES   (256u << 20)    /* bytes of tables a stream writer keeps */
 #define COWD_GTES           4096u
+#define PEND_SLOTS          8u              /* stream grains being filled */
 #define GT_CACHE_BYTES      (32u << 20)     /* tables kept before eviction */
 
 struct vmdk_sparse {
@@ -65,10 +66,17 @@ struct vmdk_sparse {
     uint64_t zgrain_idx;        /* its index + 1, 0 = none */
     uint8_t *cbuf;              /* compressed data buffer */
     size_t cbuf_len;
-    uint8_t *pend;              /* stream: partly written new grain */
-    uint64_t pend_idx;
-    bool pend_valid;
-    uint64_t *pend_map;         /* sectors of pend written */
+    /* stream: new grains written in pieces, committed once full (or when
+     * a slot is needed, or at close); several so reordered writes work */
+    struct {
+        uint8_t *buf;
+        uint64_t *map;          /* sectors of buf written */
+        uint64_t idx;           /* grain index */
+        uint64_t age;
+        bool valid;
+    } pend[PEND_SLOTS];
+    uint64_t pend_clock;
+    uint8_t *scratch;           /* one grain, for copy-on-write */
     unsigned long io_warned;
 };
 
@@ -474,7 +482,7 @@ out_free:
     return ret;
 }
 
-static int commit_pending(struct vmdk_sparse *s);
+static int commit_all_pending(struct vmdk_sparse *s);
 
 int vmdk_sparse_close(struct vmdk_sparse *s)
 {
@@ -482,8 +490,7 @@ int vmdk_sparse_close(struct vmdk_sparse *s)
 
     if (!s)
         return 0;
-    if (s->pend_valid)
-        ret = commit_pending(s);
+    ret = commit_all_pending(s);
     if (ret == 0)
         ret = vmdk_sparse_flush(s);
     if (ret < 0)
@@ -497,8 +504,11 @@ int vmdk_sparse_close(struct vmdk_sparse *s)
     free(s->rgd);
     free(s->zgrain);
     free(s->cbuf);
-    free(s->pend);
-    free(s->pend_map);
+    for (unsigned i = 0; i < PEND_SLOTS; i++) {
+        free(s->pend[i].buf);
+        free(s->pend[i].map);
+    }
+    free(s->scratch);
     free(s->name);
     free(s);
     return ret;
@@ -537,9 +547,19 @@ void vmdk_sparse_describe(const struct vmdk_sparse *s, char *buf, size_t len)
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* The slot filling grain g, or -1. */
+static int pending_slot(const struct vmdk_sparse *s, uint64_t g)
+{
+    for (unsigned i = 0; i < PEND_SLOTS; i++) {
+        if (s->pend[i].valid && s->pend[i].idx == g)
+            return (int)i;
+    }
+    return -1;
+}
+
 static bool is_pending(const struct vmdk_sparse *s, uint64_t g)
 {
-    return s->pend_valid && s->pend_idx == g;
+    return pending_slot(s, g) >= 0;
 }
 
 int vmdk_sparse_status(struct vmdk_sparse *s, uint64_t off, uint64_t len,
@@ -653,8 +673,9 @@ int vmdk_sparse_pread(struct vmdk_sparse *s, void *buf, uint64_t len,
         case VMDK_GRAIN_COMPRESSED: {
             uint64_t g = off / s->grain, in = off % s->grain;
             uint32_t gte;
-            if (is_pending(s, g)) {
-                memcpy(p, s->pend + in, n);
+            int slot = pending_slot(s, g);
+            if (slot >= 0) {
+                memcpy(p, s->pend[slot].buf + in, n);
                 break;
             }
             if ((ret = get_entry(s, g, &gte)) < 0)
@@ -799,22 +820,20 @@ static int append_compressed(struct vmdk_sparse *s, uint64_t g, const uint8_t *d
     return set_entry(s, g, (uint32_t)(off / BD_SECTOR));
 }
 
-static int commit_pending(struct vmdk_sparse *s)
+static int commit_slot(struct vmdk_sparse *s, unsigned i)
 {
-    int ret;
+    s->pend[i].valid = false;
+    return append_compressed(s, s->pend[i].idx, s->pend[i].buf);
+}
 
-    if (!s->pend_valid)
-        return 0;
-    s->pend_valid = false;
-    if (!s->compressed) {
-        uint64_t off;
-        if ((ret = alloc_space(s, s->grain, &off)) < 0)
+static int commit_all_pending(struct vmdk_sparse *s)
+{
+    for (unsigned i = 0; i < PEND_SLOTS; i++) {
+        int ret = s->pend[i].valid ? commit_slot(s, i) : 0;
+        if (ret < 0)
             return ret;
-        if ((ret = file_write(s, s->pend, s->grain, off)) < 0)
-            return ret;
-        return set_entry(s, s->pend_idx, (uint32_t)(off / BD_SECTOR));
     }
-    return append_compressed(s, s->pend_idx, s->pend);
+    return 0;
 }
 
 static int refuse_overwrite(struct vmdk_sparse *s, uint64_t off)
@@ -825,18 +844,55 @@ static int refuse_overwrite(struct vmdk_sparse *s, uint64_t off)
     return -EOPNOTSUPP;
 }
 
+/* A free pending slot for grain g (committing the oldest when all are
+ * busy), filled with what the grain reads as now. */
+static int open_slot(struct vmdk_sparse *s, uint64_t g, enum vmdk_grain_state st,
+                     const struct vmdk_fill *fill, unsigned *out)
+{
+    uint64_t words = (s->grain / BD_SECTOR + 63) / 64;
+    unsigned i, oldest = 0;
+    int ret;
+
+    for (i = 0; i < PEND_SLOTS && s->pend[i].valid; i++) {
+        if (s->pend[i].age < s->pend[oldest].age)
+            oldest = i;
+    }
+    if (i == PEND_SLOTS) {
+        if ((ret = commit_slot(s, oldest)) < 0)
+            return ret;
+        i = oldest;
+    }
+    if (!s->pend[i].buf) {
+        s->pend[i].buf = malloc(s->grain);
+        s->pend[i].map = calloc(words, sizeof(uint64_t));
+        if (!s->pend[i].buf || !s->pend[i].map)
+            return -ENOMEM;
+    }
+    if (st == VMDK_GRAIN_ZERO)
+        memset(s->pend[i].buf, 0, s->grain);
+    else if ((ret = vmdk_fill_read(fill, s->pend[i].buf, s->grain, g * s->grain)) < 0)
+        return ret;
+    memset(s->pend[i].map, 0, words * sizeof(uint64_t));
+    s->pend[i].idx = g;
+    s->pend[i].valid = true;
+    *out = i;
+    return 0;
+}
+
 /* Writes to compressed (stream) extents: new grains only, appended. */
 static int write_stream_grain(struct vmdk_sparse *s, const uint8_t *p, uint64_t n,
                               uint64_t off, const struct vmdk_fill *fill)
 {
     uint64_t g = off / s->grain, in = off % s->grain;
     uint64_t sectors = s->grain / BD_SECTOR;
+    int slot = pending_slot(s, g);
+    unsigned i;
     uint32_t gte;
     int ret;
 
     if (!s->markers)
         return refuse_overwrite(s, off);
-    if (!is_pending(s, g)) {
+    if (slot < 0) {
         if ((ret = get_entry(s, g, &gte)) < 0)
             return ret;
         enum vmdk_grain_state st = entry_state(s, gte);
@@ -847,32 +903,22 @@ static int write_stream_grain(struct vmdk_sparse *s, const uint8_t *p, uint64_t 
                 return 0;
             return append_compressed(s, g, p);
         }
-        if ((ret = commit_pending(s)) < 0)
+        if ((ret = open_slot(s, g, st, fill, &i)) < 0)
             return ret;
-        if (!s->pend) {
-            s->pend = malloc(s->grain);
-            s->pend_map = calloc((sectors + 63) / 64, sizeof(uint64_t));
-            if (!s->pend || !s->pend_map)
-                return -ENOMEM;
-        }
-        if (st == VMDK_GRAIN_ZERO)
-            memset(s->pend, 0, s->grain);
-        else if ((ret = vmdk_fill_read(fill, s->pend, s->grain, g * s->grain)) < 0)
-            return ret;
-        memset(s->pend_map, 0, (sectors + 63) / 64 * sizeof(uint64_t));
-        s->pend_idx = g;
-        s->pend_valid = true;
+    } else {
+        i = (unsigned)slot;
     }
-    memcpy(s->pend + in, p, n);
+    s->pend[i].age = ++s->pend_clock;
+    memcpy(s->pend[i].buf + in, p, n);
     for (uint64_t sec = in / BD_SECTOR; sec < (in + n) / BD_SECTOR; sec++)
-        s->pend_map[sec / 64] |= 1ull << (sec % 64);
-    for (uint64_t i = 0; i < (sectors + 63) / 64; i++) {
-        uint64_t want = (i + 1) * 64 <= sectors ? UINT64_MAX
+        s->pend[i].map[sec / 64] |= 1ull << (sec % 64);
+    for (uint64_t w = 0; w < (sectors + 63) / 64; w++) {
+        uint64_t want = (w + 1) * 64 <= sectors ? UINT64_MAX
                         : (1ull << (sectors % 64)) - 1;
-        if (s->pend_map[i] != want)
+        if (s->pend[i].map[w] != want)
             return 0;
     }
-    return commit_pending(s);
+    return commit_slot(s, i);
 }
 
 /* Write into a grain that has no data yet: a whole new grain at the end. */
@@ -892,16 +938,18 @@ static int write_new_grain(struct vmdk_sparse *s, const uint8_t *p, uint64_t n,
             return ret;
         return set_entry(s, g, (uint32_t)(foff / BD_SECTOR));
     }
-    if (!s->pend && !(s->pend = malloc(s->grain)))
+    if (!s->scratch && !(s->scratch = malloc(s->grain)))
         return -ENOMEM;
     if (st == VMDK_GRAIN_ZERO)
-        memset(s->pend, 0, s->grain);
-    else if ((ret = vmdk_fill_read(fill, s->pend, s->grain, g * s->grain)) < 0)
+        memset(s->scratch, 0, s->grain);
+    else if ((ret = vmdk_fill_read(fill, s->scratch, s->grain, g * s->grain)) < 0)
         return ret;
-    memcpy(s->pend + in, p, n);
-    s->pend_idx = g;
-    s->pend_valid = true;
-    return commit_pending(s);
+    memcpy(s->scratch + in, p, n);
+    if ((ret = alloc_space(s, s->grain, &foff)) < 0)
+        return ret;
+    if ((ret = file_write(s, s->scratch, s->grain, foff)) < 0)
+        return ret;
+    return set_entry(s, g, (uint32_t)(foff / BD_SECTOR));
 }
 
 int vmdk_sparse_pwrite(struct vmdk_sparse *s, const void *buf, uint64_t len,

@@ -783,7 +783,9 @@ static int set_entry(struct vmdk_sparse *s, uint64_t g, uint32_t val)
         return 0;
     }
     if (s->rgd && s->rgd[gi]) {
-        ret = put_le32_at(s, (uint64_t)s->rgd[gi] * BD_SECTOR + (uint64_t)ei * 4, val);
+        uint64_t roff = (uint64_t)s->rgd[gi] * BD_SECTOR + (uint64_t)ei * 4;
+        ret = ovf_range_ok(roff, 4, s->file_size) ? put_le32_at(s, roff, val)
+                                                  : sparse_eio(s, "redundant grain table", roff);
         if (ret < 0)
             return ret;
     }
@@ -976,7 +978,9 @@ int vmdk_sparse_pwrite(struct vmdk_sparse *s, const void *buf, uint64_t len,
                 return ret;
             if (st == VMDK_GRAIN_DATA) {
                 n = run;    /* contiguous allocated grains: one write */
-                ret = file_write(s, p, n, foff);
+                ret = ovf_range_ok(foff, n, s->file_size)
+                      ? bd_pwrite(s->file, p, n, foff, 0)
+                      : sparse_eio(s, "grain", foff);
             } else {
                 ret = write_new_grain(s, p, n, off, st, fill);
             }
@@ -1016,7 +1020,9 @@ int vmdk_sparse_pwrite_zeroes(struct vmdk_sparse *s, uint64_t len, uint64_t off,
         } else if (n == s->grain && s->zero_grain) {
             ret = set_entry(s, off / s->grain, 1);
         } else if (st == VMDK_GRAIN_DATA) {
-            ret = bd_pwrite_zeroes(s->file, n, (uint64_t)gte * BD_SECTOR + in, 0);
+            uint64_t foff = (uint64_t)gte * BD_SECTOR + in;
+            ret = ovf_range_ok(foff, n, s->file_size)
+                  ? bd_pwrite_zeroes(s->file, n, foff, 0) : sparse_eio(s, "grain", foff);
         } else {
             if (!zero && !(zero = calloc(1, s->grain))) {
                 ret = -ENOMEM;

@@ -978,7 +978,8 @@ int vmdk_sparse_pwrite(struct vmdk_sparse *s, const void *buf, uint64_t len,
                 return ret;
             if (st == VMDK_GRAIN_DATA) {
                 n = run;    /* contiguous allocated grains: one write */
-                ret = ovf_range_ok(foff, n, s->file_size)
+                /* a grain inside the metadata would overwrite it */
+                ret = ovf_range_ok(foff, n, s->file_size) && foff >= s->overhead
                       ? bd_pwrite(s->file, p, n, foff, 0)
                       : sparse_eio(s, "grain", foff);
             } else {
@@ -1021,7 +1022,7 @@ int vmdk_sparse_pwrite_zeroes(struct vmdk_sparse *s, uint64_t len, uint64_t off,
             ret = set_entry(s, off / s->grain, 1);
         } else if (st == VMDK_GRAIN_DATA) {
             uint64_t foff = (uint64_t)gte * BD_SECTOR + in;
-            ret = ovf_range_ok(foff, n, s->file_size)
+            ret = ovf_range_ok(foff, n, s->file_size) && foff >= s->overhead
                   ? bd_pwrite_zeroes(s->file, n, foff, 0) : sparse_eio(s, "grain", foff);
         } else {
             if (!zero && !(zero = calloc(1, s->grain))) {

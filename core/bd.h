@@ -137,7 +137,9 @@ struct bd_node {
 #define BD_STATUS_DATA      (1u << 0)   /* reads return data from this layer */
 #define BD_STATUS_ZERO      (1u << 1)   /* reads return zeroes */
 #define BD_STATUS_ALLOCATED (1u << 2)   /* this layer decides the content */
-#define BD_STATUS_OFFSET    (1u << 3)   /* *map is valid: offset in n->file */
+#define BD_STATUS_OFFSET    (1u << 3)   /* *map is valid: the bytes are stored
+                                           as they are at *map in n->file
+                                           (never for compressed/encrypted) */
 
 /* ---- info: key/value pairs for `imgfuse info` -------------------------- */
 

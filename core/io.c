@@ -406,10 +406,22 @@ int64_t bd_allocated_size(struct bd_node *n)
 int bd_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
               uint64_t *fd_off)
 {
-    if (!n->drv->map_fd)
-        return -ENOTSUP;
     int64_t size = bd_size(n);
     if (size < 0 || off > (uint64_t)size || len > (uint64_t)size - off)
         return -ENOTSUP;
-    return n->drv->map_fd(n, off, len, fd, fd_off);
+    if (n->drv->map_fd)
+        return n->drv->map_fd(n, off, len, fd, fd_off);
+    /* A format whose block status maps the whole range, as plain data, to
+     * one run of its file (BD_STATUS_OFFSET: the bytes are there as they
+     * are) can be read from that file directly. */
+    if (n->drv->kind != BD_FORMAT || !n->drv->block_status || !n->file)
+        return -ENOTSUP;
+    uint64_t pnum, map;
+    unsigned st;
+    if (bd_block_status(n, off, len, &pnum, &st, &map) < 0 || pnum < len)
+        return -ENOTSUP;
+    unsigned want = BD_STATUS_DATA | BD_STATUS_ALLOCATED | BD_STATUS_OFFSET;
+    if ((st & (want | BD_STATUS_ZERO)) != want)
+        return -ENOTSUP;
+    return bd_map_fd(n->file, map, len, fd, fd_off);
 }

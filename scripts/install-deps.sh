@@ -10,7 +10,8 @@ PKGS=(
   libxml2-dev libbz2-dev liblzma-dev libnbd-dev libcriterion-dev libdeflate-dev
   # test oracles and servers
   qemu-utils qemu-block-extra qemu-system-common qemu-system-x86 nbdkit libnbd-bin gnutls-bin
-  fio python3 bc util-linux e2fsprogs kmod procps psmisc
+  fio python3 bc util-linux e2fsprogs kmod procps psmisc openssl bzip2 gzip
+  python3-libvhdi libvhdi-utils
   # sanitizers
   libclang-rt-14-dev
 )

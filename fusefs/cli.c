@@ -421,8 +421,6 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
         return r;
     if (c->cmd == CLI_HELP || c->cmd == CLI_VERSION)
         return 0;
-    if (c->debug_mods && !c->debug)
-        c->foreground = c->foreground || false;
 
     switch (c->cmd) {
     case CLI_INFO:

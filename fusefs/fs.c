@@ -324,10 +324,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, EROFS);
         return;
     }
-    if ((fi->flags & O_TRUNC) && !ff->read_only) {
-        /* O_TRUNC on a disk: the size stays (a device cannot shrink);
-         * cp and dd rewrite the content anyway. */
-    }
+    /* O_TRUNC leaves the size alone, as on a block device: cp and dd
+     * rewrite the content anyway. */
     fi->keep_cache = fs->keep_cache;
     fuse_reply_open(req, fi);
 }
@@ -432,9 +430,10 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
      * it is short. Growable images grow instead. */
     if (!ff->node->flags.growable) {
         if ((uint64_t)off >= (uint64_t)isize) {
-            fuse_reply_err(req, size ? ENOSPC : 0);
-            if (!size)
-                return;
+            if (size)
+                fuse_reply_err(req, ENOSPC);
+            else
+                fuse_reply_write(req, 0);
             return;
         }
         if ((uint64_t)size > (uint64_t)isize - (uint64_t)off)

@@ -53,6 +53,7 @@ struct vmdk_sparse {
     uint64_t desc_off, desc_len;
     uint32_t *gd, *rgd;
     uint32_t **gt;              /* cached tables, by directory index */
+    uint8_t *gt_empty;          /* 1: table read and all zero (kept over eviction) */
     size_t gt_loaded;
     bool compressed, markers, zero_grain;
     bool gd_at_end;             /* stream: tables live at the end of file */
@@ -308,9 +309,13 @@ static int get_table(struct vmdk_sparse *s, uint32_t gi, uint32_t **t)
         free(raw);
         return ret;
     }
-    for (uint32_t i = 0; i < s->gtes; i++)
+    bool empty = true;
+    for (uint32_t i = 0; i < s->gtes; i++) {
         tbl[i] = bd_le32(raw + (size_t)i * 4);
+        empty = empty && tbl[i] == 0;
+    }
     free(raw);
+    s->gt_empty[gi] = empty;
     s->gt[gi] = tbl;
     s->gt_loaded++;
     *t = tbl;
@@ -405,7 +410,8 @@ static int sparse_setup(struct vmdk_sparse *s, struct bd_err *err)
     if (ret < 0)
         return ret;
     s->gt = calloc(s->gd_entries ? s->gd_entries : 1, sizeof(*s->gt));
-    if (!s->gt)
+    s->gt_empty = calloc(s->gd_entries ? s->gd_entries : 1, 1);
+    if (!s->gt || !s->gt_empty)
         return bd_err_set(err, ENOMEM, "%s: out of memory", s->name);
     if (s->compressed) {
         s->cbuf_len = compressBound((uLong)s->grain) + 2 * BD_SECTOR;
@@ -500,6 +506,7 @@ int vmdk_sparse_close(struct vmdk_sparse *s)
         evict_tables(s);
         free(s->gt);
     }
+    free(s->gt_empty);
     free(s->gd);
     free(s->rgd);
     free(s->zgrain);
@@ -562,6 +569,21 @@ static bool is_pending(const struct vmdk_sparse *s, uint64_t g)
     return pending_slot(s, g) >= 0;
 }
 
+/* No grain table covers grain g, and no pending grain lies in its span. */
+static bool table_absent(const struct vmdk_sparse *s, uint64_t g)
+{
+    uint64_t gi = g / s->gtes;
+
+    if (gi < s->gd_entries && !s->gt_empty[gi] &&
+        (s->keep_tables ? s->gt[gi] != NULL : s->gd[gi] != 0))
+        return false;
+    for (unsigned i = 0; i < PEND_SLOTS; i++) {
+        if (s->pend[i].valid && s->pend[i].idx / s->gtes == gi)
+            return false;
+    }
+    return true;
+}
+
 int vmdk_sparse_status(struct vmdk_sparse *s, uint64_t off, uint64_t len,
                        uint64_t *pnum, enum vmdk_grain_state *state,
                        uint64_t *file_off)
@@ -583,8 +605,15 @@ int vmdk_sparse_status(struct vmdk_sparse *s, uint64_t off, uint64_t len,
         uint64_t foff = 0, n = s->grain - in;
         int ret;
 
+        uint64_t step = 1;
+
         if (is_pending(s, g)) {
             st = VMDK_GRAIN_COMPRESSED;
+        } else if (table_absent(s, g)) {
+            /* a whole missing grain table at once: big holes stay cheap */
+            st = VMDK_GRAIN_UNALLOCATED;
+            step = s->gtes - g % s->gtes;
+            n += (step - 1) * s->grain;
         } else {
             if ((ret = get_entry(s, g, &gte)) < 0)
                 return ret;
@@ -599,7 +628,7 @@ int vmdk_sparse_status(struct vmdk_sparse *s, uint64_t off, uint64_t len,
             break;
         }
         done += n;
-        g++;
+        g += step;
         in = 0;
         if (st0 == VMDK_GRAIN_COMPRESSED)
             break;
@@ -778,6 +807,7 @@ static int set_entry(struct vmdk_sparse *s, uint64_t g, uint32_t val)
         t = s->gt[gi];
     }
     t[ei] = val;
+    s->gt_empty[gi] = 0;
     if (s->keep_tables) {
         s->dirty = true;
         return 0;

@@ -88,11 +88,16 @@ measure() {
     RES[$e,randread4k_j1]+="${v##* } "
     v=$(fio_run --rw=randread --bs=4k --direct=1 --numjobs=4 --time_based --runtime=$RUNTIME --size=${SIZE_MIB}M)
     RES[$e,randread4k_j4]+="${v##* } "
+    # each write test starts with no dirty host pages left by the last one
+    sync
     v=$(fio_run --rw=write --bs=1M --direct=1 --size=$((SIZE_MIB / 2))M --end_fsync=1); RES[$e,seqwrite1m]+="${v%% *} "
+    sync
     v=$(fio_run --rw=write --bs=4k --direct=1 --size=256M --time_based --runtime=$RUNTIME --end_fsync=1)
     RES[$e,seqwrite4k]+="${v%% *} "
+    sync
     v=$(fio_run --rw=randwrite --bs=4k --direct=1 --numjobs=1 --time_based --runtime=$RUNTIME --size=${SIZE_MIB}M)
     RES[$e,randwrite4k_j1]+="${v##* } "
+    sync
     v=$(fio_run --rw=randwrite --bs=4k --direct=1 --numjobs=4 --time_based --runtime=$RUNTIME --size=${SIZE_MIB}M)
     RES[$e,randwrite4k_j4]+="${v##* } "
     RES[$e,rss]+="$(awk '/VmHWM/ {print $2}' /proc/$ENGINE_PID/status) "

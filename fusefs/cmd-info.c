@@ -113,7 +113,8 @@ static void print_node_text(FILE *out, struct bd_node *n, unsigned level)
     int64_t size = bd_size(n), alloc = bd_allocated_size(n);
     char hs[32], ha[32];
     struct bd_node *p = bd_node_protocol(n);
-    const char *ind = level ? "    " : "";
+    char ind[64];
+    snprintf(ind, sizeof(ind), "%*s", (int)(level < 15 ? level * 4 : 60), "");
     collect(n, &fmt, &proto);
     human_size(size, hs, sizeof(hs));
     fprintf(out, "%simage: %s\n", ind, p && p->filename ? p->filename : n->name);

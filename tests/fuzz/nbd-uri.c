@@ -3,12 +3,11 @@
  * URIs and legacy "nbd:" strings. Whatever parses and validates must print
  * a display URI that parses back to the same server and export.
  *
- * libFuzzer:  clang -fsanitize=fuzzer,address,undefined -I. -Icore -Ibuild \
- *               tests/fuzz/nbd-uri.c build/libimgfuse-core.a \
- *               $(pkg-config --libs fuse3 zlib libzstd liburing libnbd) -lm
- * standalone: build with -DFUZZ_STANDALONE; `nbd-uri-fuzz STRING...` parses
- *             each once, `nbd-uri-fuzz -n N STRING...` also N mutations.
+ * Built by meson as fuzz-nbd-uri (tests/fuzz/harness.h says how to run it
+ * and how to build it for libFuzzer): `fuzz-nbd-uri STRING...` parses each
+ * once, `fuzz-nbd-uri -n N STRING...` also N mutations of each.
  */
+#include "harness.h"
 #include "drivers/protocol/nbd/nbd.h"
 
 #include <stdio.h>
@@ -64,50 +63,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-#ifdef FUZZ_STANDALONE
 static const char alphabet[] = "nbds+unix:/?&=@[]%0123456789abcdef.-_~#;";
 
-int main(int argc, char **argv)
+/* Replace, insert or delete up to 4 characters; grow by at most 8. */
+static size_t mutate(uint8_t *m, size_t len)
 {
-    long n = 0;
-    int i = 1;
-    if (argc > 2 && strcmp(argv[1], "-n") == 0) {
-        n = atol(argv[2]);
-        i = 3;
-    }
-    srand(1);
-    for (; i < argc; i++) {
-        size_t len = strlen(argv[i]);
-        char *m = malloc(len + 9);
-        LLVMFuzzerTestOneInput((const uint8_t *)argv[i], len);
-        for (long k = 0; k < n && m; k++) {
-            size_t ml = len;
-            memcpy(m, argv[i], len);
-            for (int e = 0; e < 1 + rand() % 4; e++) {
-                size_t at = ml ? (size_t)rand() % ml : 0;
-                switch (rand() % 3) {
-                case 0:
-                    if (ml)
-                        m[at] = alphabet[rand() % (sizeof(alphabet) - 1)];
-                    break;
-                case 1:
-                    if (ml < len + 8) {
-                        memmove(m + at + 1, m + at, ml - at);
-                        m[at] = alphabet[rand() % (sizeof(alphabet) - 1)];
-                        ml++;
-                    }
-                    break;
-                default:
-                    if (ml) {
-                        memmove(m + at, m + at + 1, ml - at - 1);
-                        ml--;
-                    }
-                }
+    size_t ml = len;
+
+    for (int e = 0; e < 1 + rand() % 4; e++) {
+        size_t at = ml ? (size_t)rand() % ml : 0;
+        switch (rand() % 3) {
+        case 0:
+            if (ml)
+                m[at] = alphabet[rand() % (sizeof(alphabet) - 1)];
+            break;
+        case 1:
+            if (ml < len + 8) {
+                memmove(m + at + 1, m + at, ml - at);
+                m[at] = alphabet[rand() % (sizeof(alphabet) - 1)];
+                ml++;
             }
-            LLVMFuzzerTestOneInput((const uint8_t *)m, ml);
+            break;
+        default:
+            if (ml) {
+                memmove(m + at, m + at + 1, ml - at - 1);
+                ml--;
+            }
         }
-        free(m);
     }
-    return 0;
+    return ml;
 }
-#endif
+
+const struct fuzz_target fuzz_target = {
+    .text_seeds = true,
+    .mutate = mutate,
+};

@@ -1,0 +1,273 @@
+/*
+ * The driver shared by the fuzz targets: fuzz_image() and fuzz_read_all()
+ * for image targets, and (with -DFUZZ_STANDALONE) a main() that runs seeds
+ * and deterministic mutations of them without libFuzzer. See harness.h.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void fuzz_image(const uint8_t *data, size_t size, const char *fmt,
+                const struct bd_flags *flags,
+                void (*use)(struct bd_node *n, void *arg), void *arg)
+{
+    char path[64];
+    struct bd_err err = { 0 };
+    struct bd_node *n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/tmp/%s-fuzz.XXXXXX", fmt);
+    fd = mkstemp(path);
+    if (fd < 0)
+        return;
+    if (write(fd, data, size) != (ssize_t)size) {
+        close(fd);
+        unlink(path);
+        return;
+    }
+    close(fd);
+    if (bd_open_image(path, fmt, NULL, flags, &n, &err) == 0) {
+        use(n, arg);
+        bd_node_close(n);
+    }
+    unlink(path);
+}
+
+void fuzz_read_all(struct bd_node *n, uint8_t *buf, int64_t limit,
+                   bool status)
+{
+    int64_t len = bd_size(n);
+
+    for (int64_t off = 0; buf && off < len && off < limit; off += 1 << 20) {
+        uint64_t l = len - off < (1 << 20) ? (uint64_t)(len - off)
+                                            : (1u << 20);
+        uint64_t pnum;
+        unsigned st;
+
+        if (status &&
+            bd_block_status(n, (uint64_t)off, l, &pnum, &st, NULL) < 0)
+            break;
+        if (bd_pread(n, buf, l, (uint64_t)off) < 0)
+            break;
+    }
+}
+
+#ifdef FUZZ_STANDALONE
+#include <signal.h>
+#include <time.h>
+
+/* Present when built with a sanitizer: called when it reports an error. */
+void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
+
+static const char *crash_path;
+static const uint8_t *volatile cur;
+static volatile size_t cur_len;
+static volatile sig_atomic_t dumped;
+static unsigned input_timeout = 20;
+static unsigned long inputs;
+
+static void say(const char *s)
+{
+    if (write(2, s, strlen(s)) < 0)
+        return;
+}
+
+/* Save the input being run; async-signal-safe. */
+static void dump_input(void)
+{
+    const uint8_t *d = cur;
+    size_t len = cur_len;
+    int fd;
+
+    if (!d || dumped)
+        return;
+    dumped = 1;
+    if (!crash_path) {
+        say("fuzz: the failing input was not saved (no -o)\n");
+        return;
+    }
+    fd = open(crash_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        say("fuzz: cannot write the failing input\n");
+        return;
+    }
+    while (len > 0) {
+        ssize_t w = write(fd, d, len);
+        if (w <= 0)
+            break;
+        d += w;
+        len -= (size_t)w;
+    }
+    close(fd);
+    say("fuzz: failing input written to ");
+    say(crash_path);
+    say(" (replay: -r FILE)\n");
+}
+
+static void on_signal(int sig)
+{
+    if (sig == SIGALRM)
+        say("fuzz: input timed out\n");
+    dump_input();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_failures(void)
+{
+    static const int fatal[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL };
+
+    signal(SIGABRT, on_signal);
+    signal(SIGALRM, on_signal);
+    if (__sanitizer_set_death_callback) {
+        /* the sanitizer handles the fatal signals and reports them */
+        __sanitizer_set_death_callback(dump_input);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+        signal(fatal[i], on_signal);
+}
+
+static void run_one(const uint8_t *data, size_t size)
+{
+    /* an exact copy, so a sanitizer sees reads past the input's end */
+    uint8_t *d = malloc(size ? size : 1);
+
+    if (!d)
+        return;
+    memcpy(d, data, size);
+    cur_len = size;
+    cur = d;
+    alarm(input_timeout);
+    LLVMFuzzerTestOneInput(d, size);
+    alarm(0);
+    cur = NULL;
+    inputs++;
+    free(d);
+}
+
+/* The file at path, after pre bytes of room; NULL with errno on failure. */
+static uint8_t *slurp(const char *path, size_t pre, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf;
+    long n;
+
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0) {
+        fclose(f);
+        return NULL;
+    }
+    rewind(f);
+    buf = malloc(pre + (size_t)n + FUZZ_MAX_GROW);
+    if (!buf) {
+        fclose(f);
+        errno = ENOMEM;
+        return NULL;
+    }
+    *len = pre + fread(buf + pre, 1, (size_t)n, f);
+    fclose(f);
+    return buf;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int usage(const char *prog)
+{
+    fprintf(stderr,
+            "usage: %s [-n N] [-t SECONDS] [-T SECONDS] [-o CRASH] SEED...\n"
+            "       %s [-T SECONDS] [-o CRASH] -r INPUT...\n",
+            prog, prog);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    long rounds = -1;
+    double seconds = -1, start = now();
+    bool replay = false;
+    int opt, nseeds;
+
+    while ((opt = getopt(argc, argv, "n:t:T:o:r")) != -1) {
+        switch (opt) {
+        case 'n':
+            rounds = atol(optarg);
+            break;
+        case 't':
+            seconds = atof(optarg);
+            break;
+        case 'T':
+            input_timeout = (unsigned)atoi(optarg);
+            break;
+        case 'o':
+            crash_path = optarg;
+            break;
+        case 'r':
+            replay = true;
+            break;
+        default:
+            return usage(argv[0]);
+        }
+    }
+    nseeds = argc - optind;
+    if (nseeds <= 0)
+        return usage(argv[0]);
+    if (rounds < 0 && seconds < 0)
+        rounds = 0;
+    catch_failures();
+
+    for (int i = optind; i < argc; i++) {
+        double deadline = now() + seconds / nseeds;
+        size_t len;
+        uint8_t *seed, *m;
+
+        if (fuzz_target.text_seeds && !replay) {
+            len = strlen(argv[i]);
+            seed = malloc(len + FUZZ_MAX_GROW);
+            if (seed)
+                memcpy(seed, argv[i], len);
+        } else {
+            seed = slurp(argv[i], replay ? 0 : 1, &len);
+            if (seed && !replay && len < 2) {
+                free(seed);
+                seed = NULL;
+                errno = EINVAL;
+            }
+        }
+        if (!seed) {
+            perror(argv[i]);
+            return 1;
+        }
+        if (!fuzz_target.text_seeds && !replay)
+            seed[0] = fuzz_target.seed_mode;
+        run_one(seed, len);
+        m = malloc(len + FUZZ_MAX_GROW);
+        srand(1);
+        for (long r = 0; m && !replay; r++) {
+            if (rounds >= 0 && r >= rounds)
+                break;
+            if (seconds >= 0 && now() >= deadline)
+                break;
+            memcpy(m, seed, len);
+            run_one(m, fuzz_target.mutate(m, len));
+        }
+        free(m);
+        free(seed);
+    }
+    printf("%lu inputs from %d %s in %.1f s\n", inputs, nseeds,
+           replay ? "files" : "seeds", now() - start);
+    return 0;
+}
+#endif

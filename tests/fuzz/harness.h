@@ -1,0 +1,73 @@
+/*
+ * The driver shared by the fuzz targets tests/fuzz/<name>.c.
+ *
+ * A target defines LLVMFuzzerTestOneInput() (the libFuzzer entry point)
+ * and, for the standalone driver, `const struct fuzz_target fuzz_target`:
+ * how a seed becomes an input and how an input is mutated. Image targets
+ * use fuzz_image() to open an input as a whole image from a temporary file.
+ *
+ * meson (any compiler): build/fuzz-<name>, harness.c built with
+ *   -DFUZZ_STANDALONE, which provides main():
+ *     fuzz-<name> [-n N] [-t SECONDS] [-T SECONDS] [-o CRASH] SEED...
+ *   runs each seed once, then N mutations of each (-n), or mutates the
+ *   seeds for SECONDS in all (-t, split evenly between the seeds). The
+ *   mutations are deterministic: srand(1) before each seed's. -T: an input
+ *   running longer fails (default 20 s). -o: where the input that crashed
+ *   or timed out is written, in libFuzzer's form (mode byte included).
+ *     fuzz-<name> -r INPUT...
+ *   runs inputs in libFuzzer's form once each (to replay a crash file).
+ *
+ * libFuzzer (clang), main() then comes from libFuzzer:
+ *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+ *     -D_FILE_OFFSET_BITS=64 -I. -Icore -Ibuild tests/fuzz/<name>.c \
+ *     tests/fuzz/harness.c build/libimgfuse-core.a \
+ *     $(pkg-config --libs fuse3 zlib libzstd liburing libnbd) -lm
+ *   (libimgfuse-core.a built by clang with -fsanitize=address,undefined)
+ */
+#ifndef IMGFUSE_FUZZ_HARNESS_H
+#define IMGFUSE_FUZZ_HARNESS_H
+
+#include "core/graph.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* How many bytes a mutation may add to an input. */
+#define FUZZ_MAX_GROW 64
+
+struct fuzz_target {
+    /* seeds are command-line strings taken as they are; otherwise seeds
+     * are files, given to the target after one mode byte */
+    bool text_seeds;
+    /* the mode byte of an unmutated seed file */
+    uint8_t seed_mode;
+    /* seed files shorter than this (mode byte included) are refused */
+    size_t min_len;
+    /* change m, a copy of a seed's len input bytes with FUZZ_MAX_GROW bytes
+     * of room after them, in place; return its new length */
+    size_t (*mutate)(uint8_t *m, size_t len);
+};
+
+extern const struct fuzz_target fuzz_target;
+
+/*
+ * Write data to a temporary file /tmp/<fmt>-fuzz.XXXXXX, open it with
+ * bd_open_image() as format fmt with flags, hand the node to use() when
+ * the open worked, then close it and remove the file.
+ */
+void fuzz_image(const uint8_t *data, size_t size, const char *fmt,
+                const struct bd_flags *flags,
+                void (*use)(struct bd_node *n, void *arg), void *arg);
+
+/*
+ * Read n from offset 0 in 1 MiB requests into buf (1 MiB), at most limit
+ * bytes; with status, ask bd_block_status() for each range first. Stops at
+ * the first error.
+ */
+void fuzz_read_all(struct bd_node *n, uint8_t *buf, int64_t limit,
+                   bool status);
+
+#endif

@@ -19,7 +19,7 @@ echo "== integration tests"
 tests/integration/run.sh || status=1
 
 echo "== hostile-image tests (ASan/UBSan)"
-mapfile -t hostile < <(cd tests/integration && ls */test-*hostile*.sh 2>/dev/null)
+mapfile -t hostile < <(cd tests/integration && ls */test-*hostile*.sh */test-*errors*.sh 2>/dev/null)
 if [ ${#hostile[@]} -gt 0 ]; then
     IMGFUSE=$PWD/build-asan/imgfuse ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
         UBSAN_OPTIONS=halt_on_error=1 tests/integration/run.sh "${hostile[@]}" || status=1

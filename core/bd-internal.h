@@ -55,16 +55,6 @@ enum bd_source_kind { BD_SRC_FILE, BD_SRC_URI, BD_SRC_JSON, BD_SRC_DOTTED };
 enum bd_source_kind bd_source_classify(const char *src, char **scheme);
 /* Turn SOURCE into options at the root of o. */
 int bd_source_to_opts(const char *src, struct bd_opts *o, struct bd_err *err);
-/* URI helpers for protocol drivers' parse_uri and the tests. */
-struct bd_uri {
-    char *scheme, *user, *password, *host, *path, *query;
-    int port;                   /* -1 when absent */
-};
-int bd_uri_parse(const char *s, struct bd_uri *u, struct bd_err *err);
-void bd_uri_free(struct bd_uri *u);
-/* Value of ?key=... in a query string (percent-decoded); caller frees. */
-char *bd_uri_query_get(const char *query, const char *key);
-char *bd_percent_decode(const char *s);
 
 /* ---- probing ---- */
 #define BD_PROBE_BYTES 4096

@@ -279,6 +279,20 @@ const char *bd_probe_known_magic(const uint8_t *head, size_t len);
 /* Directory holding the file behind n (for relative names); caller frees. */
 char *bd_node_dirname(struct bd_node *n);
 
+/* ---- URIs, for protocol drivers' parse_uri (core/uri.c) ---------------- */
+
+struct bd_uri {
+    char *scheme, *user, *password, *host, *path, *query;   /* decoded */
+    int port;                   /* -1 when absent */
+};
+/* scheme://[user[:password]@]host[:port]/path[?query]; IPv6 in [...]. */
+int bd_uri_parse(const char *s, struct bd_uri *u, struct bd_err *err);
+void bd_uri_free(struct bd_uri *u);
+/* Value of ?key=... in a query string (percent-decoded); caller frees. */
+char *bd_uri_query_get(const char *query, const char *key);
+/* NULL for a bad escape or an escaped NUL; caller frees. */
+char *bd_percent_decode(const char *s);
+
 /* ---- logging (core/log.c) ---------------------------------------------- */
 
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

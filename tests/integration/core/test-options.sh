@@ -59,6 +59,11 @@ fusermount3 -u "$T/dbg"
 wait $pid || fail "-d exit status"
 grep -q "INIT" "$T/dbg.log" || fail "-d printed no FUSE trace"
 
+# statfs answers on the mount (df works), sized like the image
+mount_img "$img" "$T/m"
+expect_eq "$(stat -f -c '%S %b' "$T/m")" "4096 4096" "statfs block size and count"
+unmount_img "$T/m"
+
 # info --json is machine-readable and says what the text says
 "$IMGFUSE" info --json "$img" > "$T/info.json"
 python3 - "$T/info.json" "$img" <<'PY' || fail "info --json"

@@ -1,0 +1,712 @@
+/*
+ * The iscsi protocol driver: one LUN of an iSCSI target, through libiscsi's
+ * synchronous API, as a block node. A small pool of sessions, each behind
+ * its own mutex, lets FUSE workers run in parallel; libiscsi reconnects a
+ * lost session itself, bounded by reconnect-retries. Where to connect and
+ * with which credentials is worked out in target.c.
+ */
+#include "iscsi.h"
+#include "overflow.h"
+
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
+#include <netdb.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+extern char **environ;
+
+#define ISCSI_MAX_XFER (8u << 20)       /* bytes per READ/WRITE we send */
+#define ISCSI_LBA_DESCS 64u             /* GET LBA STATUS descriptors asked */
+
+static const char *const iscsi_schemes[] = {"iscsi", NULL};
+
+static const char *const iscsi_options[] = {
+    "portal", "target", "lun", "user", "password", "target-user",
+    "target-password", "initiator-name", "header-digest", "config", "timeout",
+    "reconnect-retries", "connections", "filename", NULL,
+};
+
+struct iscsi_conn {
+    pthread_mutex_t lock;
+    struct iscsi_context *ctx;
+};
+
+struct iscsi_state {
+    struct iscsi_conf conf;
+    char *display;                  /* URL without the password */
+    struct iscsi_conn conns[ISCSI_MAX_CONNS];
+    unsigned nconns;
+    atomic_uint next;
+
+    uint64_t size;
+    uint32_t bs;                    /* logical block size */
+    uint32_t max_xfer;              /* bytes */
+    uint32_t opt_xfer;
+    bool lbpme, lbprz;              /* thin provisioning; unmapped reads 0 */
+    bool lbpu, lbpws;               /* UNMAP; WRITE SAME(16) with UNMAP */
+    uint32_t max_unmap;             /* blocks per UNMAP descriptor, 0: none */
+    uint64_t max_ws;                /* blocks per WRITE SAME, 0: none given */
+    atomic_bool no_ws, no_lba_status, no_sync;
+    atomic_uint logged;             /* failures logged, for log-once */
+    unsigned locks_init;
+    char vendor[9], product[17];
+};
+
+/* ---- sessions ----------------------------------------------------------- */
+
+/* Hide the secrets if a library message ever quotes them. */
+static void scrub(const struct iscsi_conf *c, char *msg)
+{
+    const char *secrets[] = {c->password, c->target_password};
+    for (int i = 0; i < 2; i++) {
+        char *p;
+        size_t n = secrets[i] ? strlen(secrets[i]) : 0;
+        while (n && (p = strstr(msg, secrets[i])))
+            memset(p, '*', n);
+    }
+}
+
+static const char *ctx_error(const struct iscsi_conf *c,
+                             struct iscsi_context *ctx, char *buf, size_t n)
+{
+    const char *e = ctx ? iscsi_get_error(ctx) : NULL;
+    snprintf(buf, n, "%s", e && *e ? e : "unknown error");
+    scrub(c, buf);
+    return buf;
+}
+
+/* A TCP connect with a deadline before libiscsi's own, which waits as long
+ * as the kernel does: an unreachable portal fails fast and clearly. */
+static int probe_portal(struct iscsi_state *s, struct bd_err *err)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+    int gai, last = ECONNREFUSED;
+
+    gai = getaddrinfo(s->conf.host, s->conf.port, &hints, &res);
+    if (gai != 0)
+        return bd_err_set(err, EHOSTUNREACH, "%s: cannot resolve '%s': %s",
+                          s->display, s->conf.host, gai_strerror(gai));
+    for (ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+                        SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            close(fd);
+            freeaddrinfo(res);
+            return 0;
+        }
+        if (errno == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            int soerr = 0;
+            socklen_t sl = sizeof(soerr);
+            int pr = poll(&p, 1, (int)s->conf.timeout_s * 1000);
+            if (pr == 0) {
+                last = ETIMEDOUT;
+            } else if (pr > 0 &&
+                       getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0) {
+                if (soerr == 0) {
+                    close(fd);
+                    freeaddrinfo(res);
+                    return 0;
+                }
+                last = soerr;
+            } else {
+                last = errno;
+            }
+        } else {
+            last = errno;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    if (last == ECONNREFUSED)
+        return bd_err_set(err, last, "%s: connection refused; is the iSCSI "
+                          "target running on %s?", s->display, s->conf.portal);
+    if (last == ETIMEDOUT)
+        return bd_err_set(err, last, "%s: no answer from %s within %u s",
+                          s->display, s->conf.portal, s->conf.timeout_s);
+    return bd_err_set(err, last, "%s: cannot connect to %s: %s", s->display,
+                      s->conf.portal, strerror(last));
+}
+
+/* Turn libiscsi's login failure text into a sentence a user can act on. */
+static int login_error(struct iscsi_state *s, struct iscsi_context *ctx,
+                       struct bd_err *err)
+{
+    char msg[512];
+    ctx_error(&s->conf, ctx, msg, sizeof(msg));
+    if (strcasestr(msg, "authentication") || strcasestr(msg, "authoriz") ||
+        strcasestr(msg, "chap"))
+        return bd_err_set(err, EACCES, "%s: login refused: %s (%s; check the "
+                          "CHAP user and password%s)", s->display,
+                          s->conf.user ? "wrong CHAP credentials"
+                                       : "the target wants CHAP credentials",
+                          msg, s->conf.target_user ? " and the target's mutual "
+                          "CHAP secret" : "");
+    if (strcasestr(msg, "not found") || strcasestr(msg, "target removed"))
+        return bd_err_set(err, ENOENT, "%s: no target '%s' on %s (%s)",
+                          s->display, s->conf.target, s->conf.portal, msg);
+    if (strcasestr(msg, "not supported") || strcasestr(msg, "logical unit") ||
+        strcasestr(msg, "LUN"))
+        return bd_err_set(err, ENOENT, "%s: target '%s' has no lun %u (%s)",
+                          s->display, s->conf.target, s->conf.lun, msg);
+    return bd_err_set(err, EIO, "%s: login failed: %s", s->display, msg);
+}
+
+static int conn_open(struct iscsi_state *s, unsigned idx, struct bd_err *err)
+{
+    const struct iscsi_conf *c = &s->conf;
+    struct iscsi_context *ctx;
+    uint32_t rnd = 0;
+
+    ctx = iscsi_create_context(c->initiator);
+    if (!ctx)
+        return bd_err_set(err, ENOMEM, "%s: cannot create an iscsi context",
+                          s->display);
+    /* Distinct session ids, or the target would take each new login as a
+     * reinstatement of the previous session and drop it. */
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        rnd = (uint32_t)getpid();
+    iscsi_set_isid_random(ctx, rnd & 0xffffff, idx);
+    if (iscsi_set_targetname(ctx, c->target) != 0 ||
+        iscsi_set_session_type(ctx, ISCSI_SESSION_NORMAL) != 0 ||
+        iscsi_set_header_digest(ctx, (enum iscsi_header_digest)c->digest) != 0)
+        goto out_ctx_err;
+    if (c->user &&
+        iscsi_set_initiator_username_pwd(ctx, c->user, c->password) != 0)
+        goto out_ctx_err;
+    if (c->target_user &&
+        iscsi_set_target_username_pwd(ctx, c->target_user,
+                                      c->target_password) != 0)
+        goto out_ctx_err;
+    iscsi_set_timeout(ctx, (int)c->timeout_s);
+    iscsi_set_reconnect_max_retries(ctx, (int)c->retries);
+    iscsi_set_tcp_keepalive(ctx, 10, 3, 3);
+    if (iscsi_full_connect_sync(ctx, c->portal, (int)c->lun) != 0) {
+        int r = login_error(s, ctx, err);
+        iscsi_destroy_context(ctx);
+        return r;
+    }
+    s->conns[idx].ctx = ctx;
+    return 0;
+
+out_ctx_err: {
+        char msg[512];
+        int r = bd_err_set(err, EINVAL, "%s: %s", s->display,
+                           ctx_error(c, ctx, msg, sizeof(msg)));
+        iscsi_destroy_context(ctx);
+        return r;
+    }
+}
+
+static struct iscsi_conn *conn_get(struct iscsi_state *s)
+{
+    unsigned start = atomic_fetch_add(&s->next, 1) % s->nconns;
+    for (unsigned i = 0; i < s->nconns; i++) {
+        struct iscsi_conn *c = &s->conns[(start + i) % s->nconns];
+        if (pthread_mutex_trylock(&c->lock) == 0)
+            return c;
+    }
+    pthread_mutex_lock(&s->conns[start].lock);
+    return &s->conns[start];
+}
+
+static void conn_put(struct iscsi_conn *c)
+{
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- SCSI status to errno ----------------------------------------------- */
+
+static bool is_unsupported(const struct scsi_task *t)
+{
+    return t && t->status == SCSI_STATUS_CHECK_CONDITION &&
+           t->sense.key == SCSI_SENSE_ILLEGAL_REQUEST &&
+           (t->sense.ascq == SCSI_SENSE_ASCQ_INVALID_OPERATION_CODE ||
+            t->sense.ascq == SCSI_SENSE_ASCQ_INVALID_FIELD_IN_CDB);
+}
+
+/* 0 for GOOD, else -errno; the first failures of a node are logged. */
+static int task_errno(struct iscsi_state *s, struct iscsi_context *ctx,
+                      struct scsi_task *t, const char *what)
+{
+    char msg[512];
+    int r;
+
+    if (t && t->status == SCSI_STATUS_GOOD)
+        return 0;
+    if (!t || t->status != SCSI_STATUS_CHECK_CONDITION)
+        r = t && t->status == SCSI_STATUS_TIMEOUT ? -ETIMEDOUT : -EIO;
+    else if (t->sense.key == SCSI_SENSE_DATA_PROTECTION)
+        r = -EROFS;
+    else if (t->sense.key == SCSI_SENSE_ILLEGAL_REQUEST)
+        r = is_unsupported(t) ? -ENOTSUP : -EINVAL;
+    else if (t->sense.key == SCSI_SENSE_NOT_READY)
+        r = -EAGAIN;
+    else
+        r = -EIO;
+    if (atomic_fetch_add(&s->logged, 1) < 8 && r != -ENOTSUP) {
+        if (t && t->status == SCSI_STATUS_CHECK_CONDITION)
+            log_err("%s: %s failed: %s (%s)", s->display, what,
+                    scsi_sense_key_str(t->sense.key),
+                    scsi_sense_ascq_str(t->sense.ascq));
+        else
+            log_err("%s: %s failed: %s", s->display, what,
+                    ctx_error(&s->conf, ctx, msg, sizeof(msg)));
+    }
+    return r;
+}
+
+/* ---- what the LUN says about itself ------------------------------------- */
+
+static int read_capacity(struct iscsi_state *s, struct iscsi_context *ctx,
+                         struct bd_err *err)
+{
+    struct scsi_task *t = iscsi_readcapacity16_sync(ctx, (int)s->conf.lun);
+    struct scsi_readcapacity16 *rc;
+    char msg[512];
+    uint64_t blocks;
+
+    if (!t || t->status != SCSI_STATUS_GOOD ||
+        !(rc = scsi_datain_unmarshall(t))) {
+        int r = bd_err_set(err, EIO, "%s: READ CAPACITY(16) failed: %s",
+                           s->display, t && t->status == SCSI_STATUS_CHECK_CONDITION
+                           ? scsi_sense_ascq_str(t->sense.ascq)
+                           : ctx_error(&s->conf, ctx, msg, sizeof(msg)));
+        if (t)
+            scsi_free_scsi_task(t);
+        return r;
+    }
+    s->bs = rc->block_length;
+    s->lbpme = rc->lbpme;
+    s->lbprz = rc->lbprz;
+    blocks = rc->returned_lba + 1;
+    scsi_free_scsi_task(t);
+    if (s->bs < 512 || s->bs > 65536 || !bd_is_pow2(s->bs))
+        return bd_err_set(err, ENOTSUP, "%s: logical block size %u is not a "
+                          "power of two from 512 to 65536", s->display, s->bs);
+    if (blocks == 0 || ovf_mul_u64(blocks, s->bs, &s->size) ||
+        s->size > (uint64_t)INT64_MAX)
+        return bd_err_set(err, EPROTO, "%s: the lun reports an impossible size "
+                          "(%llu blocks of %u bytes)", s->display,
+                          (unsigned long long)blocks, s->bs);
+    return 0;
+}
+
+/* The standard INQUIRY: a disk, not the target's controller LUN 0. */
+static int check_device(struct iscsi_state *s, struct iscsi_context *ctx,
+                        struct bd_err *err)
+{
+    struct scsi_task *t = iscsi_inquiry_sync(ctx, (int)s->conf.lun, 0, 0, 255);
+    struct scsi_inquiry_standard *inq;
+    int r = 0;
+
+    if (!t || t->status != SCSI_STATUS_GOOD || !(inq = scsi_datain_unmarshall(t))) {
+        if (t)
+            scsi_free_scsi_task(t);
+        return bd_err_set(err, EIO, "%s: INQUIRY failed", s->display);
+    }
+    if (inq->qualifier != SCSI_INQUIRY_PERIPHERAL_QUALIFIER_CONNECTED)
+        r = bd_err_set(err, ENOENT, "%s: target '%s' has no lun %u",
+                       s->display, s->conf.target, s->conf.lun);
+    else if (inq->device_type != SCSI_INQUIRY_PERIPHERAL_DEVICE_TYPE_DIRECT_ACCESS)
+        r = bd_err_set(err, ENOTSUP, "%s: lun %u is not a disk (SCSI device "
+                       "type %d)%s", s->display, s->conf.lun, inq->device_type,
+                       s->conf.lun == 0 ? "; lun 0 is often the target's "
+                       "controller, data luns start at 1" : "");
+    snprintf(s->vendor, sizeof(s->vendor), "%s", inq->vendor_identification);
+    snprintf(s->product, sizeof(s->product), "%s",
+             inq->product_identification);
+    scsi_free_scsi_task(t);
+    return r;
+}
+
+/* Block limits and provisioning VPD pages; a LUN without them gets none
+ * of the optional commands. */
+static void read_vpd(struct iscsi_state *s, struct iscsi_context *ctx)
+{
+    struct scsi_task *t;
+
+    s->max_xfer = ISCSI_MAX_XFER;
+    t = iscsi_inquiry_sync(ctx, (int)s->conf.lun, 1,
+                           SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 255);
+    if (t && t->status == SCSI_STATUS_GOOD) {
+        struct scsi_inquiry_block_limits *bl = scsi_datain_unmarshall(t);
+        if (bl) {
+            uint64_t b;
+            if (bl->max_xfer_len && !ovf_mul_u64(bl->max_xfer_len, s->bs, &b) &&
+                b < s->max_xfer)
+                s->max_xfer = (uint32_t)b;
+            if (bl->opt_xfer_len && !ovf_mul_u64(bl->opt_xfer_len, s->bs, &b) &&
+                b <= s->max_xfer && bd_is_pow2(b))
+                s->opt_xfer = (uint32_t)b;
+            s->max_unmap = bl->max_unmap_bdc ? bl->max_unmap : 0;
+            s->max_ws = bl->max_ws_len;
+        }
+    }
+    if (t)
+        scsi_free_scsi_task(t);
+    s->max_xfer = (uint32_t)bd_align_down(s->max_xfer, s->bs);
+    if (s->max_xfer < s->bs)
+        s->max_xfer = s->bs;
+    if (!s->lbpme)
+        return;
+    t = iscsi_inquiry_sync(ctx, (int)s->conf.lun, 1,
+                           SCSI_INQUIRY_PAGECODE_LOGICAL_BLOCK_PROVISIONING, 255);
+    if (t && t->status == SCSI_STATUS_GOOD) {
+        struct scsi_inquiry_logical_block_provisioning *lbp =
+            scsi_datain_unmarshall(t);
+        if (lbp) {
+            s->lbpu = lbp->lbpu;
+            s->lbpws = lbp->lbpws;
+        }
+    }
+    if (t)
+        scsi_free_scsi_task(t);
+}
+
+/* ---- driver callbacks ------------------------------------------------------ */
+
+static int collect_target(const struct bd_opts *o, struct iscsit *t,
+                          struct bd_err *err)
+{
+    const char *fn = bd_opts_get(o, "filename");
+    int r;
+
+    if (fn && *fn && (r = iscsit_parse(fn, t, err)) < 0)
+        return r;
+    for (int k = 0; k < ISCSIT_NKEYS; k++) {
+        const char *v = bd_opts_get(o, iscsit_keys[k]);
+        if (v && (r = iscsit_set(t, (enum iscsit_key)k, v)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* The parts become options; "filename" gets the URL without the password,
+ * which core uses to name the node. */
+static int iscsi_parse_uri(const char *uri, struct bd_opts *o, struct bd_err *err)
+{
+    struct iscsit t = {0};
+    char *display = NULL;
+    int r = iscsit_parse(uri, &t, err);
+
+    if (r == 0 && asprintf(&display, "iscsi://%s%s%s/%s/%s",
+                           t.v[ISCSIT_USER] ? t.v[ISCSIT_USER] : "",
+                           t.v[ISCSIT_USER] ? "@" : "", t.v[ISCSIT_PORTAL],
+                           t.v[ISCSIT_TARGET], t.v[ISCSIT_LUN]) < 0) {
+        display = NULL;
+        r = -ENOMEM;
+    }
+    if (r == 0)
+        r = bd_opts_set(o, "filename", display);
+    for (int k = 0; r == 0 && k < ISCSIT_NKEYS; k++) {
+        if (t.v[k])
+            r = bd_opts_set(o, iscsit_keys[k], t.v[k]);
+    }
+    free(display);
+    iscsit_free(&t);
+    return r;
+}
+
+static int iscsi_open(struct bd_node *n, const struct bd_opts *o,
+                      struct bd_err *err)
+{
+    struct iscsi_state *s = n->state;
+    struct iscsit t = {0};
+    int r;
+
+    r = collect_target(o, &t, err);
+    if (r == 0)
+        r = iscsi_conf_resolve(&t, environ, &s->conf, err);
+    iscsit_free(&t);
+    if (r < 0)
+        return r;
+    if (!(s->display = iscsi_conf_display(&s->conf)))
+        return bd_err_set(err, ENOMEM, "iscsi: out of memory");
+    for (; s->locks_init < s->conf.conns; s->locks_init++)
+        pthread_mutex_init(&s->conns[s->locks_init].lock, NULL);
+    if ((r = probe_portal(s, err)) < 0 || (r = conn_open(s, 0, err)) < 0)
+        return r;
+    s->nconns = 1;
+    if ((r = check_device(s, s->conns[0].ctx, err)) < 0 ||
+        (r = read_capacity(s, s->conns[0].ctx, err)) < 0)
+        return r;
+    read_vpd(s, s->conns[0].ctx);
+    /* Further sessions only speed things up: stop at the first refusal. */
+    while (s->nconns < s->conf.conns) {
+        struct bd_err e = {0};
+        if (conn_open(s, s->nconns, &e) < 0) {
+            log_debug("iscsi", "%s: extra session refused (%s); using %u",
+                      s->display, e.msg, s->nconns);
+            break;
+        }
+        s->nconns++;
+    }
+    log_debug("iscsi", "%s: %llu bytes, block %u, max transfer %u, lbpme %d "
+              "lbprz %d lbpu %d lbpws %d, %u session(s)", s->display,
+              (unsigned long long)s->size, s->bs, s->max_xfer, s->lbpme,
+              s->lbprz, s->lbpu, s->lbpws, s->nconns);
+    return 0;
+}
+
+static void iscsi_close_node(struct bd_node *n)
+{
+    struct iscsi_state *s = n->state;
+    for (unsigned i = 0; i < s->locks_init; i++) {
+        if (s->conns[i].ctx) {
+            iscsi_logout_sync(s->conns[i].ctx);
+            iscsi_destroy_context(s->conns[i].ctx);
+        }
+        pthread_mutex_destroy(&s->conns[i].lock);
+    }
+    free(s->display);
+    iscsi_conf_free(&s->conf);
+}
+
+static void iscsi_limits(struct bd_node *n, struct bd_limits *lim)
+{
+    struct iscsi_state *s = n->state;
+    lim->request_alignment = s->bs;
+    lim->max_transfer = s->max_xfer;
+    lim->opt_transfer = s->opt_xfer;
+}
+
+static int64_t iscsi_size(struct bd_node *n)
+{
+    struct iscsi_state *s = n->state;
+    return (int64_t)s->size;
+}
+
+static int iscsi_pread_cb(struct bd_node *n, void *buf, uint64_t len,
+                          uint64_t off)
+{
+    struct iscsi_state *s = n->state;
+    struct scsi_iovec iov = {.iov_base = buf, .iov_len = len};
+    struct iscsi_conn *c = conn_get(s);
+    struct scsi_task *t;
+    int r;
+
+    t = iscsi_read16_iov_sync(c->ctx, (int)s->conf.lun, off / s->bs,
+                              (uint32_t)len, (int)s->bs, 0, 0, 0, 0, 0, &iov, 1);
+    r = task_errno(s, c->ctx, t, "READ(16)");
+    if (r == 0 && t->residual_status != SCSI_RESIDUAL_NO_RESIDUAL &&
+        t->residual > 0)
+        r = -EIO;           /* a short read would leave stale bytes */
+    conn_put(c);
+    if (t)
+        scsi_free_scsi_task(t);
+    return r;
+}
+
+static int iscsi_pwrite_cb(struct bd_node *n, const void *buf, uint64_t len,
+                           uint64_t off, unsigned flags)
+{
+    struct iscsi_state *s = n->state;
+    struct iscsi_conn *c = conn_get(s);
+    struct scsi_task *t;
+    int r;
+
+    t = iscsi_write16_sync(c->ctx, (int)s->conf.lun, off / s->bs,
+                           (unsigned char *)buf, (uint32_t)len, (int)s->bs, 0,
+                           0, (flags & BD_REQ_FUA) ? 1 : 0, 0, 0);
+    r = task_errno(s, c->ctx, t, "WRITE(16)");
+    conn_put(c);
+    if (t)
+        scsi_free_scsi_task(t);
+    return r;
+}
+
+static int iscsi_flush_cb(struct bd_node *n)
+{
+    struct iscsi_state *s = n->state;
+    struct iscsi_conn *c;
+    struct scsi_task *t;
+    int r;
+
+    if (atomic_load(&s->no_sync))
+        return 0;
+    c = conn_get(s);
+    t = iscsi_synchronizecache16_sync(c->ctx, (int)s->conf.lun, 0, 0, 0, 0);
+    r = task_errno(s, c->ctx, t, "SYNCHRONIZE CACHE(16)");
+    conn_put(c);
+    if (t)
+        scsi_free_scsi_task(t);
+    if (r == -ENOTSUP) {
+        /* No cache to write back, says the target. */
+        atomic_store(&s->no_sync, true);
+        r = 0;
+    }
+    return r;
+}
+
+static int iscsi_discard_cb(struct bd_node *n, uint64_t len, uint64_t off)
+{
+    struct iscsi_state *s = n->state;
+    uint64_t lba = off / s->bs, blocks = len / s->bs;
+    uint64_t max = s->max_unmap ? s->max_unmap : UINT32_MAX;
+    int r = 0;
+
+    if (!s->lbpu)
+        return -ENOTSUP;
+    while (r == 0 && blocks > 0) {
+        struct unmap_list ul = {.lba = lba,
+                                .num = (uint32_t)(blocks < max ? blocks : max)};
+        struct iscsi_conn *c = conn_get(s);
+        struct scsi_task *t = iscsi_unmap_sync(c->ctx, (int)s->conf.lun, 0, 0,
+                                               &ul, 1);
+        r = task_errno(s, c->ctx, t, "UNMAP");
+        conn_put(c);
+        if (t)
+            scsi_free_scsi_task(t);
+        lba += ul.num;
+        blocks -= ul.num;
+    }
+    return r;
+}
+
+/* WRITE SAME(16) of a zero block; with UNMAP when the caller allows holes
+ * and the LUN reads unmapped blocks as zeroes. */
+static int iscsi_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
+                               unsigned flags)
+{
+    struct iscsi_state *s = n->state;
+    uint64_t lba = off / s->bs, blocks = len / s->bs;
+    uint64_t max = s->max_ws ? s->max_ws : 65536;
+    bool unmap = (flags & BD_REQ_MAY_UNMAP) && s->lbpws && s->lbprz;
+    unsigned char *zero;
+    int r = 0;
+
+    if (atomic_load(&s->no_ws))
+        return -ENOTSUP;
+    /* Without UNMAP the target writes every block: no faster than ours. */
+    if ((flags & BD_REQ_NO_FALLBACK) && !unmap)
+        return -ENOTSUP;
+    if (max > UINT32_MAX)
+        max = UINT32_MAX;
+    if (!(zero = calloc(1, s->bs)))
+        return -ENOMEM;
+    while (r == 0 && blocks > 0) {
+        uint32_t nb = (uint32_t)(blocks < max ? blocks : max);
+        struct iscsi_conn *c = conn_get(s);
+        struct scsi_task *t = iscsi_writesame16_sync(c->ctx, (int)s->conf.lun,
+                                                     lba, zero, s->bs, nb, 0,
+                                                     unmap, 0, 0);
+        r = task_errno(s, c->ctx, t, "WRITE SAME(16)");
+        conn_put(c);
+        if (t)
+            scsi_free_scsi_task(t);
+        lba += nb;
+        blocks -= nb;
+    }
+    free(zero);
+    if (r == -ENOTSUP)
+        atomic_store(&s->no_ws, true);
+    if (r == 0 && (flags & BD_REQ_FUA))
+        r = iscsi_flush_cb(n);
+    return r;
+}
+
+/* GET LBA STATUS: mapped blocks are data, unmapped ones read as zeroes
+ * only when the LUN says so (LBPRZ); otherwise they are called data,
+ * which is always right. */
+static int iscsi_block_status_cb(struct bd_node *n, uint64_t off, uint64_t len,
+                                 uint64_t *pnum, unsigned *status,
+                                 uint64_t *map)
+{
+    struct iscsi_state *s = n->state;
+    uint64_t lba = off / s->bs;
+    struct scsi_get_lba_status *ls;
+    struct iscsi_conn *c;
+    struct scsi_task *t;
+    int r;
+
+    (void)map;
+    *pnum = len;
+    *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+    if (!s->lbpme || atomic_load(&s->no_lba_status))
+        return 0;
+    c = conn_get(s);
+    t = iscsi_get_lba_status_sync(c->ctx, (int)s->conf.lun, lba,
+                                  8 + 16 * ISCSI_LBA_DESCS);
+    r = task_errno(s, c->ctx, t, "GET LBA STATUS");
+    conn_put(c);
+    if (r == -ENOTSUP || r == -EINVAL) {
+        atomic_store(&s->no_lba_status, true);
+        r = 0;
+    }
+    if (r == 0 && t && t->status == SCSI_STATUS_GOOD &&
+        (ls = scsi_datain_unmarshall(t)) != NULL) {
+        for (uint32_t i = 0; i < ls->num_descriptors; i++) {
+            const struct scsi_lba_status_descriptor *d = &ls->descriptors[i];
+            uint64_t end, bytes;
+            if (d->lba > lba || ovf_add_u64(d->lba, d->num_blocks, &end) ||
+                end <= lba)
+                continue;
+            bytes = (end - lba) * s->bs;    /* end - lba <= 2^32 */
+            *pnum = bytes < len ? bytes : len;
+            if (d->provisioning != SCSI_PROVISIONING_TYPE_MAPPED && s->lbprz)
+                *status = BD_STATUS_ZERO | BD_STATUS_ALLOCATED;
+            break;
+        }
+    }
+    if (t)
+        scsi_free_scsi_task(t);
+    return r;
+}
+
+static void iscsi_info_cb(struct bd_node *n, struct bd_info *info)
+{
+    struct iscsi_state *s = n->state;
+    const struct iscsi_conf *c = &s->conf;
+
+    bd_info_add(info, "portal", "%s", c->portal);
+    bd_info_add(info, "target", "%s", c->target);
+    bd_info_add(info, "lun", "%u", c->lun);
+    if (s->vendor[0] || s->product[0])
+        bd_info_add(info, "device", "%s %s", s->vendor, s->product);
+    bd_info_add(info, "initiator", "%s", c->initiator);
+    bd_info_add(info, "chap", "%s%s%s", c->user ? "user " : "off",
+                c->user ? c->user : "", c->target_user ? ", mutual" : "");
+    bd_info_add(info, "header digest", "%s", iscsi_digest_name(c->digest));
+    bd_info_add(info, "block size", "%u", s->bs);
+    bd_info_add(info, "max transfer", "%u", s->max_xfer);
+    bd_info_add(info, "sessions", "%u", s->nconns);
+    bd_info_add(info, "lun features", "%s%s%s%s",
+                s->lbpme ? "thin-provisioned" : "fully provisioned",
+                s->lbprz ? ", unmapped reads zero" : "",
+                s->lbpu ? ", unmap" : "", s->lbpws ? ", write-same-unmap" : "");
+}
+
+const struct bd_driver bd_drv_iscsi = {
+    .name = "iscsi",
+    .kind = BD_PROTOCOL,
+    .schemes = iscsi_schemes,
+    .options = iscsi_options,
+    .state_size = sizeof(struct iscsi_state),
+    .parallel = true,
+    .parse_uri = iscsi_parse_uri,
+    .open = iscsi_open,
+    .close = iscsi_close_node,
+    .limits = iscsi_limits,
+    .size = iscsi_size,
+    .pread = iscsi_pread_cb,
+    .pwrite = iscsi_pwrite_cb,
+    .pwrite_zeroes = iscsi_pwrite_zeroes,
+    .discard = iscsi_discard_cb,
+    .flush = iscsi_flush_cb,
+    .block_status = iscsi_block_status_cb,
+    .info = iscsi_info_cb,
+};

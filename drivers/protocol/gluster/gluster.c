@@ -1,0 +1,570 @@
+/*
+ * The gluster protocol driver: a file on a GlusterFS volume, through gfapi,
+ * as a block node. Connecting (with a time limit), I/O, holes and resizing
+ * are here; URI and option parsing are in target.c. gfapi is thread-safe,
+ * so the node is parallel.
+ *
+ * Closing: glfs_fini() takes about 10 s in gluster 10 (upstream issues
+ * #1962/#2606). Close first makes the data durable (fdatasync, then
+ * glfs_close), then runs glfs_fini() in a detached thread and waits for it
+ * at most GL_FINI_WAIT_MS. If it has not finished by then, close returns
+ * anyway: nothing is left to write, and the process is about to exit,
+ * which ends that thread and its connections.
+ */
+#include "gluster.h"
+
+#include <glusterfs/api/glfs.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define GL_FINI_WAIT_MS 1000
+#define GL_CONNECT_TIMEOUT_S 30
+#define GL_MAX_TRANSFER (1u << 20)
+
+static const char *const gl_schemes[] = {
+    "gluster", "gluster+tcp", "gluster+unix", "gluster+rdma", NULL,
+};
+
+static const char *const gl_options[] = {
+    "volume", "path", "server.0.type", "server.0.host", "server.0.port",
+    "server.0.path", "server.0.socket", "debug", "logfile", "connect-timeout",
+    "filename", NULL,
+};
+
+struct gl_state {
+    struct glt t;
+    char *display;
+    glfs_t *fs;
+    glfs_fd_t *fd;
+    bool fs_busy;                   /* an init thread still owns fs */
+    unsigned connect_timeout_s;
+    _Atomic int64_t size;
+    atomic_bool dirty;              /* written since the last flush */
+    atomic_bool no_zerofill, no_discard, no_seek;
+};
+
+/* ---- glfs_init / glfs_fini with a time limit ------------------------------ */
+
+/* Shared by the caller and a helper thread; the last one out frees it. */
+struct gl_job {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    glfs_t *fs;
+    bool fini;                      /* glfs_fini, else glfs_init */
+    bool done;
+    int ret, errnum;
+    int refs;
+};
+
+static void job_put(struct gl_job *j)
+{
+    pthread_mutex_lock(&j->lock);
+    bool last = --j->refs == 0;
+    pthread_mutex_unlock(&j->lock);
+    if (last) {
+        pthread_cond_destroy(&j->cond);
+        pthread_mutex_destroy(&j->lock);
+        free(j);
+    }
+}
+
+static void *job_main(void *arg)
+{
+    struct gl_job *j = arg;
+    errno = 0;
+    int r = j->fini ? glfs_fini(j->fs) : glfs_init(j->fs);
+    int e = errno;
+    pthread_mutex_lock(&j->lock);
+    j->ret = r;
+    j->errnum = e;
+    j->done = true;
+    pthread_cond_signal(&j->cond);
+    pthread_mutex_unlock(&j->lock);
+    job_put(j);
+    return NULL;
+}
+
+/* Run glfs_init or glfs_fini on fs in a thread; 0 when it finished within
+ * ms (its result in *ret and *errnum), -ETIMEDOUT when it is still running. */
+static int run_limited(glfs_t *fs, bool fini, unsigned ms, int *ret, int *errnum)
+{
+    struct gl_job *j = calloc(1, sizeof(*j));
+    pthread_condattr_t ca;
+    pthread_attr_t ta;
+    pthread_t th;
+    struct timespec ts;
+    int r = 0;
+
+    if (!j)
+        return -ENOMEM;
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    j->fs = fs;
+    j->fini = fini;
+    j->refs = 2;
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &ta, job_main, j) != 0) {
+        pthread_attr_destroy(&ta);
+        j->refs = 1;
+        job_put(j);
+        return -EAGAIN;
+    }
+    pthread_attr_destroy(&ta);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->lock);
+    while (!j->done && r == 0)
+        r = pthread_cond_timedwait(&j->cond, &j->lock, &ts);
+    if (j->done) {
+        *ret = j->ret;
+        *errnum = j->errnum;
+        r = 0;
+    } else {
+        r = -ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&j->lock);
+    job_put(j);
+    return r;
+}
+
+static void fs_release(struct gl_state *s)
+{
+    int ret, e;
+    if (!s->fs || s->fs_busy)
+        return;         /* an init that never returned still owns it */
+    if (run_limited(s->fs, true, GL_FINI_WAIT_MS, &ret, &e) == -ETIMEDOUT)
+        log_debug("gluster", "%s: glfs_fini still running after %u ms; "
+                  "leaving it to finish or to process exit", s->display,
+                  GL_FINI_WAIT_MS);
+    s->fs = NULL;
+}
+
+/* ---- open ---------------------------------------------------------------- */
+
+static int gl_parse_uri(const char *uri, struct bd_opts *o, struct bd_err *err)
+{
+    struct glt t = { .debug = -1 };
+    char *display = NULL;
+    int r = glt_parse_uri(uri, &t, err);
+
+    if (r == 0 && t.srv[0].type == GLT_RDMA)
+        t.srv[0].type = GLT_TCP;    /* see connect(): rdma is tcp here */
+    if (r == 0 && !(display = glt_display(&t)))
+        r = -ENOMEM;
+    if (r == 0)
+        r = bd_opts_set(o, "filename", display);
+    if (r == 0)
+        r = glt_to_opts(&t, o);
+    free(display);
+    glt_free(&t);
+    return r;
+}
+
+/* One glfs object for server i. gfapi's own fail-over keeps the first
+ * server's transport (a unix server after a tcp one is never tried), so
+ * each server gets its own attempt. 0, or a positive errno in *e. */
+static int try_server(struct gl_state *s, unsigned i, int *e, struct bd_err *err)
+{
+    const struct glt *t = &s->t;
+    const struct glt_server *sv = &t->srv[i];
+    int ret = 0, r;
+
+    s->fs = glfs_new(t->volume);
+    if (!s->fs)
+        return bd_err_set(err, errno ? errno : ENOMEM, "%s: cannot set up a "
+                          "gluster client: %s", s->display,
+                          strerror(errno ? errno : ENOMEM));
+    /* gluster dropped rdma; the volfile server speaks tcp (as in qemu) */
+    if (sv->type == GLT_UNIX)
+        r = glfs_set_volfile_server(s->fs, "unix", sv->path, 0);
+    else
+        r = glfs_set_volfile_server(s->fs, "tcp", sv->host, sv->port);
+    if (r < 0)
+        return bd_err_set(err, errno ? errno : EINVAL, "%s: gluster does "
+                          "not take server %u (%s): %s", s->display, i,
+                          sv->type == GLT_UNIX ? sv->path : sv->host,
+                          strerror(errno ? errno : EINVAL));
+    if (glfs_set_logging(s->fs, t->logfile ? t->logfile : "/dev/null",
+                         t->debug >= 0 ? t->debug : GLT_DEFAULT_DEBUG) < 0)
+        return bd_err_set(err, errno ? errno : EINVAL, "%s: cannot open the "
+                          "gluster log file '%s': %s", s->display,
+                          t->logfile ? t->logfile : "/dev/null",
+                          strerror(errno ? errno : EINVAL));
+    r = run_limited(s->fs, false, s->connect_timeout_s * 1000, &ret, e);
+    if (r == -ETIMEDOUT) {
+        s->fs_busy = true;
+        if (sv->type == GLT_UNIX)
+            return bd_err_set(err, ETIMEDOUT, "%s: no answer from the gluster "
+                              "server at unix:%s within %u s; is glusterd "
+                              "running?", s->display, sv->path,
+                              s->connect_timeout_s);
+        return bd_err_set(err, ETIMEDOUT, "%s: no answer from the gluster "
+                          "server %s:%d within %u s; is glusterd running?",
+                          s->display, sv->host, sv->port, s->connect_timeout_s);
+    }
+    if (r < 0)
+        return bd_err_set(err, -r, "%s: %s", s->display, strerror(-r));
+    if (ret != 0 && *e == 0)
+        *e = EIO;
+    return 0;
+}
+
+static int connect_volume(struct gl_state *s, struct bd_err *err)
+{
+    const struct glt *t = &s->t;
+    bool no_volume = false;
+    int e = 0, r;
+
+    for (unsigned i = 0; i < t->nsrv; i++) {
+        int ei = 0;
+        if ((r = try_server(s, i, &ei, err)) < 0)
+            return r;
+        if (ei == 0)
+            return 0;
+        log_debug("gluster", "%s: server %u: glfs_init: %s", s->display, i,
+                  strerror(ei));
+        /* gfapi says little: ENOTCONN when no server answered, ENOENT or
+         * EINVAL when glusterd has no such (started) volume. */
+        no_volume |= ei == ENOENT || ei == EINVAL || ei == ENODATA;
+        e = ei;
+        fs_release(s);
+    }
+    if (no_volume)
+        return bd_err_set(err, ENOENT, "%s: the gluster server has no started "
+                          "volume '%s' (gluster volume info lists them)",
+                          s->display, t->volume);
+    return bd_err_set(err, e, "%s: cannot reach the gluster server%s: %s; is "
+                      "glusterd running and the volume started?", s->display,
+                      t->nsrv > 1 ? "s" : "", strerror(e));
+}
+
+static int gl_open(struct bd_node *n, const struct bd_opts *o,
+                   struct bd_err *err)
+{
+    struct gl_state *s = n->state;
+    struct stat st;
+    const char *v;
+    int r;
+
+    s->t.debug = -1;
+    s->connect_timeout_s = GL_CONNECT_TIMEOUT_S;
+    if ((r = glt_from_opts(o, &s->t, err)) < 0)
+        return r;
+    if ((v = bd_opts_get(o, "connect-timeout"))) {
+        char *end;
+        unsigned long x = strtoul(v, &end, 10);
+        if (*v < '0' || *v > '9' || *end || x < 1 || x > 3600)
+            return bd_err_set(err, EINVAL, "gluster option connect-timeout="
+                              "'%s': expected seconds from 1 to 3600", v);
+        s->connect_timeout_s = (unsigned)x;
+    }
+    for (unsigned i = 0; i < s->t.nsrv; i++) {
+        if (s->t.srv[i].type == GLT_RDMA) {
+            log_warn("gluster: the rdma transport is gone from gluster; "
+                     "using tcp for server %u", i);
+            s->t.srv[i].type = GLT_TCP;
+        }
+    }
+    if (!(s->display = glt_display(&s->t)))
+        return bd_err_set(err, ENOMEM, "gluster: out of memory");
+    if ((r = connect_volume(s, err)) < 0)
+        return r;
+
+    s->fd = glfs_open(s->fs, s->t.path, n->flags.read_only ? O_RDONLY : O_RDWR);
+    if (!s->fd) {
+        int e = errno ? errno : EIO;
+        if (e == ENOENT)
+            return bd_err_set(err, ENOENT, "%s: no file '%s' on gluster volume "
+                              "'%s'", s->display, s->t.path, s->t.volume);
+        if (e == EACCES || e == EPERM || e == EROFS)
+            return bd_err_set(err, e, "%s: %s%s", s->display, strerror(e),
+                              n->flags.read_only ? "" : "; mount with -r");
+        return bd_err_set(err, e, "%s: cannot open '%s': %s", s->display,
+                          s->t.path, strerror(e));
+    }
+    if (glfs_fstat(s->fd, &st) < 0)
+        return bd_err_set(err, errno ? errno : EIO, "%s: cannot stat: %s",
+                          s->display, strerror(errno ? errno : EIO));
+    if (!S_ISREG(st.st_mode))
+        return bd_err_set(err, EINVAL, "%s: not a regular file", s->display);
+    atomic_store(&s->size, (int64_t)st.st_size);
+    log_debug("gluster", "%s: size %lld", s->display, (long long)st.st_size);
+    return 0;
+}
+
+static int gl_flush(struct bd_node *n);
+
+static void gl_close(struct bd_node *n)
+{
+    struct gl_state *s = n->state;
+
+    if (s->fd) {
+        if (atomic_load(&s->dirty) && gl_flush(n) < 0)
+            log_err("%s: flushing before close failed", s->display);
+        if (glfs_close(s->fd) < 0)
+            log_err("%s: close failed: %s", s->display, strerror(errno));
+        s->fd = NULL;
+    }
+    fs_release(s);
+    free(s->display);
+    glt_free(&s->t);
+}
+
+/* ---- I/O ------------------------------------------------------------------- */
+
+static void gl_limits(struct bd_node *n, struct bd_limits *lim)
+{
+    (void)n;
+    lim->request_alignment = 1;
+    lim->max_transfer = GL_MAX_TRANSFER;
+}
+
+static int64_t gl_size(struct bd_node *n)
+{
+    struct gl_state *s = n->state;
+    return atomic_load(&s->size);
+}
+
+static int gl_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
+{
+    struct gl_state *s = n->state;
+    uint8_t *b = buf;
+
+    while (len > 0) {
+        ssize_t got = glfs_pread(s->fd, b, len, (off_t)off, 0, NULL);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return -(errno ? errno : EIO);
+        }
+        if (got == 0) {             /* past a shrunken end: zeroes */
+            memset(b, 0, len);
+            return 0;
+        }
+        b += got, off += (uint64_t)got, len -= (uint64_t)got;
+    }
+    return 0;
+}
+
+static void grow_size(struct gl_state *s, uint64_t end)
+{
+    int64_t cur = atomic_load(&s->size);
+    while ((int64_t)end > cur &&
+           !atomic_compare_exchange_weak(&s->size, &cur, (int64_t)end))
+        ;
+}
+
+static int gl_pwrite(struct bd_node *n, const void *buf, uint64_t len,
+                     uint64_t off, unsigned flags)
+{
+    struct gl_state *s = n->state;
+    const uint8_t *b = buf;
+    uint64_t end = off + len;
+
+    atomic_store(&s->dirty, true);
+    while (len > 0) {
+        ssize_t put = glfs_pwrite(s->fd, b, len, (off_t)off, 0, NULL, NULL);
+        if (put < 0) {
+            if (errno == EINTR)
+                continue;
+            return -(errno ? errno : EIO);
+        }
+        if (put == 0)
+            return -EIO;
+        b += put, off += (uint64_t)put, len -= (uint64_t)put;
+    }
+    grow_size(s, end);
+    if (flags & BD_REQ_FUA)
+        return glfs_fdatasync(s->fd, NULL, NULL) < 0 ? -(errno ? errno : EIO) : 0;
+    return 0;
+}
+
+static bool is_unsupported(int e)
+{
+    return e == ENOTSUP || e == EOPNOTSUPP || e == ENOSYS;
+}
+
+static int gl_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
+                            unsigned flags)
+{
+    struct gl_state *s = n->state;
+
+    if (atomic_load(&s->no_zerofill))
+        return -ENOTSUP;
+    atomic_store(&s->dirty, true);
+    if (glfs_zerofill(s->fd, (off_t)off, (off_t)len) < 0) {
+        int e = errno ? errno : EIO;
+        if (is_unsupported(e)) {
+            atomic_store(&s->no_zerofill, true);
+            log_debug("gluster", "%s: no zerofill on this volume", s->display);
+            return -ENOTSUP;
+        }
+        return -e;
+    }
+    grow_size(s, off + len);
+    if (flags & BD_REQ_FUA)
+        return glfs_fdatasync(s->fd, NULL, NULL) < 0 ? -(errno ? errno : EIO) : 0;
+    return 0;
+}
+
+static int gl_discard(struct bd_node *n, uint64_t len, uint64_t off)
+{
+    struct gl_state *s = n->state;
+
+    if (atomic_load(&s->no_discard))
+        return -ENOTSUP;
+    atomic_store(&s->dirty, true);
+    if (glfs_discard(s->fd, (off_t)off, (size_t)len) < 0) {
+        int e = errno ? errno : EIO;
+        if (is_unsupported(e)) {
+            atomic_store(&s->no_discard, true);
+            return -ENOTSUP;
+        }
+        return -e;
+    }
+    return 0;
+}
+
+static int gl_flush(struct bd_node *n)
+{
+    struct gl_state *s = n->state;
+
+    if (!s->fd || n->flags.read_only)
+        return 0;
+    atomic_store(&s->dirty, false);
+    if (glfs_fdatasync(s->fd, NULL, NULL) < 0) {
+        atomic_store(&s->dirty, true);
+        return -(errno ? errno : EIO);
+    }
+    return 0;
+}
+
+/* Holes through glfs_lseek(SEEK_DATA/SEEK_HOLE): the result is returned,
+ * not read back from the fd's offset, so concurrent calls are fine. */
+static int gl_block_status(struct bd_node *n, uint64_t off, uint64_t len,
+                           uint64_t *pnum, unsigned *status, uint64_t *map)
+{
+    struct gl_state *s = n->state;
+    off_t data, hole;
+
+    *map = off;
+    *pnum = len;
+    *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+    if (atomic_load(&s->no_seek))
+        return 0;
+    data = glfs_lseek(s->fd, (off_t)off, SEEK_DATA);
+    if (data < 0) {
+        int e = errno;
+        if (e == ENXIO) {               /* a hole up to the end */
+            *status = BD_STATUS_ZERO | BD_STATUS_ALLOCATED;
+            return 0;
+        }
+        if (is_unsupported(e) || e == EINVAL) {
+            atomic_store(&s->no_seek, true);
+            return 0;
+        }
+        return -(e ? e : EIO);
+    }
+    if ((uint64_t)data > off) {
+        uint64_t h = (uint64_t)data - off;
+        *pnum = h < len ? h : len;
+        *status = BD_STATUS_ZERO | BD_STATUS_ALLOCATED;
+        return 0;
+    }
+    hole = glfs_lseek(s->fd, data, SEEK_HOLE);
+    if (hole > data) {
+        uint64_t d = (uint64_t)hole - off;
+        *pnum = d < len ? d : len;
+    }
+    return 0;
+}
+
+static int gl_truncate(struct bd_node *n, uint64_t size,
+                       enum bd_prealloc prealloc, struct bd_err *err)
+{
+    struct gl_state *s = n->state;
+    int64_t old = atomic_load(&s->size);
+
+    if (size > INT64_MAX)
+        return bd_err_set(err, EFBIG, "%s: size too large", s->display);
+    if (prealloc != BD_PREALLOC_OFF && prealloc != BD_PREALLOC_FALLOC)
+        return bd_err_set(err, ENOTSUP, "%s: gluster supports preallocation "
+                          "off and falloc only", s->display);
+    if (glfs_ftruncate(s->fd, (off_t)size, NULL, NULL) < 0)
+        return bd_err_set(err, errno ? errno : EIO, "%s: cannot resize to %llu "
+                          "bytes: %s", s->display, (unsigned long long)size,
+                          strerror(errno ? errno : EIO));
+    if (prealloc == BD_PREALLOC_FALLOC && size > (uint64_t)old &&
+        glfs_fallocate(s->fd, 0, (off_t)old, (size_t)(size - (uint64_t)old)) < 0)
+        return bd_err_set(err, errno ? errno : EIO, "%s: cannot preallocate: "
+                          "%s", s->display, strerror(errno ? errno : EIO));
+    atomic_store(&s->size, (int64_t)size);
+    atomic_store(&s->dirty, true);
+    return 0;
+}
+
+static int64_t gl_allocated_size(struct bd_node *n)
+{
+    struct gl_state *s = n->state;
+    struct stat st;
+    if (glfs_fstat(s->fd, &st) < 0)
+        return -(errno ? errno : EIO);
+    return (int64_t)st.st_blocks * 512;
+}
+
+static void gl_info(struct bd_node *n, struct bd_info *info)
+{
+    struct gl_state *s = n->state;
+
+    for (unsigned i = 0; i < s->t.nsrv; i++) {
+        const struct glt_server *sv = &s->t.srv[i];
+        char key[32];
+        snprintf(key, sizeof(key), s->t.nsrv > 1 ? "server %u" : "server", i);
+        if (sv->type == GLT_UNIX)
+            bd_info_add(info, key, "unix:%s", sv->path);
+        else if (strchr(sv->host, ':'))
+            bd_info_add(info, key, "tcp:[%s]:%d", sv->host, sv->port);
+        else
+            bd_info_add(info, key, "tcp:%s:%d", sv->host, sv->port);
+    }
+    bd_info_add(info, "volume", "%s", s->t.volume);
+    bd_info_add(info, "path", "/%s", s->t.path);
+    bd_info_add(info, "block size", "1 (byte-granular), transfers up to %u",
+                GL_MAX_TRANSFER);
+}
+
+const struct bd_driver bd_drv_gluster = {
+    .name = "gluster",
+    .kind = BD_PROTOCOL,
+    .schemes = gl_schemes,
+    .options = gl_options,
+    .state_size = sizeof(struct gl_state),
+    .parallel = true,
+    .parse_uri = gl_parse_uri,
+    .open = gl_open,
+    .close = gl_close,
+    .limits = gl_limits,
+    .size = gl_size,
+    .pread = gl_pread,
+    .pwrite = gl_pwrite,
+    .pwrite_zeroes = gl_pwrite_zeroes,
+    .discard = gl_discard,
+    .flush = gl_flush,
+    .block_status = gl_block_status,
+    .truncate = gl_truncate,
+    .allocated_size = gl_allocated_size,
+    .info = gl_info,
+};

@@ -159,6 +159,7 @@ static int login_error(struct iscsi_state *s, struct iscsi_context *ctx,
         return bd_err_set(err, ENOENT, "%s: no target '%s' on %s (%s)",
                           s->display, s->conf.target, s->conf.portal, msg);
     if (strcasestr(msg, "not supported") || strcasestr(msg, "logical unit") ||
+        strcasestr(msg, "logical_unit") ||
         strcasestr(msg, "LUN"))
         return bd_err_set(err, ENOENT, "%s: target '%s' has no lun %u (%s)",
                           s->display, s->conf.target, s->conf.lun, msg);
@@ -305,6 +306,13 @@ static int read_capacity(struct iscsi_state *s, struct iscsi_context *ctx,
     return 0;
 }
 
+static void rtrim(char *str)
+{
+    size_t n = strlen(str);
+    while (n && str[n - 1] == ' ')
+        str[--n] = '\0';
+}
+
 /* The standard INQUIRY: a disk, not the target's controller LUN 0. */
 static int check_device(struct iscsi_state *s, struct iscsi_context *ctx,
                         struct bd_err *err)
@@ -330,6 +338,8 @@ static int check_device(struct iscsi_state *s, struct iscsi_context *ctx,
     snprintf(s->product, sizeof(s->product), "%s",
              inq->product_identification);
     scsi_free_scsi_task(t);
+    rtrim(s->vendor);
+    rtrim(s->product);
     return r;
 }
 

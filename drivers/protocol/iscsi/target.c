@@ -76,6 +76,7 @@ static int query_key(const char *name, size_t n)
         {"timeout", ISCSIT_TIMEOUT},
         {"reconnect-retries", ISCSIT_RETRIES},
         {"connections", ISCSIT_CONNECTIONS},
+        {"config", ISCSIT_CONFIG},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         if (strlen(map[i].q) == n && memcmp(map[i].q, name, n) == 0)

@@ -1,0 +1,79 @@
+#!/bin/bash
+# A file-backed, thin-provisioned LUN on tgtd: bytes written through the
+# mount land in the backing file and the reverse; SEEK_DATA/SEEK_HOLE come
+# from GET LBA STATUS; a punched hole is an UNMAP (the backing file loses
+# its blocks); info names portal, target and block size.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/iscsi-lib.sh"
+
+lun=$T/lun.img
+truncate -s 32M "$lun"
+tgt_start a
+tgt_lun a "$lun" thin
+url=$(iscsi_url a)
+
+note "info shows the protocol node"
+"$IMGFUSE" info "$url" > "$T/info" || fail "info failed: $(cat "$T/info")"
+grep -q "^virtual size: 32 MiB (33554432 bytes)" "$T/info" || fail "size: $(cat "$T/info")"
+grep -q "^portal: 127.0.0.1:$TGT_PORT" "$T/info" || fail "portal: $(cat "$T/info")"
+grep -q "^target: $IQN" "$T/info" || fail "target: $(cat "$T/info")"
+grep -q "^block size: 512" "$T/info" || fail "block size: $(cat "$T/info")"
+grep -q "unmap" "$T/info" || fail "thin lun features: $(cat "$T/info")"
+
+mount_img -F raw "$url" "$T/m"
+expect_eq "$(stat -c %s "$T/m")" 33554432 "mounted size"
+
+note "a fresh thin lun is one hole"
+python3 - "$T/m" <<'PY' || fail "seek on an empty lun"
+import os, sys, errno
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    os.lseek(fd, 0, os.SEEK_DATA)
+    sys.exit("found data in an empty lun")
+except OSError as e:
+    if e.errno != errno.ENXIO:
+        raise
+assert os.lseek(fd, 0, os.SEEK_HOLE) == 0
+PY
+
+note "writes through the mount reach the backing file"
+head -c 1M /dev/urandom > "$T/pat"
+dd if="$T/pat" of="$T/m" bs=64k seek=48 conv=notrunc,fsync status=none
+cmp <(dd if="$lun" bs=64k skip=48 count=16 status=none) "$T/pat" ||
+    fail "backing file differs after a write through the mount"
+# an unaligned write: core does read-modify-write on 512-byte blocks
+printf 'hello, iscsi' | dd of="$T/m" bs=1 seek=1000003 conv=notrunc,fsync status=none
+expect_eq "$(dd if="$lun" bs=1 skip=1000003 count=12 status=none)" "hello, iscsi" \
+    "unaligned write"
+
+note "SEEK_DATA/SEEK_HOLE follow the written range"
+python3 - "$T/m" <<'PY' || fail "seek after writes"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+d = os.lseek(fd, 0, os.SEEK_DATA)
+assert d <= 1000003 and d >= 1000003 - 65536, d
+h = os.lseek(fd, 3 << 20, os.SEEK_HOLE)
+assert h >= 4 << 20 and h <= (4 << 20) + 65536, h
+assert os.lseek(fd, 3 << 20, os.SEEK_DATA) == 3 << 20
+PY
+
+note "writes to the backing file are read through the mount"
+head -c 64k /dev/urandom > "$T/pat2"
+dd if="$T/pat2" of="$lun" bs=64k seek=200 conv=notrunc,fsync status=none
+cmp <(dd if="$T/m" bs=64k skip=200 count=1 iflag=direct status=none) "$T/pat2" ||
+    fail "the mount does not show what was written to the backing file"
+
+note "punching a hole unmaps the blocks on the target"
+before=$(du -k "$lun" | cut -f1)
+fallocate -p -o 3M -l 1M "$T/m" || fail "punch hole failed"
+after=$(du -k "$lun" | cut -f1)
+[ "$after" -lt "$before" ] || fail "backing file kept its blocks ($before -> $after KiB)"
+cmp -n 1048576 -i 3145728:0 "$lun" /dev/zero || fail "punched range is not zero"
+cmp -n 1048576 -i 3145728:0 "$T/m" /dev/zero || fail "punched range reads non-zero"
+
+note "the mount and the lun agree byte for byte"
+unmount_img "$T/m"
+mount_img -r -F raw "$url" "$T/m"
+cmp "$T/m" "$lun" || fail "mount and backing file differ"
+unmount_img "$T/m"
+echo ok

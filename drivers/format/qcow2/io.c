@@ -91,12 +91,89 @@ static int read_compressed(struct qcow2_state *s, const struct qcow2_extent *e,
     return ret;
 }
 
+/* Compressed clusters of one request, decompressed after the walk, by the
+ * calling thread and (for several) a helper thread in parallel. */
+struct cjob {
+    struct qcow2_extent e;
+    uint8_t *dst;
+    uint64_t skip;              /* bytes of the cluster before dst's part */
+};
+
+struct cjobs {
+    struct qcow2_state *s;
+    struct cjob *v;
+    size_t n, cap;
+    size_t first, end;          /* slice for one thread */
+    int ret;
+};
+
+static int cjob_add(struct cjobs *j, const struct qcow2_extent *e, uint8_t *dst,
+                    uint64_t skip)
+{
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 16;
+        struct cjob *v = realloc(j->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        j->v = v;
+        j->cap = cap;
+    }
+    j->v[j->n].e = *e;
+    j->v[j->n].dst = dst;
+    j->v[j->n].skip = skip;
+    j->n++;
+    return 0;
+}
+
+static void *cjobs_run(void *arg)
+{
+    struct cjobs *j = arg;
+    uint8_t *cl = malloc(j->s->cluster_size);
+
+    j->ret = cl ? 0 : -ENOMEM;
+    for (size_t i = j->first; i < j->end && j->ret == 0; i++) {
+        struct cjob *c = &j->v[i];
+        j->ret = read_compressed(j->s, &c->e, cl);
+        if (j->ret == 0)
+            memcpy(c->dst, cl + c->skip, c->e.len);
+    }
+    free(cl);
+    return NULL;
+}
+
+static int cjobs_finish(struct cjobs *j)
+{
+    struct cjobs half;
+    pthread_t t;
+    bool helper = false;
+
+    if (!j->n)
+        return 0;
+    j->first = 0;
+    j->end = j->n;
+    if (j->n >= 4) {
+        half = *j;
+        half.first = j->n / 2;
+        j->end = j->n / 2;
+        helper = pthread_create(&t, NULL, cjobs_run, &half) == 0;
+        if (!helper)
+            j->end = j->n;
+    }
+    cjobs_run(j);
+    if (helper) {
+        pthread_join(t, NULL);
+        if (j->ret == 0)
+            j->ret = half.ret;
+    }
+    return j->ret;
+}
+
 int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
 {
     uint8_t *p = buf;
     uint8_t *pend_buf = NULL;
     uint64_t pend_host = 0, pend_len = 0;
-    uint8_t *cl = NULL;
+    struct cjobs cj = { .s = s };
     int ret = 0;
 
     /* guest bytes past the virtual size (a snapshot's own size) are zero */
@@ -136,13 +213,7 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
                 ret = read_backing(s, p, e.len, off);
                 break;
             case QCOW2_COMPRESSED:
-                if (!cl && !(cl = malloc(s->cluster_size))) {
-                    ret = -ENOMEM;
-                    break;
-                }
-                ret = read_compressed(s, &e, cl);
-                if (ret == 0)
-                    memcpy(p, cl + (off - e.coff), e.len);
+                ret = cjob_add(&cj, &e, p, off - e.coff);
                 break;
             }
             if (ret < 0)
@@ -154,7 +225,9 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
     }
     if (ret == 0 && pend_len)
         ret = read_host(s, pend_buf, pend_len, pend_host);
-    free(cl);
+    if (ret == 0)
+        ret = cjobs_finish(&cj);
+    free(cj.v);
     return ret;
 }
 
@@ -341,6 +414,13 @@ static int alloc_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
                 goto out_unlock;
             }
             k0 = k;
+            if (k == K_REUSE && s->ext_l2 && len > e.len) {
+                /* stay inside the run of unallocated (or zero) subclusters:
+                 * rounding into an allocated one would copy it back over
+                 * a concurrent in-place write */
+                len = e.len;
+                want = 1;
+            }
         } else if (k == K_REUSE || k0 == K_REUSE) {
             break;
         }

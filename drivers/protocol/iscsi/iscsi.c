@@ -59,6 +59,7 @@ struct iscsi_state {
     atomic_uint logged;             /* failures logged, for log-once */
     unsigned locks_init;
     char vendor[9], product[17];
+    char digest_used[16];           /* what the target's login reply said */
 };
 
 /* ---- sessions ----------------------------------------------------------- */
@@ -149,8 +150,8 @@ static int login_error(struct iscsi_state *s, struct iscsi_context *ctx,
     ctx_error(&s->conf, ctx, msg, sizeof(msg));
     if (strcasestr(msg, "authentication") || strcasestr(msg, "authoriz") ||
         strcasestr(msg, "chap"))
-        return bd_err_set(err, EACCES, "%s: login refused: %s (%s; check the "
-                          "CHAP user and password%s)", s->display,
+        return bd_err_set(err, EACCES, "%s: login refused, %s: %s; check the "
+                          "CHAP user and password%s", s->display,
                           s->conf.user ? "wrong CHAP credentials"
                                        : "the target wants CHAP credentials",
                           msg, s->conf.target_user ? " and the target's mutual "
@@ -164,6 +165,22 @@ static int login_error(struct iscsi_state *s, struct iscsi_context *ctx,
         return bd_err_set(err, ENOENT, "%s: target '%s' has no lun %u (%s)",
                           s->display, s->conf.target, s->conf.lun, msg);
     return bd_err_set(err, EIO, "%s: login failed: %s", s->display, msg);
+}
+
+/* libiscsi does not tell which header digest the login settled on, but
+ * logs the target's answer: catch it while one thread logs in. */
+static __thread char *login_digest;
+
+static void login_log(int level, const char *msg)
+{
+    static const char key[] = "TargetLoginReply: HeaderDigest=";
+    const char *p = strstr(msg, key);
+    (void)level;
+    if (p && login_digest) {
+        p += sizeof(key) - 1;
+        snprintf(login_digest, sizeof(((struct iscsi_state *)0)->digest_used),
+                 "%.*s", (int)strcspn(p, " ["), p);
+    }
 }
 
 static int conn_open(struct iscsi_state *s, unsigned idx, struct bd_err *err)
@@ -195,7 +212,18 @@ static int conn_open(struct iscsi_state *s, unsigned idx, struct bd_err *err)
     iscsi_set_timeout(ctx, (int)c->timeout_s);
     iscsi_set_reconnect_max_retries(ctx, (int)c->retries);
     iscsi_set_tcp_keepalive(ctx, 10, 3, 3);
-    if (iscsi_full_connect_sync(ctx, c->portal, (int)c->lun) != 0) {
+    bool catch_digest = !getenv("LIBISCSI_DEBUG");
+    if (catch_digest) {
+        login_digest = s->digest_used;
+        iscsi_set_log_fn(ctx, login_log);
+        iscsi_set_log_level(ctx, 6);
+    }
+    int cr = iscsi_full_connect_sync(ctx, c->portal, (int)c->lun);
+    if (catch_digest) {
+        iscsi_set_log_level(ctx, 0);
+        login_digest = NULL;
+    }
+    if (cr != 0) {
         int r = login_error(s, ctx, err);
         iscsi_destroy_context(ctx);
         return r;
@@ -442,8 +470,11 @@ static int iscsi_open(struct bd_node *n, const struct bd_opts *o,
     if (r == 0)
         r = iscsi_conf_resolve(&t, environ, &s->conf, err);
     iscsit_free(&t);
-    if (r < 0)
+    if (r < 0) {
+        const char *fn = bd_opts_get(o, "filename");
+        bd_err_prefix(err, "%s", fn && *fn ? fn : "iscsi");
         return r;
+    }
     if (!(s->display = iscsi_conf_display(&s->conf)))
         return bd_err_set(err, ENOMEM, "iscsi: out of memory");
     for (; s->locks_init < s->conf.conns; s->locks_init++)
@@ -690,7 +721,12 @@ static void iscsi_info_cb(struct bd_node *n, struct bd_info *info)
     bd_info_add(info, "initiator", "%s", c->initiator);
     bd_info_add(info, "chap", "%s%s%s", c->user ? "user " : "off",
                 c->user ? c->user : "", c->target_user ? ", mutual" : "");
-    bd_info_add(info, "header digest", "%s", iscsi_digest_name(c->digest));
+    if (s->digest_used[0])
+        bd_info_add(info, "header digest", "%s (asked %s)", s->digest_used,
+                    iscsi_digest_name(c->digest));
+    else
+        bd_info_add(info, "header digest", "asked %s",
+                    iscsi_digest_name(c->digest));
     bd_info_add(info, "block size", "%u", s->bs);
     bd_info_add(info, "max transfer", "%u", s->max_xfer);
     bd_info_add(info, "sessions", "%u", s->nconns);

@@ -395,7 +395,7 @@ static int parse_digest(const char *s, enum iscsi_digest *d, struct bd_err *err)
             return 0;
         }
     }
-    return bd_err_set(err, EINVAL, "iscsi: header digest '%s' is not one of "
+    return bd_err_set(err, EINVAL, "header digest '%s' is not one of "
                       "CRC32C, CRC32C-NONE, NONE-CRC32C, NONE", s);
 }
 
@@ -407,7 +407,7 @@ static int parse_uint(const char *s, const char *what, unsigned lo,
     errno = 0;
     v = strtoul(s, &e, 10);
     if (!*s || *e || errno || !isdigit((unsigned char)*s) || v < lo || v > hi)
-        return bd_err_set(err, EINVAL, "iscsi: %s '%s' is not a number from "
+        return bd_err_set(err, EINVAL, "%s '%s' is not a number from "
                           "%u to %u", what, s, lo, hi);
     *out = (unsigned)v;
     return 0;
@@ -423,20 +423,20 @@ static int split_portal(const char *s, struct iscsi_conf *c, struct bd_err *err)
     if (*s == '[') {
         hend = strchr(s, ']');
         if (!hend || hend == s + 1)
-            return bd_err_set(err, EINVAL, "iscsi: malformed portal '%s'", s);
+            return bd_err_set(err, EINVAL, "malformed portal '%s'", s);
         hstart = s + 1;
         colon = hend[1] == ':' ? hend + 1 : NULL;
         if (hend[1] && !colon)
-            return bd_err_set(err, EINVAL, "iscsi: malformed portal '%s'", s);
+            return bd_err_set(err, EINVAL, "malformed portal '%s'", s);
     } else {
         colon = strchr(s, ':');
         if (colon && strchr(colon + 1, ':'))
-            return bd_err_set(err, EINVAL, "iscsi: portal '%s': write an IPv6 "
+            return bd_err_set(err, EINVAL, "portal '%s': write an IPv6 "
                               "address in brackets", s);
         hend = colon ? colon : s + strlen(s);
     }
     if (hend == hstart)
-        return bd_err_set(err, EINVAL, "iscsi: portal '%s' has no host", s);
+        return bd_err_set(err, EINVAL, "portal '%s' has no host", s);
     c->host = strndup(hstart, (size_t)(hend - hstart));
     if (colon && parse_uint(colon + 1, "port", 1, 65535, &port, err) < 0)
         return -EINVAL;
@@ -496,10 +496,10 @@ int iscsi_conf_resolve(const struct iscsit *t, char *const *env,
 
     memset(c, 0, sizeof(*c));
     if (!v[ISCSIT_PORTAL] || !*v[ISCSIT_PORTAL])
-        return bd_err_set(err, EINVAL, "iscsi: no portal (give an iscsi:// url "
+        return bd_err_set(err, EINVAL, "no portal (give an iscsi:// url "
                           "or portal=host[:port])");
     if (!v[ISCSIT_TARGET] || !*v[ISCSIT_TARGET])
-        return bd_err_set(err, EINVAL, "iscsi: no target name (give an "
+        return bd_err_set(err, EINVAL, "no target name (give an "
                           "iscsi://host/target/lun url or target=IQN)");
     if ((r = split_portal(v[ISCSIT_PORTAL], c, err)) < 0)
         return r;
@@ -527,7 +527,7 @@ int iscsi_conf_resolve(const struct iscsit *t, char *const *env,
     if (c->user && !c->password && (r = dup_opt(&c->password, fc.password)) < 0)
         goto out;
     if (c->user && !c->password) {
-        r = bd_err_set(err, EINVAL, "iscsi: CHAP user '%s' has no password; set "
+        r = bd_err_set(err, EINVAL, "CHAP user '%s' has no password; set "
                        "LIBISCSI_CHAP_PASSWORD or password in the config file",
                        c->user);
         goto out;
@@ -535,7 +535,7 @@ int iscsi_conf_resolve(const struct iscsit *t, char *const *env,
     if (!c->user && c->password) {
         free_secret(c->password);
         c->password = NULL;
-        r = bd_err_set(err, EINVAL, "iscsi: a CHAP password without a user name");
+        r = bd_err_set(err, EINVAL, "a CHAP password without a user name");
         goto out;
     }
     if ((r = dup_opt(&c->target_user, v[ISCSIT_TARGET_USER])) < 0 ||
@@ -550,12 +550,12 @@ int iscsi_conf_resolve(const struct iscsit *t, char *const *env,
                      "LIBISCSI_CHAP_TARGET_PASSWORD"))) < 0)
         goto out;
     if (!c->target_user != !c->target_password) {
-        r = bd_err_set(err, EINVAL, "iscsi: mutual CHAP needs both target-user "
+        r = bd_err_set(err, EINVAL, "mutual CHAP needs both target-user "
                        "and target-password");
         goto out;
     }
     if (c->target_user && !c->user) {
-        r = bd_err_set(err, EINVAL, "iscsi: mutual CHAP (target-user) needs "
+        r = bd_err_set(err, EINVAL, "mutual CHAP (target-user) needs "
                        "CHAP credentials for the initiator too");
         goto out;
     }

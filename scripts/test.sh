@@ -24,4 +24,7 @@ if [ ${#hostile[@]} -gt 0 ]; then
     IMGFUSE=$PWD/build-asan/imgfuse ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
         UBSAN_OPTIONS=halt_on_error=1 tests/integration/run.sh "${hostile[@]}" || status=1
 fi
+
+echo "== fuzz targets (ASan/UBSan, brief)"
+tests/fuzz/run.sh build-asan || status=1
 exit $status

@@ -1,0 +1,121 @@
+#!/bin/bash
+# The gluster protocol against a real glusterd on loopback: one single-brick
+# volume per run (glusterd is slow to start and every gfapi client slow to
+# stop, so every gluster check lives in this one script). Raw image: writes
+# both ways (imgfuse -> brick file, glusterfs FUSE -> imgfuse), the unix
+# socket and server-list forms, SEEK_DATA/SEEK_HOLE, discard and zeroes;
+# a qcow2 image on the volume read and written; missing volume, missing file,
+# no server and a malformed URI give clear errors quickly.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/gluster-lib.sh"
+
+seek_map() {
+    python3 - "$1" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+off = 0
+while off < size:
+    try:
+        d = os.lseek(fd, off, os.SEEK_DATA)
+    except OSError:
+        break
+    h = os.lseek(fd, d, os.SEEK_HOLE)
+    print(d, h)
+    off = h
+EOF
+}
+
+# Like nbd-lib's: run a command that must fail within SECS; stderr in $T/err.
+expect_fail_within() {
+    local secs=$1; shift
+    local start end rc
+    start=$(date +%s.%N)
+    set +e
+    timeout -k 2 $((secs + 5)) "$@" > "$T/out" 2> "$T/err"
+    rc=$?
+    set -e
+    end=$(date +%s.%N)
+    [ $rc -ne 0 ] || fail "'$*' succeeded; expected a failure"
+    [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "'$*' hung"
+    python3 -c "import sys; sys.exit(0 if $end - $start <= $secs else 1)" ||
+        fail "'$*' took more than $secs s to fail"
+}
+expect_err() {
+    grep -qF -- "$1" "$T/err" || fail "expected '$1' in the error, got: $(cat "$T/err")"
+}
+
+gl_start
+V=$GL_S/vol                      # the volume through glusterfs FUSE
+B=$GL_S/brick/b1                 # the brick: the bytes as stored
+U=gluster://127.0.0.1/$GL_VOL
+
+note "raw image: content, writes both ways"
+qemu-img create -q -f raw "$V/disk.img" 16M
+qemu-io -f raw -c 'write -P 0x61 0 64k' -c 'write -P 0x62 5M 1M' "$V/disk.img" > /dev/null
+"$IMGFUSE" info "$U/disk.img" > "$T/info" 2>&1 || fail "info failed: $(cat "$T/info")"
+grep -q "server: tcp:127.0.0.1:24007" "$T/info" || fail "info lacks the server: $(cat "$T/info")"
+grep -q "volume: $GL_VOL" "$T/info" || fail "info lacks the volume: $(cat "$T/info")"
+mount_img -F raw "$U/disk.img" "$T/m"
+expect_eq "$(stat -c %s "$T/m")" 16777216 "size of the raw image"
+cmp "$T/m" "$B/disk.img" || fail "the mount differs from the brick file"
+seek_map "$T/m" > "$T/ours.map"
+seek_map "$B/disk.img" > "$T/brick.map"
+diff -u "$T/brick.map" "$T/ours.map" || fail "SEEK_DATA/SEEK_HOLE differ from the brick file"
+[ "$(wc -l < "$T/ours.map")" -ge 2 ] || fail "no holes seen: $(cat "$T/ours.map")"
+head -c 1M /dev/urandom > "$T/pat"
+dd if="$T/pat" of="$T/m" bs=64k seek=160 conv=notrunc,fsync status=none
+cmp <(dd if="$B/disk.img" bs=64k skip=160 count=16 status=none) "$T/pat" ||
+    fail "a write through imgfuse is not on the brick after fsync"
+fallocate -z -o 5M -l 256k "$T/m" || fail "zeroing a range failed"
+fallocate -p -o 5376k -l 256k "$T/m" || fail "punching a hole failed"
+sync "$T/m"
+cmp -n 524288 <(dd if="$B/disk.img" bs=256k skip=20 count=2 status=none) /dev/zero ||
+    fail "zeroed or punched ranges do not read as zeroes on the brick"
+cmp <(dd if="$T/m" bs=256k skip=20 count=2 status=none) <(head -c 512k /dev/zero) ||
+    fail "zeroed or punched ranges do not read as zeroes through imgfuse"
+unmount_img "$T/m"
+# a write from another gluster client, read back through a fresh imgfuse
+# mount, here by the server list form (a dead server first, then the socket)
+head -c 64k /dev/urandom > "$T/pat2"
+dd if="$T/pat2" of="$V/disk.img" bs=64k seek=100 conv=notrunc,fsync status=none
+dead=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+mount_img -r -F raw "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"gluster\",\"volume\":\"$GL_VOL\",\"path\":\"disk.img\",\"server\":[{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":$dead},{\"type\":\"unix\",\"path\":\"$GL_S/run/glusterd.socket\"}]}}" "$T/m2"
+cmp <(dd if="$T/m2" bs=64k skip=100 count=1 status=none) "$T/pat2" ||
+    fail "imgfuse does not read what another gluster client wrote"
+cmp "$T/m2" "$B/disk.img" || fail "the server-list mount differs from the brick file"
+unmount_img "$T/m2"
+
+note "qcow2 image on the volume"
+qemu-img create -q -f qcow2 "$V/d.qcow2" 32M
+qemu-io -f qcow2 -c 'write -P 0x71 0 1M' -c 'write -P 0x72 10M 64k' \
+    -c 'write -z 20M 1M' "$V/d.qcow2" > /dev/null
+want=$(qemu_raw_sha "$B/d.qcow2" qcow2)
+"$IMGFUSE" info "gluster+unix:///$GL_VOL/d.qcow2?socket=$GL_S/run/glusterd.socket" \
+    > "$T/info" 2>&1 || fail "info over the unix socket failed: $(cat "$T/info")"
+grep -qi qcow2 "$T/info" || fail "info does not see qcow2: $(cat "$T/info")"
+mount_img "$U/d.qcow2" "$T/q"
+expect_eq "$(stat -c %s "$T/q")" 33554432 "virtual size of the qcow2 image"
+expect_eq "$(sha "$T/q")" "$want" "raw content of the qcow2 image on gluster"
+dd if="$T/pat" of="$T/q" bs=64k seek=300 conv=notrunc,fsync status=none
+unmount_img "$T/q"
+qemu-img check -q "$B/d.qcow2" || fail "qemu-img check fails after writes over gluster"
+qemu-img convert -f qcow2 -O raw "$B/d.qcow2" "$T/q.raw"
+cmp <(dd if="$T/q.raw" bs=64k skip=300 count=16 status=none) "$T/pat" ||
+    fail "qemu-img does not read back what was written into qcow2 over gluster"
+
+note "errors"
+expect_fail_within 15 "$IMGFUSE" info "gluster://127.0.0.1/novol/disk.img"
+expect_err "gluster://127.0.0.1/novol/disk.img: the gluster server has no started volume 'novol'"
+expect_fail_within 15 "$IMGFUSE" info "$U/none.img"
+expect_err "$U/none.img: no file 'none.img' on gluster volume '$GL_VOL'"
+expect_fail_within 15 "$IMGFUSE" -F raw "$U/none.img" "$T/never"
+expect_err "no file 'none.img'"
+! is_mounted "$T/never" || fail "a failed mount left a mount behind"
+expect_fail_within 15 "$IMGFUSE" info "gluster://127.0.0.1:$dead/$GL_VOL/disk.img"
+expect_err "gluster://127.0.0.1:$dead/$GL_VOL/disk.img: cannot reach the gluster server"
+expect_fail_within 5 "$IMGFUSE" info "gluster://127.0.0.1/$GL_VOL"
+expect_err "no image path after the volume name"
+expect_fail_within 5 "$IMGFUSE" info "gluster+unix:///$GL_VOL/disk.img"
+expect_err "no socket"
+echo OK

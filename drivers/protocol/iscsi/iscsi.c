@@ -1,8 +1,8 @@
 /*
  * The iscsi protocol driver: one LUN of an iSCSI target, through libiscsi's
  * synchronous API, as a block node. A small pool of sessions, each behind
- * its own mutex, lets FUSE workers run in parallel; libiscsi reconnects a
- * lost session itself, bounded by reconnect-retries. Where to connect and
+ * its own mutex, lets FUSE workers run in parallel; a lost session is
+ * logged in again, bounded by reconnect-retries. Where to connect and
  * with which credentials is worked out in target.c.
  */
 #include "iscsi.h"
@@ -210,9 +210,11 @@ static int conn_open(struct iscsi_state *s, unsigned idx, struct bd_err *err)
                                       c->target_password) != 0)
         goto out_ctx_err;
     iscsi_set_timeout(ctx, (int)c->timeout_s);
-    iscsi_set_reconnect_max_retries(ctx, (int)c->retries);
+    /* Reconnecting is ours (conn_run): bounded, and a session that could
+     * not come back is retried by the next request, not given up for good. */
+    iscsi_set_noautoreconnect(ctx, 1);
     iscsi_set_tcp_keepalive(ctx, 10, 3, 3);
-    bool catch_digest = !getenv("LIBISCSI_DEBUG");
+    bool catch_digest = !getenv("LIBISCSI_DEBUG") && !s->digest_used[0];
     if (catch_digest) {
         login_digest = s->digest_used;
         iscsi_set_log_fn(ctx, login_log);
@@ -257,7 +259,88 @@ static void conn_put(struct iscsi_conn *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* ---- SCSI status to errno ----------------------------------------------- */
+/* Log in again on a lost session: up to 1 + reconnect-retries attempts,
+ * each bounded by the connect check and the command timeout. Called with
+ * the session's lock held. */
+static int conn_reopen(struct iscsi_state *s, struct iscsi_conn *c)
+{
+    unsigned idx = (unsigned)(c - s->conns);
+    struct bd_err e = {0};
+
+    if (c->ctx) {
+        iscsi_destroy_context(c->ctx);
+        c->ctx = NULL;
+    }
+    for (unsigned i = 0; i <= s->conf.retries; i++) {
+        bd_err_clear(&e);
+        if (i > 0)
+            usleep(200000u << (i < 4 ? i - 1 : 3));
+        if (probe_portal(s, &e) == 0 && conn_open(s, idx, &e) == 0) {
+            log_info("%s: session %u logged in again", s->display, idx);
+            return 0;
+        }
+    }
+    if (atomic_fetch_add(&s->logged, 1) < 8)
+        log_err("%s: session %u lost, logging in again failed: %s",
+                s->display, idx, e.msg);
+    return -EIO;
+}
+
+/* ---- SCSI commands ------------------------------------------------------- */
+
+enum iscsi_op { OP_READ, OP_WRITE, OP_SYNC, OP_UNMAP, OP_WRITE_SAME,
+                OP_LBA_STATUS };
+
+static const char *const op_names[] = {
+    [OP_READ] = "READ(16)", [OP_WRITE] = "WRITE(16)",
+    [OP_SYNC] = "SYNCHRONIZE CACHE(16)", [OP_UNMAP] = "UNMAP",
+    [OP_WRITE_SAME] = "WRITE SAME(16)", [OP_LBA_STATUS] = "GET LBA STATUS",
+};
+
+struct iscsi_cmd {
+    enum iscsi_op op;
+    void *buf;
+    uint32_t len;           /* bytes of buf (READ, WRITE, WRITE SAME) */
+    uint64_t lba;
+    uint32_t blocks;        /* UNMAP, WRITE SAME */
+    bool fua, unmap;
+};
+
+static struct scsi_task *issue(struct iscsi_state *s, struct iscsi_context *ctx,
+                               const struct iscsi_cmd *m)
+{
+    int lun = (int)s->conf.lun, bs = (int)s->bs;
+    struct scsi_iovec iov = {.iov_base = m->buf, .iov_len = m->len};
+    struct unmap_list ul = {.lba = m->lba, .num = m->blocks};
+
+    switch (m->op) {
+    case OP_READ:
+        return iscsi_read16_iov_sync(ctx, lun, m->lba, m->len, bs, 0, 0, 0, 0,
+                                     0, &iov, 1);
+    case OP_WRITE:
+        return iscsi_write16_sync(ctx, lun, m->lba, m->buf, m->len, bs, 0, 0,
+                                  m->fua, 0, 0);
+    case OP_SYNC:
+        return iscsi_synchronizecache16_sync(ctx, lun, 0, 0, 0, 0);
+    case OP_UNMAP:
+        return iscsi_unmap_sync(ctx, lun, 0, 0, &ul, 1);
+    case OP_WRITE_SAME:
+        return iscsi_writesame16_sync(ctx, lun, m->lba, m->buf, m->len,
+                                      m->blocks, 0, m->unmap, 0, 0);
+    case OP_LBA_STATUS:
+        return iscsi_get_lba_status_sync(ctx, lun, m->lba,
+                                         8 + 16 * ISCSI_LBA_DESCS);
+    }
+    return NULL;
+}
+
+/* No answer from the target: the session is gone or stuck. */
+static bool session_lost(const struct scsi_task *t)
+{
+    return !t || t->status == SCSI_STATUS_ERROR ||
+           t->status == SCSI_STATUS_CANCELLED ||
+           t->status == SCSI_STATUS_TIMEOUT;
+}
 
 static bool is_unsupported(const struct scsi_task *t)
 {
@@ -282,19 +365,57 @@ static int task_errno(struct iscsi_state *s, struct iscsi_context *ctx,
         r = -EROFS;
     else if (t->sense.key == SCSI_SENSE_ILLEGAL_REQUEST)
         r = is_unsupported(t) ? -ENOTSUP : -EINVAL;
-    else if (t->sense.key == SCSI_SENSE_NOT_READY)
-        r = -EAGAIN;
     else
         r = -EIO;
-    if (atomic_fetch_add(&s->logged, 1) < 8 && r != -ENOTSUP) {
+    if (r != -ENOTSUP && atomic_fetch_add(&s->logged, 1) < 8) {
         if (t && t->status == SCSI_STATUS_CHECK_CONDITION)
             log_err("%s: %s failed: %s (%s)", s->display, what,
                     scsi_sense_key_str(t->sense.key),
                     scsi_sense_ascq_str(t->sense.ascq));
         else
             log_err("%s: %s failed: %s", s->display, what,
-                    ctx_error(&s->conf, ctx, msg, sizeof(msg)));
+                    ctx ? ctx_error(&s->conf, ctx, msg, sizeof(msg))
+                        : "no session");
     }
+    return r;
+}
+
+/*
+ * Run one command on a free session. A lost session is logged in again
+ * and the command sent once more (reads and writes of whole blocks are
+ * idempotent); if that fails too, -EIO, and the next request tries again.
+ * On success with out != NULL the task is the caller's to free.
+ */
+static int conn_run(struct iscsi_state *s, const struct iscsi_cmd *m,
+                    struct scsi_task **out)
+{
+    struct iscsi_conn *c = conn_get(s);
+    struct scsi_task *t = NULL;
+    int r;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!c->ctx && conn_reopen(s, c) < 0)
+            break;
+        t = issue(s, c->ctx, m);
+        if (!session_lost(t))
+            break;
+        log_debug("iscsi", "%s: %s: session lost", s->display,
+                  op_names[m->op]);
+        if (t)
+            scsi_free_scsi_task(t);
+        t = NULL;
+        iscsi_destroy_context(c->ctx);
+        c->ctx = NULL;
+    }
+    r = task_errno(s, c->ctx, t, op_names[m->op]);
+    if (r == 0 && m->op == OP_READ &&
+        t->residual_status != SCSI_RESIDUAL_NO_RESIDUAL && t->residual > 0)
+        r = -EIO;           /* a short read would leave stale bytes */
+    conn_put(c);
+    if (r == 0 && out)
+        *out = t;
+    else if (t)
+        scsi_free_scsi_task(t);
     return r;
 }
 
@@ -535,56 +656,30 @@ static int iscsi_pread_cb(struct bd_node *n, void *buf, uint64_t len,
                           uint64_t off)
 {
     struct iscsi_state *s = n->state;
-    struct scsi_iovec iov = {.iov_base = buf, .iov_len = len};
-    struct iscsi_conn *c = conn_get(s);
-    struct scsi_task *t;
-    int r;
-
-    t = iscsi_read16_iov_sync(c->ctx, (int)s->conf.lun, off / s->bs,
-                              (uint32_t)len, (int)s->bs, 0, 0, 0, 0, 0, &iov, 1);
-    r = task_errno(s, c->ctx, t, "READ(16)");
-    if (r == 0 && t->residual_status != SCSI_RESIDUAL_NO_RESIDUAL &&
-        t->residual > 0)
-        r = -EIO;           /* a short read would leave stale bytes */
-    conn_put(c);
-    if (t)
-        scsi_free_scsi_task(t);
-    return r;
+    struct iscsi_cmd m = {.op = OP_READ, .buf = buf, .len = (uint32_t)len,
+                          .lba = off / s->bs};
+    return conn_run(s, &m, NULL);
 }
 
 static int iscsi_pwrite_cb(struct bd_node *n, const void *buf, uint64_t len,
                            uint64_t off, unsigned flags)
 {
     struct iscsi_state *s = n->state;
-    struct iscsi_conn *c = conn_get(s);
-    struct scsi_task *t;
-    int r;
-
-    t = iscsi_write16_sync(c->ctx, (int)s->conf.lun, off / s->bs,
-                           (unsigned char *)buf, (uint32_t)len, (int)s->bs, 0,
-                           0, (flags & BD_REQ_FUA) ? 1 : 0, 0, 0);
-    r = task_errno(s, c->ctx, t, "WRITE(16)");
-    conn_put(c);
-    if (t)
-        scsi_free_scsi_task(t);
-    return r;
+    struct iscsi_cmd m = {.op = OP_WRITE, .buf = (void *)buf,
+                          .len = (uint32_t)len, .lba = off / s->bs,
+                          .fua = (flags & BD_REQ_FUA) != 0};
+    return conn_run(s, &m, NULL);
 }
 
 static int iscsi_flush_cb(struct bd_node *n)
 {
     struct iscsi_state *s = n->state;
-    struct iscsi_conn *c;
-    struct scsi_task *t;
+    struct iscsi_cmd m = {.op = OP_SYNC};
     int r;
 
     if (atomic_load(&s->no_sync))
         return 0;
-    c = conn_get(s);
-    t = iscsi_synchronizecache16_sync(c->ctx, (int)s->conf.lun, 0, 0, 0, 0);
-    r = task_errno(s, c->ctx, t, "SYNCHRONIZE CACHE(16)");
-    conn_put(c);
-    if (t)
-        scsi_free_scsi_task(t);
+    r = conn_run(s, &m, NULL);
     if (r == -ENOTSUP) {
         /* No cache to write back, says the target. */
         atomic_store(&s->no_sync, true);
@@ -603,17 +698,11 @@ static int iscsi_discard_cb(struct bd_node *n, uint64_t len, uint64_t off)
     if (!s->lbpu)
         return -ENOTSUP;
     while (r == 0 && blocks > 0) {
-        struct unmap_list ul = {.lba = lba,
-                                .num = (uint32_t)(blocks < max ? blocks : max)};
-        struct iscsi_conn *c = conn_get(s);
-        struct scsi_task *t = iscsi_unmap_sync(c->ctx, (int)s->conf.lun, 0, 0,
-                                               &ul, 1);
-        r = task_errno(s, c->ctx, t, "UNMAP");
-        conn_put(c);
-        if (t)
-            scsi_free_scsi_task(t);
-        lba += ul.num;
-        blocks -= ul.num;
+        struct iscsi_cmd m = {.op = OP_UNMAP, .lba = lba,
+                              .blocks = (uint32_t)(blocks < max ? blocks : max)};
+        r = conn_run(s, &m, NULL);
+        lba += m.blocks;
+        blocks -= m.blocks;
     }
     return r;
 }
@@ -640,17 +729,12 @@ static int iscsi_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
     if (!(zero = calloc(1, s->bs)))
         return -ENOMEM;
     while (r == 0 && blocks > 0) {
-        uint32_t nb = (uint32_t)(blocks < max ? blocks : max);
-        struct iscsi_conn *c = conn_get(s);
-        struct scsi_task *t = iscsi_writesame16_sync(c->ctx, (int)s->conf.lun,
-                                                     lba, zero, s->bs, nb, 0,
-                                                     unmap, 0, 0);
-        r = task_errno(s, c->ctx, t, "WRITE SAME(16)");
-        conn_put(c);
-        if (t)
-            scsi_free_scsi_task(t);
-        lba += nb;
-        blocks -= nb;
+        struct iscsi_cmd m = {.op = OP_WRITE_SAME, .buf = zero, .len = s->bs,
+                              .lba = lba, .unmap = unmap,
+                              .blocks = (uint32_t)(blocks < max ? blocks : max)};
+        r = conn_run(s, &m, NULL);
+        lba += m.blocks;
+        blocks -= m.blocks;
     }
     free(zero);
     if (r == -ENOTSUP)
@@ -669,9 +753,9 @@ static int iscsi_block_status_cb(struct bd_node *n, uint64_t off, uint64_t len,
 {
     struct iscsi_state *s = n->state;
     uint64_t lba = off / s->bs;
+    struct iscsi_cmd m = {.op = OP_LBA_STATUS, .lba = lba};
     struct scsi_get_lba_status *ls;
-    struct iscsi_conn *c;
-    struct scsi_task *t;
+    struct scsi_task *t = NULL;
     int r;
 
     (void)map;
@@ -679,17 +763,14 @@ static int iscsi_block_status_cb(struct bd_node *n, uint64_t off, uint64_t len,
     *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
     if (!s->lbpme || atomic_load(&s->no_lba_status))
         return 0;
-    c = conn_get(s);
-    t = iscsi_get_lba_status_sync(c->ctx, (int)s->conf.lun, lba,
-                                  8 + 16 * ISCSI_LBA_DESCS);
-    r = task_errno(s, c->ctx, t, "GET LBA STATUS");
-    conn_put(c);
+    r = conn_run(s, &m, &t);
     if (r == -ENOTSUP || r == -EINVAL) {
         atomic_store(&s->no_lba_status, true);
-        r = 0;
+        return 0;
     }
-    if (r == 0 && t && t->status == SCSI_STATUS_GOOD &&
-        (ls = scsi_datain_unmarshall(t)) != NULL) {
+    if (r < 0)
+        return r;
+    if ((ls = scsi_datain_unmarshall(t)) != NULL) {
         for (uint32_t i = 0; i < ls->num_descriptors; i++) {
             const struct scsi_lba_status_descriptor *d = &ls->descriptors[i];
             uint64_t end, bytes;
@@ -703,9 +784,8 @@ static int iscsi_block_status_cb(struct bd_node *n, uint64_t off, uint64_t len,
             break;
         }
     }
-    if (t)
-        scsi_free_scsi_task(t);
-    return r;
+    scsi_free_scsi_task(t);
+    return 0;
 }
 
 static void iscsi_info_cb(struct bd_node *n, struct bd_info *info)

@@ -2,7 +2,8 @@
 # A file-backed, thin-provisioned LUN on tgtd: bytes written through the
 # mount land in the backing file and the reverse; SEEK_DATA/SEEK_HOLE come
 # from GET LBA STATUS; a punched hole is an UNMAP (the backing file loses
-# its blocks); info names portal, target and block size.
+# its blocks); parallel writers on several sessions; info names portal,
+# target and block size.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/iscsi-lib.sh"
 
@@ -70,6 +71,14 @@ after=$(du -k "$lun" | cut -f1)
 [ "$after" -lt "$before" ] || fail "backing file kept its blocks ($before -> $after KiB)"
 cmp -n 1048576 -i 3145728:0 "$lun" /dev/zero || fail "punched range is not zero"
 cmp -n 1048576 -i 3145728:0 "$T/m" /dev/zero || fail "punched range reads non-zero"
+
+note "four writers at once on four sessions, verified"
+unmount_img "$T/m"
+mount_img -F raw "$url?connections=4" "$T/m"
+fio --name=par --filename="$T/m" --rw=randwrite --bs=4k --size=2M --numjobs=4 \
+    --offset=8M --offset_increment=2M --direct=1 --verify=crc32c --verify_fatal=1 \
+    --group_reporting > "$T/fio.log" 2>&1 || fail "parallel verify: $(tail -5 "$T/fio.log")"
+grep -q "err= 0" "$T/fio.log" || fail "parallel verify: $(tail -5 "$T/fio.log")"
 
 note "the mount and the lun agree byte for byte"
 unmount_img "$T/m"

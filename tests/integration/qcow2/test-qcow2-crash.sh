@@ -14,16 +14,19 @@ crash_rounds() {
     for i in $(seq 1 20); do
         mount_img "$img" "$mnt" 2>>"$T/mount.log"
         pid=$(cat "$T"/pid.* 2>/dev/null | tail -1)
-        python3 "$here/shadow-writer.py" "$mnt" "$T/shadow" $i 100000 2 400 \
+        python3 "$here/shadow-writer.py" "$mnt" "$T/shadow" $i 100000 2 200 \
             >/dev/null 2>&1 &
         wpid=$!
         sleep "0.$((RANDOM % 4 + 1))"
         kill -9 "$pid"
         wait "$wpid" 2>/dev/null || true
         fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-        # the killed daemon lingers (a zombie holding its locks) until the
-        # mount is gone
-        for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        # the killed daemon holds its locks until it has exited (a zombie
+        # waiting for its reaper has let go of them)
+        for _ in $(seq 1 200); do
+            grep -qs "^State:.*[RSD]" /proc/"$pid"/status || break
+            sleep 0.02
+        done
         rm -f "$T"/pid.*
         rc=0
         qemu-img check -q "$img" >"$T/check" 2>&1 || rc=$?

@@ -16,12 +16,17 @@ void fuzz_image(const uint8_t *data, size_t size, const char *fmt,
                 const struct bd_flags *flags,
                 void (*use)(struct bd_node *n, void *arg), void *arg)
 {
-    char path[64];
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
     struct bd_err err = { 0 };
     struct bd_node *n;
     int fd;
 
-    snprintf(path, sizeof(path), "/tmp/%s-fuzz.XXXXXX", fmt);
+    if (!dir || !*dir)
+        dir = "/tmp";
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s-fuzz.XXXXXX", dir, fmt) >=
+        sizeof(path))
+        return;
     fd = mkstemp(path);
     if (fd < 0)
         return;

@@ -18,11 +18,14 @@
  *   runs inputs in libFuzzer's form once each (to replay a crash file).
  *
  * libFuzzer (clang), main() then comes from libFuzzer:
+ *   CC=clang meson setup build-clang -Db_sanitize=address,undefined \
+ *     -Db_lundef=false -Dfuzz=false && ninja -C build-clang libimgfuse-core.a
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -D_FILE_OFFSET_BITS=64 -I. -Icore -Ibuild tests/fuzz/<name>.c \
- *     tests/fuzz/harness.c build/libimgfuse-core.a \
- *     $(pkg-config --libs fuse3 zlib libzstd liburing libnbd) -lm
- *   (libimgfuse-core.a built by clang with -fsanitize=address,undefined)
+ *     -D_FILE_OFFSET_BITS=64 -I. -Icore -Ibuild-clang tests/fuzz/<name>.c \
+ *     tests/fuzz/harness.c build-clang/libimgfuse-core.a \
+ *     $(pkg-config --libs fuse3 zlib libzstd liburing libnbd libxml-2.0 \
+ *       liblzma libssh libiscsi glusterfs-api libdeflate) -lbz2 -lm
+ *   (the libraries of the drivers built: each driver's meson.build says)
  */
 #ifndef IMGFUSE_FUZZ_HARNESS_H
 #define IMGFUSE_FUZZ_HARNESS_H
@@ -54,9 +57,10 @@ struct fuzz_target {
 extern const struct fuzz_target fuzz_target;
 
 /*
- * Write data to a temporary file /tmp/<fmt>-fuzz.XXXXXX, open it with
- * bd_open_image() as format fmt with flags, hand the node to use() when
- * the open worked, then close it and remove the file.
+ * Write data to a temporary file $TMPDIR/<fmt>-fuzz.XXXXXX (/tmp when
+ * TMPDIR is unset), open it with bd_open_image() as format fmt with flags,
+ * hand the node to use() when the open worked, then close it and remove
+ * the file.
  */
 void fuzz_image(const uint8_t *data, size_t size, const char *fmt,
                 const struct bd_flags *flags,

@@ -38,6 +38,8 @@ per=$(awk -v b="$budget" -v n=${#names[@]} 'BEGIN { s = b / n; if (s > 8) s = 8;
 
 scratch=$(mktemp -d /tmp/imgfuse-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
+mkdir "$scratch/tmp"
+export TMPDIR=$scratch/tmp          # a crashed target's image file goes too
 mkdir -p "$build/fuzz-logs" "$build/fuzz-crashes"
 ulimit -c 0
 # sanitizer reports must end the run; user settings given later win

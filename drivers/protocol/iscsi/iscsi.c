@@ -60,6 +60,7 @@ struct iscsi_state {
     unsigned locks_init;
     char vendor[9], product[17];
     char digest_used[16];           /* what the target's login reply said */
+    bool read_only;                 /* MODE SENSE says write-protected */
 };
 
 /* ---- sessions ----------------------------------------------------------- */
@@ -164,6 +165,10 @@ static int login_error(struct iscsi_state *s, struct iscsi_context *ctx,
         strcasestr(msg, "LUN"))
         return bd_err_set(err, ENOENT, "%s: target '%s' has no lun %u (%s)",
                           s->display, s->conf.target, s->conf.lun, msg);
+    if (strcasestr(msg, "timed out"))
+        return bd_err_set(err, ETIMEDOUT, "%s: no answer to the login within "
+                          "%u s; is %s an iSCSI target?", s->display,
+                          s->conf.timeout_s, s->conf.portal);
     return bd_err_set(err, EIO, "%s: login failed: %s", s->display, msg);
 }
 
@@ -492,6 +497,24 @@ static int check_device(struct iscsi_state *s, struct iscsi_context *ctx,
     return r;
 }
 
+/* MODE SENSE(6): the WP bit of the device-specific parameter. A target
+ * that does not answer is taken as writable (writes then fail with EROFS). */
+static bool write_protected(struct iscsi_state *s, struct iscsi_context *ctx)
+{
+    struct scsi_task *t = iscsi_modesense6_sync(ctx, (int)s->conf.lun, 1,
+                                                SCSI_MODESENSE_PC_CURRENT,
+                                                SCSI_MODEPAGE_RETURN_ALL_PAGES,
+                                                0, 255);
+    struct scsi_mode_sense *ms;
+    bool wp = false;
+
+    if (t && t->status == SCSI_STATUS_GOOD && (ms = scsi_datain_unmarshall(t)))
+        wp = (ms->device_specific_parameter & 0x80) != 0;
+    if (t)
+        scsi_free_scsi_task(t);
+    return wp;
+}
+
 /* Block limits and provisioning VPD pages; a LUN without them gets none
  * of the optional commands. */
 static void read_vpd(struct iscsi_state *s, struct iscsi_context *ctx)
@@ -607,6 +630,10 @@ static int iscsi_open(struct bd_node *n, const struct bd_opts *o,
         (r = read_capacity(s, s->conns[0].ctx, err)) < 0)
         return r;
     read_vpd(s, s->conns[0].ctx);
+    s->read_only = write_protected(s, s->conns[0].ctx);
+    if (s->read_only && !n->flags.read_only)
+        return bd_err_set(err, EROFS, "%s: the lun is write-protected; mount "
+                          "with -r", s->display);
     /* Further sessions only speed things up: stop at the first refusal. */
     while (s->nconns < s->conf.conns) {
         struct bd_err e = {0};
@@ -810,8 +837,8 @@ static void iscsi_info_cb(struct bd_node *n, struct bd_info *info)
     bd_info_add(info, "block size", "%u", s->bs);
     bd_info_add(info, "max transfer", "%u", s->max_xfer);
     bd_info_add(info, "sessions", "%u", s->nconns);
-    bd_info_add(info, "lun features", "%s%s%s%s",
-                s->lbpme ? "thin-provisioned" : "fully provisioned",
+    bd_info_add(info, "lun features", "%s%s%s%s%s",
+                s->read_only ? "write-protected, " : "", s->lbpme ? "thin-provisioned" : "fully provisioned",
                 s->lbprz ? ", unmapped reads zero" : "",
                 s->lbpu ? ", unmap" : "", s->lbpws ? ", write-same-unmap" : "");
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Bad input gives a clear message and a non-zero exit, quickly: malformed
 # URL, nothing listening, wrong target name, missing lun, lun 0 (the
-# controller). A target that goes away under a mount: I/O fails with EIO
+# controller), a write-protected lun without -r. A target that goes away under a mount: I/O fails with EIO
 # within the timeout (no hang) and works again once the target is back
 # (the driver logs in again, bounded by reconnect-retries). A target that
 # stops answering: the read fails after the timeout, and then recovers.
@@ -37,6 +37,30 @@ bad "iscsi://no-such-host.invalid/$IQN/1" "unknown host" "cannot resolve 'no-suc
 bad "iscsi://127.0.0.1:$port/${IQN}x/1" "wrong target" "no target '${IQN}x'"
 bad "iscsi://127.0.0.1:$port/$IQN/7" "missing lun" "has no lun 7"
 bad "iscsi://127.0.0.1:$port/$IQN/0" "controller lun" "lun 0 is not a disk"
+
+note "a listener that never answers the login: timeout"
+silent=$(free_port)
+python3 -c 'import socket,sys,time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4)
+print(flush=True); time.sleep(15)' "$silent" > "$T/silent.out" &
+lpid=$!
+for i in $(seq 1 100); do [ -s "$T/silent.out" ] && break; sleep 0.05; done
+bad "iscsi://127.0.0.1:$silent/$IQN/1?timeout=1" "silent listener" "no answer to the login within 1 s"
+kill "$lpid" 2>/dev/null || true
+
+note "a write-protected lun needs -r"
+truncate -s 1M "$T/ro.img"
+_MOUNTS+=("$T/ro")
+tgt e --op new --mode logicalunit --tid 1 --lun 2 -b "$T/ro.img"
+tgt e --op update --mode logicalunit --tid 1 --lun 2 --params readonly=1
+if "$IMGFUSE" -F raw "iscsi://127.0.0.1:$port/$IQN/2" "$T/ro" 2> "$T/err"; then
+    fail "a write-protected lun was mounted read-write"
+fi
+grep -q "the lun is write-protected; mount with -r" "$T/err" || fail "message: $(cat "$T/err")"
+mount_img -r -F raw "iscsi://127.0.0.1:$port/$IQN/2" "$T/ro"
+expect_eq "$(stat -c %s "$T/ro")" 1048576 "write-protected lun size"
+unmount_img "$T/ro"
+bad "iscsi://127.0.0.1:$port/$IQN/1?timeout=0" "timeout 0" "timeout '0' is not a number from 1"
 
 note "target goes away under a mount: EIO, no hang"
 url="iscsi://127.0.0.1:$port/$IQN/1?timeout=2&reconnect-retries=1"

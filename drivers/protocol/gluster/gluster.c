@@ -45,6 +45,7 @@ struct gl_state {
     _Atomic int64_t size;
     atomic_bool dirty;              /* written since the last flush */
     atomic_bool no_zerofill, no_discard, no_seek;
+    atomic_uint lost;               /* I/O failures for a lost connection */
 };
 
 /* ---- glfs_init / glfs_fini with a time limit ------------------------------ */
@@ -325,6 +326,23 @@ static void gl_close(struct bd_node *n)
 
 /* ---- I/O ------------------------------------------------------------------- */
 
+/* errno of a failed gfapi call as the program should see it: a lost
+ * connection (brick or server gone) is EIO, logged once per node. */
+static int io_err(struct gl_state *s, const char *what)
+{
+    int e = errno ? errno : EIO;
+    switch (e) {
+    case ENOTCONN: case ECONNRESET: case ECONNREFUSED: case ESHUTDOWN:
+    case EPIPE: case ETIMEDOUT: case EHOSTUNREACH: case ENETUNREACH:
+        if (atomic_fetch_add(&s->lost, 1) == 0)
+            log_err("%s: %s failed: %s; the gluster volume is not reachable, "
+                    "failing I/O with EIO", s->display, what, strerror(e));
+        return -EIO;
+    default:
+        return -e;
+    }
+}
+
 static void gl_limits(struct bd_node *n, struct bd_limits *lim)
 {
     (void)n;
@@ -348,7 +366,7 @@ static int gl_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
         if (got < 0) {
             if (errno == EINTR)
                 continue;
-            return -(errno ? errno : EIO);
+            return io_err(s, "read");
         }
         if (got == 0) {             /* past a shrunken end: zeroes */
             memset(b, 0, len);
@@ -380,7 +398,7 @@ static int gl_pwrite(struct bd_node *n, const void *buf, uint64_t len,
         if (put < 0) {
             if (errno == EINTR)
                 continue;
-            return -(errno ? errno : EIO);
+            return io_err(s, "write");
         }
         if (put == 0)
             return -EIO;
@@ -388,7 +406,7 @@ static int gl_pwrite(struct bd_node *n, const void *buf, uint64_t len,
     }
     grow_size(s, end);
     if (flags & BD_REQ_FUA)
-        return glfs_fdatasync(s->fd, NULL, NULL) < 0 ? -(errno ? errno : EIO) : 0;
+        return glfs_fdatasync(s->fd, NULL, NULL) < 0 ? io_err(s, "flush") : 0;
     return 0;
 }
 
@@ -412,11 +430,11 @@ static int gl_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
             log_debug("gluster", "%s: no zerofill on this volume", s->display);
             return -ENOTSUP;
         }
-        return -e;
+        return io_err(s, "zero-fill");
     }
     grow_size(s, off + len);
     if (flags & BD_REQ_FUA)
-        return glfs_fdatasync(s->fd, NULL, NULL) < 0 ? -(errno ? errno : EIO) : 0;
+        return glfs_fdatasync(s->fd, NULL, NULL) < 0 ? io_err(s, "flush") : 0;
     return 0;
 }
 
@@ -433,7 +451,7 @@ static int gl_discard(struct bd_node *n, uint64_t len, uint64_t off)
             atomic_store(&s->no_discard, true);
             return -ENOTSUP;
         }
-        return -e;
+        return io_err(s, "discard");
     }
     return 0;
 }
@@ -447,7 +465,7 @@ static int gl_flush(struct bd_node *n)
     atomic_store(&s->dirty, false);
     if (glfs_fdatasync(s->fd, NULL, NULL) < 0) {
         atomic_store(&s->dirty, true);
-        return -(errno ? errno : EIO);
+        return io_err(s, "flush");
     }
     return 0;
 }
@@ -476,7 +494,7 @@ static int gl_block_status(struct bd_node *n, uint64_t off, uint64_t len,
             atomic_store(&s->no_seek, true);
             return 0;
         }
-        return -(e ? e : EIO);
+        return io_err(s, "seek");
     }
     if ((uint64_t)data > off) {
         uint64_t h = (uint64_t)data - off;

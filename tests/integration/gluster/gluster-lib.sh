@@ -49,6 +49,17 @@ _gl_stop_all() {
 trap '_cleanup; _gl_stop_all' EXIT
 trap 'exit 143' TERM INT
 
+_gl_brick_online() {
+    # the status table wraps long brick paths: match "... Y <pid>" at the end
+    $G volume status "$GL_VOL" 2>/dev/null | grep -Eq '[[:space:]]Y[[:space:]]+[0-9]+[[:space:]]*$'
+}
+
+_gl_diag() {
+    $G volume status "$GL_VOL" 2>&1 | head -8
+    tail -5 "$GL_S/log/glusterd.log"
+    tail -5 /var/log/glusterfs/bricks/*"$(basename "$GL_S")"* 2>/dev/null
+}
+
 # gl_start: glusterd, volume $GL_VOL on one brick, FUSE mount at $GL_S/vol.
 gl_start() {
     local bhost i
@@ -94,9 +105,11 @@ EOF
             fail "gluster volume set $o failed"
     done
     $G volume start "$GL_VOL" > /dev/null || fail "gluster volume start failed"
-    for i in $(seq 1 150); do
-        $G volume status "$GL_VOL" 2>/dev/null | grep -Eq '[[:space:]]Y[[:space:]]+[0-9]+$' && break
-        [ "$i" = 150 ] && fail "the brick did not come online within 30 s"
+    # a brick that did not come up (seen under load) gets one forced restart
+    for i in $(seq 1 200); do
+        _gl_brick_online && break
+        [ "$i" = 60 ] && $G volume start "$GL_VOL" force > /dev/null 2>&1
+        [ "$i" = 200 ] && fail "the brick did not come online within 40 s: $(_gl_diag)"
         sleep 0.2
     done
     glusterfs --volfile-server=127.0.0.1 --volfile-id="$GL_VOL" \

@@ -5,7 +5,8 @@
 # both ways (imgfuse -> brick file, glusterfs FUSE -> imgfuse), the unix
 # socket and server-list forms, SEEK_DATA/SEEK_HOLE, discard and zeroes;
 # a qcow2 image on the volume read and written; missing volume, missing file,
-# no server and a malformed URI give clear errors quickly.
+# no server and a malformed URI give clear errors quickly; a brick that
+# dies under a mount gives EIO, not a hang.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/gluster-lib.sh"
 
@@ -118,4 +119,18 @@ expect_fail_within 5 "$IMGFUSE" info "gluster://127.0.0.1/$GL_VOL"
 expect_err "no image path after the volume name"
 expect_fail_within 5 "$IMGFUSE" info "gluster+unix:///$GL_VOL/disk.img"
 expect_err "no socket"
+
+note "the brick dies under a mount: EIO, no hang"
+mount_img -F raw "$U/disk.img" "$T/d"
+dd if="$T/d" of=/dev/null bs=64k count=1 iflag=direct status=none ||
+    fail "reading before the brick dies failed"
+for f in $(find "$GL_S/run" -name '*.pid'); do
+    [ "$f" = "$GL_S/glusterd.pid" ] || kill -9 "$(cat "$f")"
+done
+sleep 0.5
+expect_fail_within 30 dd if="$T/d" of=/dev/null bs=64k skip=200 count=1 iflag=direct status=none
+expect_err "Input/output error"
+expect_fail_within 30 dd if=/dev/zero of="$T/d" bs=64k seek=20 count=1 oflag=direct conv=notrunc status=none
+expect_err "Input/output error"
+unmount_img "$T/d"
 echo OK

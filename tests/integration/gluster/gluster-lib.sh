@@ -11,6 +11,7 @@ GL_SYS_DIRS="/var/lib/glusterd /var/log/glusterfs /var/run/gluster"
 G="gluster --glusterd-sock=$GL_S/run/glusterd.socket --log-file=$GL_S/log/cli.log --mode=script"
 GL_VOL=imgfusevol
 GL_STARTED=0
+GL_IP=                           # glusterd's address, set by gl_start
 
 # stop_pid PID: SIGTERM, up to 5 s, then SIGKILL.
 _gl_stop_pid() {
@@ -60,16 +61,21 @@ _gl_diag() {
     tail -5 /var/log/glusterfs/bricks/*"$(basename "$GL_S")"* 2>/dev/null
 }
 
-# gl_start: glusterd, volume $GL_VOL on one brick, FUSE mount at $GL_S/vol.
+# gl_start: glusterd on $GL_IP:24007, volume $GL_VOL on one brick, FUSE
+# mount at $GL_S/vol.
 gl_start() {
     local bhost i
     mkdir -p "$GL_S"/{work,log,run,brick,vol}
     if ss -ltnH 'sport = :24007' | grep -q .; then
         fail "port 24007 is taken: another glusterd runs on this machine; stop it first"
     fi
+    # gluster refuses 127.*/localhost as a brick host, so the brick is
+    # named by the host name, which must resolve to a loopback address
+    # (127.0.0.1 or Debian's 127.0.1.1); glusterd listens on that address
     bhost=$(hostname)
-    getent ahostsv4 "$bhost" | grep -q '^127\.' ||
-        fail "the host name '$bhost' must resolve to a loopback address for the brick"
+    GL_IP=$(getent ahostsv4 "$bhost" | awk '$1 ~ /^127\./ {print $1; exit}')
+    [ -n "$GL_IP" ] ||
+        fail "the host name '$bhost' must resolve to a loopback address (127.x) in /etc/hosts for the brick"
     find $GL_SYS_DIRS 2>/dev/null | sort > "$GL_S/sys.before"
     cat > "$GL_S/glusterd.vol" <<EOF
 volume management
@@ -78,7 +84,7 @@ volume management
     option transport-type socket
     option transport.socket.listen-port 24007
     option transport.address-family inet
-    option transport.socket.bind-address 127.0.0.1
+    option transport.socket.bind-address $GL_IP
     option glusterd-sockfile $GL_S/run/glusterd.socket
     option run-directory $GL_S/run
     option ping-timeout 0
@@ -112,7 +118,7 @@ EOF
         [ "$i" = 200 ] && fail "the brick did not come online within 40 s: $(_gl_diag)"
         sleep 0.2
     done
-    glusterfs --volfile-server=127.0.0.1 --volfile-id="$GL_VOL" \
+    glusterfs --volfile-server="$GL_IP" --volfile-id="$GL_VOL" \
         --direct-io-mode=enable --attribute-timeout=0 --entry-timeout=0 \
         --pid-file="$GL_S/fuse.pid" --log-file="$GL_S/log/fuse.log" "$GL_S/vol" ||
         fail "glusterfs FUSE mount failed"

@@ -49,13 +49,13 @@ expect_err() {
 gl_start
 V=$GL_S/vol                      # the volume through glusterfs FUSE
 B=$GL_S/brick/b1                 # the brick: the bytes as stored
-U=gluster://127.0.0.1/$GL_VOL
+U=gluster://$GL_IP/$GL_VOL
 
 note "raw image: content, writes both ways"
 qemu-img create -q -f raw "$V/disk.img" 16M
 qemu-io -f raw -c 'write -P 0x61 0 64k' -c 'write -P 0x62 5M 1M' "$V/disk.img" > /dev/null
 "$IMGFUSE" info "$U/disk.img" > "$T/info" 2>&1 || fail "info failed: $(cat "$T/info")"
-grep -q "server: tcp:127.0.0.1:24007" "$T/info" || fail "info lacks the server: $(cat "$T/info")"
+grep -q "server: tcp:$GL_IP:24007" "$T/info" || fail "info lacks the server: $(cat "$T/info")"
 grep -q "volume: $GL_VOL" "$T/info" || fail "info lacks the volume: $(cat "$T/info")"
 mount_img -F raw "$U/disk.img" "$T/m"
 expect_eq "$(stat -c %s "$T/m")" 16777216 "size of the raw image"
@@ -81,7 +81,7 @@ unmount_img "$T/m"
 head -c 64k /dev/urandom > "$T/pat2"
 dd if="$T/pat2" of="$V/disk.img" bs=64k seek=100 conv=notrunc,fsync status=none
 dead=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-mount_img -r -F raw "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"gluster\",\"volume\":\"$GL_VOL\",\"path\":\"disk.img\",\"server\":[{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":$dead},{\"type\":\"unix\",\"path\":\"$GL_S/run/glusterd.socket\"}]}}" "$T/m2"
+mount_img -r -F raw "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"gluster\",\"volume\":\"$GL_VOL\",\"path\":\"disk.img\",\"server\":[{\"type\":\"tcp\",\"host\":\"$GL_IP\",\"port\":$dead},{\"type\":\"unix\",\"path\":\"$GL_S/run/glusterd.socket\"}]}}" "$T/m2"
 cmp <(dd if="$T/m2" bs=64k skip=100 count=1 status=none) "$T/pat2" ||
     fail "imgfuse does not read what another gluster client wrote"
 cmp "$T/m2" "$B/disk.img" || fail "the server-list mount differs from the brick file"
@@ -106,8 +106,8 @@ cmp <(dd if="$T/q.raw" bs=64k skip=300 count=16 status=none) "$T/pat" ||
     fail "qemu-img does not read back what was written into qcow2 over gluster"
 
 note "errors"
-expect_fail_within 15 "$IMGFUSE" info "gluster://127.0.0.1/novol/disk.img"
-expect_err "gluster://127.0.0.1/novol/disk.img: the gluster server has no started volume 'novol'"
+expect_fail_within 15 "$IMGFUSE" info "gluster://$GL_IP/novol/disk.img"
+expect_err "gluster://$GL_IP/novol/disk.img: the gluster server has no started volume 'novol'"
 expect_fail_within 15 "$IMGFUSE" info "$U/none.img"
 expect_err "$U/none.img: no file 'none.img' on gluster volume '$GL_VOL'"
 expect_fail_within 15 "$IMGFUSE" -F raw "$U/none.img" "$T/never"

@@ -162,7 +162,7 @@ static int gl_parse_uri(const char *uri, struct bd_opts *o, struct bd_err *err)
     int r = glt_parse_uri(uri, &t, err);
 
     if (r == 0 && t.srv[0].type == GLT_RDMA)
-        t.srv[0].type = GLT_TCP;    /* see connect(): rdma is tcp here */
+        t.srv[0].type = GLT_TCP;    /* see try_server(): rdma is tcp here */
     if (r == 0 && !(display = glt_display(&t)))
         r = -ENOMEM;
     if (r == 0)
@@ -206,7 +206,7 @@ static int try_server(struct gl_state *s, unsigned i, int *e, struct bd_err *err
                           strerror(errno ? errno : EINVAL));
     r = run_limited(s->fs, false, s->connect_timeout_s * 1000, &ret, e);
     if (r == -ETIMEDOUT) {
-        s->fs_busy = true;
+        s->fs_busy = true;      /* the init thread still uses fs */
         if (sv->type == GLT_UNIX)
             return bd_err_set(err, ETIMEDOUT, "%s: no answer from the gluster "
                               "server at unix:%s within %u s; is glusterd "
@@ -223,16 +223,28 @@ static int try_server(struct gl_state *s, unsigned i, int *e, struct bd_err *err
     return 0;
 }
 
+/* Try the servers in order. A server that does not answer in time is
+ * skipped; its glfs object stays with the thread still in glfs_init. */
 static int connect_volume(struct gl_state *s, struct bd_err *err)
 {
     const struct glt *t = &s->t;
+    struct bd_err slow = { 0 };
     bool no_volume = false;
     int e = 0, r;
 
     for (unsigned i = 0; i < t->nsrv; i++) {
+        struct bd_err one = { 0 };
         int ei = 0;
-        if ((r = try_server(s, i, &ei, err)) < 0)
-            return r;
+        if ((r = try_server(s, i, &ei, &one)) < 0) {
+            if (r != -ETIMEDOUT) {
+                bd_err_set(err, one.errnum, "%s", one.msg);
+                return r;
+            }
+            bd_err_set(&slow, one.errnum, "%s", one.msg);
+            s->fs = NULL;
+            s->fs_busy = false;
+            continue;
+        }
         if (ei == 0)
             return 0;
         log_debug("gluster", "%s: server %u: glfs_init: %s", s->display, i,
@@ -247,6 +259,8 @@ static int connect_volume(struct gl_state *s, struct bd_err *err)
         return bd_err_set(err, ENOENT, "%s: the gluster server has no started "
                           "volume '%s' (gluster volume info lists them)",
                           s->display, t->volume);
+    if (slow.errnum)
+        return bd_err_set(err, slow.errnum, "%s", slow.msg);
     return bd_err_set(err, e, "%s: cannot reach the gluster server%s: %s; is "
                       "glusterd running and the volume started?", s->display,
                       t->nsrv > 1 ? "s" : "", strerror(e));

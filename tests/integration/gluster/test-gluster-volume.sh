@@ -115,6 +115,30 @@ expect_err "no file 'none.img'"
 ! is_mounted "$T/never" || fail "a failed mount left a mount behind"
 expect_fail_within 15 "$IMGFUSE" info "gluster://127.0.0.1:$dead/$GL_VOL/disk.img"
 expect_err "gluster://127.0.0.1:$dead/$GL_VOL/disk.img: cannot reach the gluster server"
+python3 - "$T/bh.port" <<'PY' &
+import os, socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0)); s.listen(16)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+conns = []
+s.settimeout(0.5)
+end = time.time() + 20
+while time.time() < end:
+    try:
+        conns.append(s.accept()[0])
+    except socket.timeout:
+        pass
+PY
+bh=$!
+for i in $(seq 1 100); do [ -s "$T/bh.port" ] && break; sleep 0.05; done
+bport=$(cat "$T/bh.port")
+expect_fail_within 8 "$IMGFUSE" info "driver=raw,file.driver=gluster,file.filename=gluster://127.0.0.1:$bport/$GL_VOL/disk.img,file.connect-timeout=2"
+expect_err "no answer from the gluster server 127.0.0.1:$bport within 2 s"
+# a silent server first in the list is skipped after its time limit
+"$IMGFUSE" info -F raw "driver=raw,file.driver=gluster,file.volume=$GL_VOL,file.path=disk.img,file.connect-timeout=2,file.server.0.host=127.0.0.1,file.server.0.port=$bport,file.server.1.type=unix,file.server.1.path=$GL_S/run/glusterd.socket" \
+    > "$T/info" 2>&1 || fail "the second server of a list is not tried: $(cat "$T/info")"
+kill $bh 2>/dev/null || true
 expect_fail_within 5 "$IMGFUSE" info "gluster://127.0.0.1/$GL_VOL"
 expect_err "no image path after the volume name"
 expect_fail_within 5 "$IMGFUSE" info "gluster+unix:///$GL_VOL/disk.img"

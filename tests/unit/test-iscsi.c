@@ -1,15 +1,24 @@
 /*
  * Unit tests of the iscsi driver's settings: URL parsing, the config file
  * with [iscsi] and [iscsi "IQN"] sections, where credentials come from, and
- * that no message shows a password. No target is contacted here.
+ * that no message shows a password; then, against a tgtd started here on
+ * loopback, I/O, WRITE SAME/UNMAP, GET LBA STATUS and the session pool.
  */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "drivers/protocol/iscsi/iscsi.h"
+#include "graph.h"
 
 static struct iscsit t;
 static struct iscsi_conf c;
@@ -275,4 +284,198 @@ Test(iscsi_config, file_is_read_through_the_config_option)
     unlink(path);
     cr_assert_eq(resolve(NULL), -ENOENT);
     cr_assert(strstr(err.msg, path), "%s", err.msg);
+}
+
+/* ---- against a real tgtd on loopback ----------------------------------- */
+
+static char dir[] = "/tmp/imgfuse-iscsi-unit.XXXXXX";
+static char lunf[300], url[512];
+static int port, cport;
+static pid_t tgtd_pid;
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), p;
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, l), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+    p = ntohs(a.sin_port);
+    close(fd);
+    return p;
+}
+
+static void tgtadm(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "tgtadm -C %d --lld iscsi %s", cport, args);
+    cr_assert_eq(system(cmd), 0, "'%s' failed", cmd);
+}
+
+static void tgt_start(void)
+{
+    char cmd[1024], cp[16], portal[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(lunf, sizeof(lunf), "%s/lun.img", dir);
+    port = free_port();
+    /* the control port names a socket in /var/run/tgtd: pick a free one */
+    cport = port % 30000 + 1000;
+    for (;;) {
+        char sockp[64];
+        snprintf(sockp, sizeof(sockp), "/var/run/tgtd/socket.%d", cport);
+        if (access(sockp, F_OK) != 0)
+            break;
+        cport = cport % 32000 + 1;
+    }
+    snprintf(url, sizeof(url), "iscsi://127.0.0.1:%d/iqn.2024-01.test.unit:d/1",
+             port);
+    snprintf(cmd, sizeof(cmd), "truncate -s 8M %s", lunf);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cp, sizeof(cp), "%d", cport);
+    snprintf(portal, sizeof(portal), "portal=127.0.0.1:%d", port);
+    tgtd_pid = fork();
+    cr_assert_geq(tgtd_pid, 0);
+    if (tgtd_pid == 0) {
+        int nul = open("/dev/null", O_WRONLY);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        execlp("tgtd", "tgtd", "-f", "-C", cp, "--iscsi", portal, (char *)NULL);
+        _exit(127);
+    }
+    snprintf(cmd, sizeof(cmd), "tgtadm -C %d --op show --mode sys >/dev/null 2>&1",
+             cport);
+    for (int i = 0; i < 100 && system(cmd) != 0; i++)
+        usleep(50000);
+    tgtadm("--op new --mode target --tid 1 -T iqn.2024-01.test.unit:d");
+    snprintf(cmd, sizeof(cmd), "--op new --mode logicalunit --tid 1 --lun 1 -b %s",
+             lunf);
+    tgtadm(cmd);
+    tgtadm("--op update --mode logicalunit --tid 1 --lun 1 "
+           "--params thin_provisioning=1");
+    tgtadm("--op bind --mode target --tid 1 -I ALL");
+}
+
+static void tgt_stop(void)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "tgtadm -C %d --op delete --mode target --tid 1 "
+             "--force >/dev/null 2>&1; tgtadm -C %d --op delete --mode system "
+             ">/dev/null 2>&1", cport, cport);
+    if (system(cmd) != 0) {
+        /* fall through to the kill */
+    }
+    if (tgtd_pid > 0) {
+        for (int i = 0; i < 60 && waitpid(tgtd_pid, NULL, WNOHANG) == 0; i++)
+            usleep(50000);
+        kill(tgtd_pid, SIGKILL);
+        waitpid(tgtd_pid, NULL, 0);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s /var/run/tgtd/socket.%d "
+             "/var/run/tgtd/socket.%d.lock", dir, cport, cport);
+    if (system(cmd) != 0)
+        return;
+}
+
+static long blocks_of(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    return (long)st.st_blocks;
+}
+
+TestSuite(iscsi_io, .init = tgt_start, .fini = tgt_stop, .timeout = 60);
+
+Test(iscsi_io, write_zero_unmap_and_status)
+{
+    struct bd_flags fl = {0};
+    struct bd_node *n, *p;
+    static uint8_t w[1 << 20], r[1 << 20];
+    uint64_t pnum;
+    unsigned st;
+
+    cr_assert_eq(bd_open_image(url, "raw", NULL, &fl, &n, &err), 0, "%s", err.msg);
+    p = n->file ? n->file : n;
+    cr_assert_eq(bd_size(n), 8 << 20);
+    cr_assert_eq(p->lim.request_alignment, 512);
+    for (size_t i = 0; i < sizeof(w); i++)
+        w[i] = (uint8_t)(i * 7 + 3);
+    cr_assert_eq(bd_pwrite(n, w, sizeof(w), 1 << 20, 0), 0);
+    cr_assert_eq(bd_pwrite(n, w, 100, 12345, BD_REQ_FUA), 0);
+    cr_assert_eq(bd_flush(n), 0);
+    cr_assert_eq(bd_pread(n, r, sizeof(r), 1 << 20), 0);
+    cr_assert_arr_eq(r, w, sizeof(w));
+    cr_assert_eq(bd_pread(n, r, 100, 12345), 0);
+    cr_assert_arr_eq(r, w, 100);
+
+    /* GET LBA STATUS: a hole, then the written megabyte */
+    cr_assert_eq(bd_block_status(p, 4 << 20, 4 << 20, &pnum, &st, NULL), 0);
+    cr_assert(st & BD_STATUS_ZERO, "unwritten thin lun range is not a hole");
+    cr_assert_eq(bd_block_status(p, 1 << 20, 4 << 20, &pnum, &st, NULL), 0);
+    cr_assert(st & BD_STATUS_DATA);
+    cr_assert_eq(pnum, 1 << 20);
+
+    /* WRITE SAME with UNMAP deallocates on the target; without, writes */
+    long before = blocks_of(lunf);
+    cr_assert_eq(bd_pwrite_zeroes(n, 512 << 10, 1 << 20,
+                                  BD_REQ_MAY_UNMAP | BD_REQ_NO_FALLBACK), 0,
+                 "fast zeroing refused");
+    cr_assert_lt(blocks_of(lunf), before, "WRITE SAME with UNMAP kept blocks");
+    cr_assert_eq(bd_pread(n, r, 512 << 10, 1 << 20), 0);
+    for (size_t i = 0; i < (512 << 10); i++)
+        cr_assert_eq(r[i], 0);
+    cr_assert_eq(bd_pread(n, r, 512 << 10, (1 << 20) + (512 << 10)), 0);
+    cr_assert_arr_eq(r, w + (512 << 10), 512 << 10);
+    cr_assert_eq(bd_pwrite_zeroes(n, 64 << 10, 6 << 20, 0), 0);
+    cr_assert_eq(bd_block_status(p, 6 << 20, 64 << 10, &pnum, &st, NULL), 0);
+    cr_assert(st & BD_STATUS_DATA, "zeroes without MAY_UNMAP left a hole");
+
+    /* UNMAP */
+    before = blocks_of(lunf);
+    cr_assert_eq(bd_discard(n, 512 << 10, (1 << 20) + (512 << 10)), 0);
+    cr_assert_lt(blocks_of(lunf), before, "UNMAP kept blocks");
+    cr_assert_eq(bd_pread(n, r, 512 << 10, (1 << 20) + (512 << 10)), 0);
+    for (size_t i = 0; i < (512 << 10); i++)
+        cr_assert_eq(r[i], 0);
+    bd_node_close(n);
+}
+
+struct worker { struct bd_node *n; int id; int ret; };
+
+static void *writer(void *arg)
+{
+    struct worker *wk = arg;
+    uint8_t b[4096], r[4096];
+    for (int i = 0; i < 64 && wk->ret == 0; i++) {
+        uint64_t off = ((uint64_t)wk->id << 20) + (uint64_t)i * 8192;
+        memset(b, wk->id * 16 + (i & 15), sizeof(b));
+        wk->ret = bd_pwrite(wk->n, b, sizeof(b), off, 0);
+        if (wk->ret == 0)
+            wk->ret = bd_pread(wk->n, r, sizeof(r), off);
+        if (wk->ret == 0 && memcmp(b, r, sizeof(b)) != 0)
+            wk->ret = -EILSEQ;
+    }
+    return NULL;
+}
+
+Test(iscsi_io, parallel_workers_on_a_session_pool)
+{
+    struct bd_flags fl = {0};
+    struct bd_node *n;
+    char u[600];
+    pthread_t th[6];
+    struct worker wk[6];
+
+    snprintf(u, sizeof(u), "%s?connections=3", url);
+    cr_assert_eq(bd_open_image(u, "raw", NULL, &fl, &n, &err), 0, "%s", err.msg);
+    for (int i = 0; i < 6; i++) {
+        wk[i] = (struct worker){.n = n, .id = i + 1};
+        pthread_create(&th[i], NULL, writer, &wk[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(wk[i].ret, 0, "worker %d: %s", i, strerror(-wk[i].ret));
+    }
+    bd_node_close(n);
 }

@@ -20,7 +20,6 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 extern char **environ;
 
@@ -386,9 +385,10 @@ static int task_errno(struct iscsi_state *s, struct iscsi_context *ctx,
 }
 
 /*
- * Run one command on a free session. A lost session is logged in again
- * and the command sent once more (reads and writes of whole blocks are
- * idempotent); if that fails too, -EIO, and the next request tries again.
+ * Run one command on a free session. After a unit attention, or on a lost
+ * session once it is logged in again, the command is sent once more (reads
+ * and writes of whole blocks are idempotent); if that fails too, -EIO, and
+ * the next request tries again.
  * On success with out != NULL the task is the caller's to free.
  */
 static int conn_run(struct iscsi_state *s, const struct iscsi_cmd *m,
@@ -402,6 +402,16 @@ static int conn_run(struct iscsi_state *s, const struct iscsi_cmd *m,
         if (!c->ctx && conn_reopen(s, c) < 0)
             break;
         t = issue(s, c->ctx, m);
+        if (attempt == 0 && t && t->status == SCSI_STATUS_CHECK_CONDITION &&
+            t->sense.key == SCSI_SENSE_UNIT_ATTENTION) {
+            /* the target reports an event (reset, reservation change):
+             * it has been delivered, the command can go again */
+            log_debug("iscsi", "%s: unit attention: %s", s->display,
+                      scsi_sense_ascq_str(t->sense.ascq));
+            scsi_free_scsi_task(t);
+            t = NULL;
+            continue;
+        }
         if (!session_lost(t))
             break;
         log_debug("iscsi", "%s: %s: session lost", s->display,
@@ -656,6 +666,8 @@ static void iscsi_close_node(struct bd_node *n)
     struct iscsi_state *s = n->state;
     for (unsigned i = 0; i < s->locks_init; i++) {
         if (s->conns[i].ctx) {
+            /* a target that stopped answering must not hold up unmount */
+            iscsi_set_timeout(s->conns[i].ctx, 2);
             iscsi_logout_sync(s->conns[i].ctx);
             iscsi_destroy_context(s->conns[i].ctx);
         }

@@ -47,7 +47,13 @@ def worker(t):
         if fsync_every and i % fsync_every == fsync_every - 1:
             os.fsync(fd)
 
-ts = [threading.Thread(target=worker, args=(t,)) for t in range(nthreads)]
+def guarded(t):
+    try:
+        worker(t)
+    except Exception as e:          # any failure must fail the test
+        errors.append(f'thread {t}: {e!r}')
+
+ts = [threading.Thread(target=guarded, args=(t,)) for t in range(nthreads)]
 for t in ts:
     t.start()
 for t in ts:

@@ -1,9 +1,9 @@
 #!/bin/bash
 # A file-backed, thin-provisioned LUN on tgtd: bytes written through the
 # mount land in the backing file and the reverse; SEEK_DATA/SEEK_HOLE come
-# from GET LBA STATUS; a punched hole is an UNMAP (the backing file loses
-# its blocks); parallel writers on several sessions; info names portal,
-# target and block size.
+# from GET LBA STATUS; a punched hole is a WRITE SAME with UNMAP (the
+# backing file loses its blocks); parallel writers on several sessions;
+# info names portal, target and block size.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/iscsi-lib.sh"
 

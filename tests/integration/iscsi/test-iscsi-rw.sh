@@ -3,7 +3,7 @@
 # mount land in the backing file and the reverse; SEEK_DATA/SEEK_HOLE come
 # from GET LBA STATUS; a punched hole is a WRITE SAME with UNMAP (the
 # backing file loses its blocks); parallel writers on several sessions;
-# info names portal, target and block size.
+# info names portal, target and block size; a LUN with 4 KiB blocks.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/iscsi-lib.sh"
 
@@ -84,5 +84,17 @@ note "the mount and the lun agree byte for byte"
 unmount_img "$T/m"
 mount_img -r -F raw "$url" "$T/m"
 cmp "$T/m" "$lun" || fail "mount and backing file differ"
-unmount_img "$T/m"
+
+note "a lun with 4 KiB blocks: alignment from READ CAPACITY, unaligned writes"
+truncate -s 4M "$T/lun4k.img"
+tgt a --op new --mode logicalunit --tid 1 --lun 2 -b "$T/lun4k.img" --blocksize=4096
+url4k="iscsi://127.0.0.1:$TGT_PORT/$IQN/2"
+"$IMGFUSE" info "$url4k" > "$T/info4k" 2>&1 || fail "info: $(cat "$T/info4k")"
+grep -q "^block size: 4096" "$T/info4k" || fail "4k block size: $(cat "$T/info4k")"
+mount_img -F raw "$url4k" "$T/m4k"
+printf 'across two blocks' | dd of="$T/m4k" bs=1 seek=4090 conv=notrunc,fsync status=none
+expect_eq "$(dd if="$T/lun4k.img" bs=1 skip=4090 count=17 status=none)" \
+    "across two blocks" "unaligned write on a 4k lun"
+cmp -n 4090 "$T/lun4k.img" /dev/zero || fail "4k lun: bytes before the write changed"
+unmount_img "$T/m4k"
 echo ok

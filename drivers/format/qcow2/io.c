@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int check_overlap(struct qcow2_state *s, uint64_t host, uint64_t len);
+
 static uint64_t known_size(const uint64_t *p)
 {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
@@ -435,6 +437,9 @@ static int alloc_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
     uint64_t cl_end = cl_start + n * cs;
     if (k0 == K_REUSE) {
         host = qcow2_l2_get(s, t, idx) & QCOW2_L2_OFFSET_MASK;
+        ret = check_overlap(s, host, s->cluster_size);
+        if (ret < 0)
+            goto out_unlock;
     } else if (s->data_node) {
         host = cl_start;        /* external data file: host = guest offset */
     } else {
@@ -603,6 +608,25 @@ out_unlock:
     return ret;
 }
 
+/* A damaged L2 entry must not make a guest write land on the header or a
+ * table: refuse it (QEMU's overlap check does the same). */
+static int check_overlap(struct qcow2_state *s, uint64_t host, uint64_t len)
+{
+    if (s->data_node)
+        return 0;
+    uint64_t last = (host + len - 1) >> s->cluster_bits;
+    for (uint64_t c = host >> s->cluster_bits; c <= last; c++) {
+        if (qcow2_is_metadata(s, c)) {
+            if (!s->io_errors++)
+                log_err("%s: corrupt image: a data cluster overlaps metadata "
+                        "at %llu; write refused (qemu-img check -r all)",
+                        s->node->name, (unsigned long long)(c << s->cluster_bits));
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
 int qcow2_write(struct qcow2_state *s, const void *buf, uint64_t len,
                 uint64_t off, unsigned flags)
 {
@@ -622,7 +646,9 @@ int qcow2_write(struct qcow2_state *s, const void *buf, uint64_t len,
         if (ret < 0)
             return ret;
         if (e.type == QCOW2_NORMAL && e.copied) {
-            ret = bd_pwrite(s->data, p, e.len, e.host, 0);
+            ret = check_overlap(s, e.host, e.len);
+            if (ret == 0)
+                ret = bd_pwrite(s->data, p, e.len, e.host, 0);
             if (ret < 0)
                 return ret;
             grow_known(size_of_data(s), e.host + e.len);

@@ -244,6 +244,9 @@ int qcow2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t count,
                           int delta);
 /* Allocate count contiguous clusters (refcount 1); *off gets the host offset. */
 int qcow2_alloc_clusters(struct qcow2_state *s, uint64_t count, uint64_t *off);
+/* Cluster c holds the header, an L1 table, the refcount table or the
+ * snapshot table (as the header says). */
+bool qcow2_is_metadata(const struct qcow2_state *s, uint64_t c);
 /* Store refcount v at index i of a refcount block buffer. */
 void qcow2_rb_write(const struct qcow2_state *s, uint8_t *b, uint64_t i,
                     uint64_t v);

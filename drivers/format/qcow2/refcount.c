@@ -279,7 +279,7 @@ static bool in_range(uint64_t c, uint64_t off, uint64_t bytes, uint32_t cb)
 
 /* A free refcount on a cluster the header says is metadata means a damaged
  * image: never hand such a cluster out, or a write would destroy it. */
-static bool is_metadata(const struct qcow2_state *s, uint64_t c)
+bool qcow2_is_metadata(const struct qcow2_state *s, uint64_t c)
 {
     uint32_t cb = s->cluster_bits;
 
@@ -327,7 +327,7 @@ int qcow2_alloc_clusters(struct qcow2_state *s, uint64_t count, uint64_t *off)
         uint64_t end = (bi + 1) << s->rb_bits;
         for (; i < end && run < count; i++) {
             if (rb_read(s, blk, i & (s->rb_entries - 1)) == 0 &&
-                !is_metadata(s, i)) {
+                !qcow2_is_metadata(s, i)) {
                 if (first_free == UINT64_MAX)
                     first_free = i;
                 if (run++ == 0)

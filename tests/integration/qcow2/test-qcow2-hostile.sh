@@ -124,3 +124,21 @@ patch "$T/comp.qcow2" "$T/compfar.qcow2" '
 l2 = rd64('"$cl1"') & 0x00fffffffffffe00
 be64(l2, (1 << 62) | (1 << 50))'
 expect_read_error "$T/compfar.qcow2"
+
+# a data cluster entry pointing at the L1 table: writes there are refused,
+# the L1 table survives
+patch "$g" "$T/overlap.qcow2" '
+l1 = rd64(40)
+l2 = rd64(l1) & 0x00fffffffffffe00
+be64(l2, (1 << 63) | (l1 & ~0xffff))'
+cp "$T/overlap.qcow2" "$T/overlap.orig"
+mount_img "$T/overlap.qcow2" "$T/ov.raw"
+if dd if=/dev/zero of="$T/ov.raw" bs=4k count=1 conv=notrunc,fsync status=none 2>"$T/err"; then
+    fail "overlap: write into the L1 table accepted"
+fi
+is_mounted "$T/ov.raw" || fail "overlap: daemon died"
+unmount_img "$T/ov.raw"
+l1now=$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); o=struct.unpack(">Q",d[40:48])[0]; print(d[o:o+8].hex())' "$T/overlap.qcow2")
+l1was=$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); o=struct.unpack(">Q",d[40:48])[0]; print(d[o:o+8].hex())' "$T/overlap.orig")
+expect_eq "$l1now" "$l1was" "overlap: L1 table"
+note "overlap.qcow2: write into metadata refused"

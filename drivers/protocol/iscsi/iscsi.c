@@ -850,7 +850,8 @@ static void iscsi_info_cb(struct bd_node *n, struct bd_info *info)
     bd_info_add(info, "max transfer", "%u", s->max_xfer);
     bd_info_add(info, "sessions", "%u", s->nconns);
     bd_info_add(info, "lun features", "%s%s%s%s%s",
-                s->read_only ? "write-protected, " : "", s->lbpme ? "thin-provisioned" : "fully provisioned",
+                s->read_only ? "write-protected, " : "",
+                s->lbpme ? "thin-provisioned" : "fully provisioned",
                 s->lbprz ? ", unmapped reads zero" : "",
                 s->lbpu ? ", unmap" : "", s->lbpws ? ", write-same-unmap" : "");
 }

@@ -1,10 +1,11 @@
 #!/bin/bash
 # Bad input gives a clear message and a non-zero exit, quickly: malformed
-# URL, nothing listening, wrong target name, missing lun, lun 0 (the
-# controller), a write-protected lun without -r. A target that goes away under a mount: I/O fails with EIO
-# within the timeout (no hang) and works again once the target is back
-# (the driver logs in again, bounded by reconnect-retries). A target that
-# stops answering: the read fails after the timeout, and then recovers.
+# URL, nothing listening, a listener that never answers, wrong target name,
+# missing lun, lun 0 (the controller), a write-protected lun without -r.
+# A target that goes away under a mount: I/O fails with EIO within the
+# timeout (no hang) and works again once the target is back (the driver
+# logs in again, bounded by reconnect-retries). A target that stops
+# answering: the read fails after the timeout, and then recovers.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/iscsi-lib.sh"
 

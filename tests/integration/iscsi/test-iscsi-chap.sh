@@ -50,8 +50,10 @@ unmount_img "$T/m"
 note "credentials from the environment stay out of the process list"
 LIBISCSI_CHAP_USERNAME=$CHAP_USER LIBISCSI_CHAP_PASSWORD=$CHAP_PASS \
     mount_img -r -F raw "$url" "$T/m"
-pid=$(cat "$T"/pid.* | head -1)
-! tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "$CHAP_PASS" || fail "password in ps"
+pid=$(cat "$T/pid.$(echo "$T/m" | md5sum | cut -c1-8)")
+tr '\0' ' ' < "/proc/$pid/cmdline" > "$T/cmdline" || fail "no imgfuse process $pid"
+grep -q "$IQN" "$T/cmdline" || fail "pid $pid is not our mount: $(cat "$T/cmdline")"
+! grep -q "$CHAP_PASS" "$T/cmdline" || fail "password in ps"
 cmp "$T/m" "$lun" || fail "content differs (environment credentials)"
 unmount_img "$T/m"
 

@@ -1,14 +1,21 @@
 /*
  * Unit tests of the gluster driver's URI and option parsing (target.c) and
- * of its parse_uri as core calls it. No server: connecting is covered by
- * tests/integration/gluster/.
+ * of its parse_uri as core calls it, and the error for an unreachable
+ * server. Connecting to a real server is tests/integration/gluster/.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "drivers/protocol/gluster/gluster.h"
 #include "core/bd-internal.h"
+#include "graph.h"
 
 static struct glt t;
 static struct bd_err err;
@@ -222,4 +229,35 @@ Test(gluster_opts, display_of_each_form)
     d = glt_display(&t);
     cr_assert_str_eq(d, "gluster://[fe80::1]:1/v/a");
     free(d);
+}
+
+/* ---- open without a server: a clear error, quickly ------------------------- */
+
+static int dead_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+Test(gluster_open, unreachable_server_names_the_uri)
+{
+    struct bd_flags fl = { .read_only = true };
+    struct bd_node *n = NULL;
+    struct timespec t0, t1;
+    char uri[128];
+
+    bd_err_clear(&err);
+    snprintf(uri, sizeof(uri), "gluster://127.0.0.1:%d/vol/disk.img", dead_port());
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_lt(bd_open_image(uri, "raw", NULL, &fl, &n, &err), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert(strstr(err.msg, uri), "%s", err.msg);
+    cr_assert(strstr(err.msg, "cannot reach the gluster server"), "%s", err.msg);
+    cr_assert_lt(t1.tv_sec - t0.tv_sec, 10, "took %ld s", (long)(t1.tv_sec - t0.tv_sec));
 }

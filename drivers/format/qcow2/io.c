@@ -722,6 +722,20 @@ static int zero_range(struct qcow2_state *s, uint64_t off, uint64_t len,
     int ret;
 
     pthread_mutex_lock(&s->meta_lock);
+    /* nothing to do where the range already reads as asked: above all, do
+     * not allocate L2 tables to discard what was never written (mkfs
+     * discards whole devices) */
+    struct qcow2_extent cur;
+    ret = qcow2_map_locked(s, s->l1, s->l1_entries, off, end - off, &cur);
+    if (ret < 0)
+        goto out_unlock;
+    if (cur.len == end - off &&
+        ((cur.type == QCOW2_UNALLOC &&
+          (mode == Z_UNALLOC || !s->node->backing)) ||
+         (cur.type == QCOW2_ZERO && mode != Z_UNALLOC && !cur.host))) {
+        *done = end - off;
+        goto out_unlock;
+    }
     ret = qcow2_l2_for_write(s, off, &t, &idx);
     if (ret < 0)
         goto out_unlock;

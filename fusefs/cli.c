@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 const char cli_usage[] =
 "usage: imgfuse [OPTIONS] SOURCE... MOUNTPOINT\n"
@@ -39,6 +40,7 @@ const char cli_usage[] =
 "      --backing=POLICY    follow (default), confine or none\n"
 "      --related=POLICY    confine (default) or follow: extents, data files\n"
 "      --untrusted         confine backing files, refuse protocol backing\n"
+"      --iscsi-config=FILE iscsi initiator settings and CHAP secrets\n"
 "      --threads=N         FUSE worker threads (default 8)\n"
 "      --pidfile=FILE      write the daemon's pid once the mount is live\n"
 "      --create=SIZE       create FILE (-F FMT) of SIZE, then mount it\n"
@@ -56,7 +58,7 @@ enum {
     OPT_LOCKING = 256, OPT_SHARE_RW, OPT_CACHE, OPT_DISCARD, OPT_AIO,
     OPT_GROWABLE, OPT_BACKING, OPT_RELATED, OPT_UNTRUSTED, OPT_THREADS,
     OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
-    OPT_WRITEBACK,
+    OPT_WRITEBACK, OPT_ISCSI_CONFIG,
 };
 
 static const struct option long_opts[] = {
@@ -70,6 +72,7 @@ static const struct option long_opts[] = {
     { "aio", required_argument, NULL, OPT_AIO },
     { "growable", no_argument, NULL, OPT_GROWABLE },
     { "writeback-cache", no_argument, NULL, OPT_WRITEBACK },
+    { "iscsi-config", required_argument, NULL, OPT_ISCSI_CONFIG },
     { "backing", required_argument, NULL, OPT_BACKING },
     { "related", required_argument, NULL, OPT_RELATED },
     { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
@@ -179,6 +182,7 @@ static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
         return 0;
     case OPT_GROWABLE: c->flags.growable = true; return 0;
     case OPT_WRITEBACK: c->writeback_cache = true; return 0;
+    case OPT_ISCSI_CONFIG: c->iscsi_config = val; return 0;
     case OPT_BACKING:
         if ((r = pick("backing", val, backing, err)) < 0)
             return r;
@@ -331,11 +335,53 @@ static int unknown_long(const char *arg, struct bd_err *err)
     return bd_err_set(err, EINVAL, "unknown option '%s'; see imgfuse --help", arg);
 }
 
+const char *cli_source_opts(const struct cli *c, const char *src, char *buf,
+                            size_t size)
+{
+    snprintf(buf, size, "%s", c->fmt_opts);
+    if (c->iscsi_config && strncasecmp(src, "iscsi://", 8) == 0) {
+        size_t l = strlen(buf);
+        /* ",," keeps a comma in the path from splitting the option */
+        snprintf(buf + l, size - l, "%sfile.config=", l ? "," : "");
+        for (const char *p = c->iscsi_config; *p && strlen(buf) + 3 < size; p++) {
+            l = strlen(buf);
+            snprintf(buf + l, size - l, *p == ',' ? ",," : "%c", *p);
+        }
+    }
+    return buf;
+}
+
 void cli_free(struct cli *c)
 {
     for (size_t i = 0; i < c->n_o_copies; i++)
         free(c->o_copies[i]);
     c->n_o_copies = 0;
+}
+
+/*
+ * iscsi://user%password@host/...: keep a private copy of the source and
+ * blank the password in argv, so that ps and /proc/PID/cmdline do not show
+ * it for the life of the mount.
+ */
+static int hide_password(struct cli *c, size_t i, struct bd_err *err)
+{
+    char *src = (char *)c->sources[i];
+    if (strncasecmp(src, "iscsi://", 8) != 0)
+        return 0;
+    char *auth = src + 8, *at = strchr(auth, '@'), *slash = strchr(auth, '/');
+    char *pct = strchr(auth, '%');
+    if (!at || !pct || pct > at || (slash && slash < at))
+        return 0;
+    if (c->n_o_copies == sizeof(c->o_copies) / sizeof(c->o_copies[0]))
+        return bd_err_set(err, E2BIG, "too many arguments");
+    char *copy = strdup(src);
+    if (!copy)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    c->o_copies[c->n_o_copies++] = copy;
+    c->sources[i] = copy;
+    for (char *p = pct + 1; p < at; p++)
+        *p = 'x';
+    return 0;
 }
 
 int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
@@ -429,7 +475,7 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
             return bd_err_set(err, EINVAL, "%s takes exactly one SOURCE; see "
                               "imgfuse --help", c->cmd == CLI_INFO ? "info" : "check");
         c->sources[c->nsources++] = positional[0];
-        return 0;
+        return hide_password(c, 0, err);
     case CLI_CREATE:
         if (npos != 2)
             return bd_err_set(err, EINVAL, "usage: imgfuse create -F FMT [-o "
@@ -448,8 +494,12 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
                           "SOURCE; usage: imgfuse [OPTIONS] SOURCE... MOUNTPOINT"
                           : "missing SOURCE and MOUNTPOINT; usage: imgfuse "
                           "[OPTIONS] SOURCE... MOUNTPOINT");
-    for (size_t i = 0; i + 1 < npos; i++)
+    for (size_t i = 0; i + 1 < npos; i++) {
         c->sources[c->nsources++] = positional[i];
+        r = hide_password(c, c->nsources - 1, err);
+        if (r < 0)
+            return r;
+    }
     c->mountpoint = positional[npos - 1];
     if (c->create_size && c->nsources != 1)
         return bd_err_set(err, EINVAL, "--create makes one image: give one FILE");

@@ -29,6 +29,7 @@ struct cli {
     const char *create_opts;        /* --create-opts / create -o */
     const char *debug_mods;
     const char *check_repair;       /* check -r leaks|all */
+    const char *iscsi_config;       /* --iscsi-config FILE */
     char *o_copies[32];             /* -o strings the fields above point into */
     size_t n_o_copies;
 };
@@ -36,6 +37,11 @@ struct cli {
 /* 0 on success; -EINVAL with err naming the bad argument. argv is kept
  * (pointers into it). */
 int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err);
+
+/* The options for opening `src`: fmt_opts plus what applies to that kind
+ * of source (--iscsi-config for iscsi:// URIs). Returns buf. */
+const char *cli_source_opts(const struct cli *c, const char *src, char *buf,
+                            size_t size);
 
 /* Free what cli_parse allocated (the fields then dangle). */
 void cli_free(struct cli *c);

@@ -30,12 +30,14 @@ int cmd_check(struct cli *c)
     struct bd_err err = { 0 };
     struct bd_node *n;
     struct bd_flags f = c->flags;
+    char xopts[sizeof(c->fmt_opts) + 512];
     unsigned fix = 0;
     if (c->check_repair)
         fix = c->check_repair[0] == 'a' ? BD_CHECK_FIX_LEAKS | BD_CHECK_FIX_ERRORS
                                         : BD_CHECK_FIX_LEAKS;
     f.read_only = fix == 0;
-    if (bd_open_image(c->sources[0], c->format, c->fmt_opts, &f, &n, &err) < 0) {
+    if (bd_open_image(c->sources[0], c->format,
+                              cli_source_opts(c, c->sources[0], xopts, sizeof(xopts)), &f, &n, &err) < 0) {
         fprintf(stderr, "imgfuse: %s\n", err.msg);
         return 1;
     }

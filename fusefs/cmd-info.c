@@ -141,10 +141,12 @@ int cmd_info(struct cli *c)
     struct bd_err err = { 0 };
     struct bd_node *n;
     struct bd_flags f = c->flags;
+    char xopts[sizeof(c->fmt_opts) + 512];
     f.read_only = true;
     /* info reads while a VM may be running: share like qemu-img -U would
      * only when asked; otherwise a plain read lock. */
-    int r = bd_open_image(c->sources[0], c->format, c->fmt_opts, &f, &n, &err);
+    int r = bd_open_image(c->sources[0], c->format,
+                              cli_source_opts(c, c->sources[0], xopts, sizeof(xopts)), &f, &n, &err);
     if (r == -EAGAIN && !f.force_share) {
         /* In use by a writer: describe it anyway, without locks, and say
          * that what we print may be changing under us. */
@@ -152,7 +154,8 @@ int cmd_info(struct cli *c)
                 "without locking (as with -U); figures may be stale\n", err.msg);
         bd_err_clear(&err);
         f.force_share = true;
-        r = bd_open_image(c->sources[0], c->format, c->fmt_opts, &f, &n, &err);
+        r = bd_open_image(c->sources[0], c->format,
+                              cli_source_opts(c, c->sources[0], xopts, sizeof(xopts)), &f, &n, &err);
     }
     if (r < 0) {
         fprintf(stderr, "imgfuse: %s\n", err.msg);

@@ -154,8 +154,9 @@ static int open_sources(struct mount_ctx *m, struct bd_err *err)
         return bd_err_set(err, ENOMEM, "out of memory");
     for (size_t i = 0; i < c->nsources; i++) {
         struct bd_node *n;
-        char name[256];
-        int r = bd_open_image(c->sources[i], c->format, c->fmt_opts, &c->flags,
+        char name[256], xopts[sizeof(c->fmt_opts) + 512];
+        int r = bd_open_image(c->sources[i], c->format,
+                              cli_source_opts(c, c->sources[i], xopts, sizeof(xopts)), &c->flags,
                               &n, err);
         if (r < 0)
             return r;

@@ -110,3 +110,26 @@ Test(cli, create_then_mount_needs_a_format)
     cr_assert_lt(parse(a, 4, &c, &err), 0);
     cr_assert(strstr(err.msg, "format"), "%s", err.msg);
 }
+
+Test(cli, iscsi_password_is_blanked_in_argv_but_kept_for_the_open)
+{
+    struct bd_err err = { 0 };
+    char src[] = "iscsi://user%secret@127.0.0.1/iqn.x:t/1";
+    char mnt[] = "m";
+    char *a[] = { "imgfuse", src, mnt, NULL };
+    cr_assert_eq(parse(a, 3, &c, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.sources[0], "iscsi://user%secret@127.0.0.1/iqn.x:t/1");
+    cr_assert_str_eq(src, "iscsi://user%xxxxxx@127.0.0.1/iqn.x:t/1");
+}
+
+Test(cli, iscsi_config_goes_to_iscsi_sources_only)
+{
+    struct bd_err err = { 0 };
+    char buf[2048];
+    char **a = ARGV("--iscsi-config=/etc/is,csi.conf", "-o", "offset=1M",
+                    "iscsi://h/iqn.x:t/1", "m");
+    cr_assert_eq(parse(a, 5, &c, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(cli_source_opts(&c, "iscsi://h/iqn.x:t/1", buf, sizeof(buf)),
+                     "offset=1M,file.config=/etc/is,,csi.conf");
+    cr_assert_str_eq(cli_source_opts(&c, "disk.img", buf, sizeof(buf)), "offset=1M");
+}

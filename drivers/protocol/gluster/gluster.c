@@ -32,7 +32,7 @@ static const char *const gl_schemes[] = {
 static const char *const gl_options[] = {
     "volume", "path", "server.0.type", "server.0.host", "server.0.port",
     "server.0.path", "server.0.socket", "debug", "logfile", "connect-timeout",
-    "filename", NULL,
+    "timeout", "filename", NULL,
 };
 
 struct gl_state {
@@ -42,6 +42,7 @@ struct gl_state {
     glfs_fd_t *fd;
     bool fs_busy;                   /* an init thread still owns fs */
     unsigned connect_timeout_s;
+    unsigned timeout_s;             /* brick ping-timeout, 0 = gluster's */
     _Atomic int64_t size;
     atomic_bool dirty;              /* written since the last flush */
     atomic_bool no_zerofill, no_discard, no_seek;
@@ -204,6 +205,16 @@ static int try_server(struct gl_state *s, unsigned i, int *e, struct bd_err *err
                           "gluster log file '%s': %s", s->display,
                           t->logfile ? t->logfile : "/dev/null",
                           strerror(errno ? errno : EINVAL));
+    /* A brick that stops answering (rather than closing the connection)
+     * is given up after the client's ping-timeout; in-flight requests then
+     * fail instead of waiting for the 30-minute frame timeout. */
+    if (s->timeout_s) {
+        char v[16];
+        snprintf(v, sizeof(v), "%u", s->timeout_s);
+        if (glfs_set_xlator_option(s->fs, "*-client-*", "ping-timeout", v) < 0)
+            return bd_err_set(err, EINVAL, "%s: gluster does not take "
+                              "timeout=%u", s->display, s->timeout_s);
+    }
     r = run_limited(s->fs, false, s->connect_timeout_s * 1000, &ret, e);
     if (r == -ETIMEDOUT) {
         s->fs_busy = true;      /* the init thread still uses fs */
@@ -285,6 +296,14 @@ static int gl_open(struct bd_node *n, const struct bd_opts *o,
             return bd_err_set(err, EINVAL, "gluster option connect-timeout="
                               "'%s': expected seconds from 1 to 3600", v);
         s->connect_timeout_s = (unsigned)x;
+    }
+    if ((v = bd_opts_get(o, "timeout"))) {
+        char *end;
+        unsigned long x = strtoul(v, &end, 10);
+        if (*v < '0' || *v > '9' || *end || x < 1 || x > 3600)
+            return bd_err_set(err, EINVAL, "gluster option timeout='%s': "
+                              "expected seconds from 1 to 3600", v);
+        s->timeout_s = (unsigned)x;
     }
     for (unsigned i = 0; i < s->t.nsrv; i++) {
         if (s->t.srv[i].type == GLT_RDMA) {

@@ -16,6 +16,7 @@ GL_IP=                           # glusterd's address, set by gl_start
 # stop_pid PID: SIGTERM, up to 5 s, then SIGKILL.
 _gl_stop_pid() {
     local pid=$1 i
+    kill -CONT "$pid" 2>/dev/null || true       # a test may have stopped it
     kill "$pid" 2>/dev/null || return 0
     for i in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || return 0
@@ -59,6 +60,11 @@ _gl_diag() {
     $G volume status "$GL_VOL" 2>&1 | head -8
     tail -5 "$GL_S/log/glusterd.log"
     tail -5 /var/log/glusterfs/bricks/*"$(basename "$GL_S")"* 2>/dev/null
+}
+
+# gl_brick_pid: the pid of the volume's brick process (glusterfsd).
+gl_brick_pid() {
+    cat "$(find "$GL_S/run/vols/$GL_VOL" -name '*.pid' | head -1)"
 }
 
 # gl_start: glusterd on $GL_IP:24007, volume $GL_VOL on one brick, FUSE

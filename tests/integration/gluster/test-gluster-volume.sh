@@ -6,7 +6,7 @@
 # socket and server-list forms, SEEK_DATA/SEEK_HOLE, discard and zeroes;
 # a qcow2 image on the volume read and written; missing volume, missing file,
 # no server and a malformed URI give clear errors quickly; a brick that
-# dies under a mount gives EIO, not a hang.
+# stops answering or dies under a mount gives EIO, not a hang.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/gluster-lib.sh"
 
@@ -144,13 +144,27 @@ expect_err "no image path after the volume name"
 expect_fail_within 5 "$IMGFUSE" info "gluster+unix:///$GL_VOL/disk.img"
 expect_err "no socket"
 
+note "a brick that stops answering: EIO after timeout=, then recovery"
+mount_img -F raw "driver=raw,file.driver=gluster,file.filename=$U/disk.img,file.timeout=3" "$T/h"
+dd if="$T/h" of=/dev/null bs=64k count=1 iflag=direct status=none ||
+    fail "reading before the brick stops failed"
+bp=$(gl_brick_pid)
+kill -STOP "$bp"
+expect_fail_within 20 dd if="$T/h" of=/dev/null bs=64k skip=100 count=1 iflag=direct status=none
+expect_err "Input/output error"
+kill -CONT "$bp"
+for i in $(seq 1 100); do
+    dd if="$T/h" of=/dev/null bs=64k skip=101 count=1 iflag=direct status=none 2>/dev/null && break
+    [ "$i" = 100 ] && fail "no recovery within 30 s after the brick answers again"
+    sleep 0.3
+done
+unmount_img "$T/h"
+
 note "the brick dies under a mount: EIO, no hang"
 mount_img -F raw "$U/disk.img" "$T/d"
 dd if="$T/d" of=/dev/null bs=64k count=1 iflag=direct status=none ||
     fail "reading before the brick dies failed"
-for f in $(find "$GL_S/run" -name '*.pid'); do
-    [ "$f" = "$GL_S/glusterd.pid" ] || kill -9 "$(cat "$f")"
-done
+kill -9 "$(gl_brick_pid)"
 sleep 0.5
 expect_fail_within 30 dd if="$T/d" of=/dev/null bs=64k skip=200 count=1 iflag=direct status=none
 expect_err "Input/output error"

@@ -273,6 +273,10 @@ int qcow2_exts_decode(const uint8_t *buf, size_t len,
             x->has_bitmaps = true;
             if (elen >= 4)
                 x->nb_bitmaps = bd_be32(data);
+            if (elen >= 24) {
+                x->bitmap_dir_size = bd_be64(data + 8);
+                x->bitmap_dir_off = bd_be64(data + 16);
+            }
             break;
         case QCOW2_EXT_CRYPTO:
             x->has_crypto = true;

@@ -261,10 +261,21 @@ static int prepare_write(struct qcow2_state *s)
     if (s->h.version >= 3) {
         uint64_t keep = s->h.autoclear & QCOW2_AUTOCLEAR_DATA_RAW;
         if (keep != s->h.autoclear) {
+            bool bitmaps = s->h.autoclear & QCOW2_AUTOCLEAR_BITMAPS;
             ret = qcow2_header_write_u64(s, 88, keep);
             if (ret < 0)
                 return ret;
             s->h.autoclear = keep;
+            /* the bitmaps are now inconsistent for everyone (the spec's
+             * rule for programs that do not update them): their clusters
+             * would only leak */
+            if (bitmaps) {
+                pthread_mutex_lock(&s->meta_lock);
+                ret = qcow2_free_bitmaps(s);
+                pthread_mutex_unlock(&s->meta_lock);
+                if (ret < 0)
+                    return ret;
+            }
         }
         /* the dirty bit doubles as an "open for writing" mark: after a
          * crash the next read-write open rebuilds the refcounts, so leaked

@@ -94,6 +94,8 @@ struct qcow2_exts {
     size_t nb_features;
     bool has_bitmaps;
     uint32_t nb_bitmaps;
+    uint64_t bitmap_dir_size;
+    uint64_t bitmap_dir_off;
     bool has_crypto;
     size_t nb_unknown;            /* kept on disk untouched: we never rewrite */
     uint64_t end;                 /* first byte after the extension area */
@@ -349,6 +351,11 @@ int qcow2_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
                  struct bd_err *err);
 
 /* ---- check.c ----------------------------------------------------------- */
+
+/* The bitmaps were just declared inconsistent (autoclear bit cleared on
+ * disk): give their clusters back. Damaged directories are left alone
+ * (the clusters leak, nothing breaks). Caller holds meta_lock. */
+int qcow2_free_bitmaps(struct qcow2_state *s);
 
 /* Rebuild refcounts from L1/L2/snapshot tables (dirty image opened rw). */
 int qcow2_rebuild_refcounts(struct qcow2_state *s, struct bd_err *err);

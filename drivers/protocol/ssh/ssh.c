@@ -11,10 +11,13 @@
 #include <fcntl.h>
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #define SSH_CHUNK (64u << 10)           /* bytes per SFTP read/write request */
 #define SSH_READ_WINDOW 32u             /* read requests in flight */
@@ -32,6 +35,16 @@ struct ssh_state {
     int64_t size;
     bool can_fsync;
     bool warned_fsync;
+    /* watchdog: libssh waits forever in blocking SFTP calls, so a thread
+     * shuts the socket down when one outlives its deadline */
+    int fd;
+    bool wd_started;
+    bool wd_stop;
+    int64_t wd_deadline_ms;     /* 0: no call in progress */
+    atomic_bool timed_out;      /* the connection is gone for good */
+    pthread_t wd_thread;
+    pthread_mutex_t wd_lock;
+    pthread_cond_t wd_cond;
 };
 
 static const char *const ssh_schemes[] = {"ssh", NULL};
@@ -81,6 +94,100 @@ static int collect_target(const struct bd_opts *o, struct sshc *t,
             return bd_err_set(err, ENOMEM, "out of memory");
     }
     return 0;
+}
+
+/* ---- watchdog ------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *watchdog(void *arg)
+{
+    struct ssh_state *s = arg;
+
+    pthread_mutex_lock(&s->wd_lock);
+    while (!s->wd_stop) {
+        if (s->wd_deadline_ms == 0) {
+            pthread_cond_wait(&s->wd_cond, &s->wd_lock);
+        } else if (now_ms() >= s->wd_deadline_ms) {
+            /* the blocked call then fails, and every later one at once */
+            atomic_store(&s->timed_out, true);
+            shutdown(s->fd, SHUT_RDWR);
+            s->wd_deadline_ms = 0;
+        } else {
+            struct timespec ts = {
+                .tv_sec = s->wd_deadline_ms / 1000,
+                .tv_nsec = (long)(s->wd_deadline_ms % 1000) * 1000000,
+            };
+            pthread_cond_timedwait(&s->wd_cond, &s->wd_lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&s->wd_lock);
+    return NULL;
+}
+
+static int watchdog_start(struct ssh_state *s)
+{
+    pthread_condattr_t ca;
+    int r;
+
+    s->fd = ssh_get_fd(s->sess);
+    if (s->fd < 0)
+        return -EIO;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wd_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->wd_lock, NULL);
+    r = pthread_create(&s->wd_thread, NULL, watchdog, s);
+    if (r != 0) {
+        pthread_cond_destroy(&s->wd_cond);
+        pthread_mutex_destroy(&s->wd_lock);
+        return -r;
+    }
+    s->wd_started = true;
+    return 0;
+}
+
+static void watchdog_stop(struct ssh_state *s)
+{
+    if (!s->wd_started)
+        return;
+    pthread_mutex_lock(&s->wd_lock);
+    s->wd_stop = true;
+    pthread_cond_signal(&s->wd_cond);
+    pthread_mutex_unlock(&s->wd_lock);
+    pthread_join(s->wd_thread, NULL);
+    pthread_cond_destroy(&s->wd_cond);
+    pthread_mutex_destroy(&s->wd_lock);
+    s->wd_started = false;
+}
+
+/* Bracket every blocking libssh call: false when the connection is gone. */
+static bool call_begin(struct ssh_state *s, unsigned secs)
+{
+    if (atomic_load(&s->timed_out))
+        return false;
+    if (s->wd_started) {
+        pthread_mutex_lock(&s->wd_lock);
+        s->wd_deadline_ms = now_ms() + (int64_t)secs * 1000;
+        pthread_cond_signal(&s->wd_cond);
+        pthread_mutex_unlock(&s->wd_lock);
+    }
+    return true;
+}
+
+static void call_end(struct ssh_state *s)
+{
+    if (s->wd_started) {
+        pthread_mutex_lock(&s->wd_lock);
+        s->wd_deadline_ms = 0;
+        pthread_mutex_unlock(&s->wd_lock);
+    }
 }
 
 /* ---- connecting ------------------------------------------------------------ */
@@ -338,6 +445,7 @@ static int ssh_open(struct bd_node *n, const struct bd_opts *o,
                     struct bd_err *err)
 {
     struct ssh_state *s = n->state;
+    struct bd_err step = {0};
     char *user = NULL;
     long timeout;
     int r;
@@ -366,13 +474,25 @@ static int ssh_open(struct bd_node *n, const struct bd_opts *o,
         return bd_err_set(err, ENOMEM, "out of memory");
     if (ssh_connect(s->sess) != SSH_OK)
         return connect_error(s, err);
-    if ((r = check_host_key(s, err)) < 0 || (r = authenticate(s, err)) < 0)
-        return r;
-    /* from here on the timeout bounds each request, not the handshake */
+    /* libssh bounds only the connect itself; the watchdog does the rest */
+    if ((r = watchdog_start(s)) < 0)
+        return bd_err_set(err, -r, "%s: cannot start the timeout thread: %s",
+                          s->display, strerror(-r));
     timeout = (long)s->conf.timeout;
     ssh_options_set(s->sess, SSH_OPTIONS_TIMEOUT, &timeout);
-    if ((r = open_remote(n, err)) < 0)
-        return r;
+    call_begin(s, s->conf.connect_timeout);
+    r = check_host_key(s, &step);
+    if (r == 0)
+        r = authenticate(s, &step);
+    if (r == 0)
+        r = open_remote(n, &step);
+    call_end(s);
+    if (r < 0 && atomic_load(&s->timed_out))
+        return bd_err_set(err, ETIMEDOUT, "%s: %s stopped answering during "
+                          "login (no answer within %u s)", s->display,
+                          s->hostport, s->conf.connect_timeout);
+    if (r < 0)
+        return bd_err_set(err, step.errnum, "%s", step.msg);
     log_debug("ssh", "%s: size %lld, fsync %s", s->display,
               (long long)s->size, s->can_fsync ? "yes" : "no");
     return 0;
@@ -381,16 +501,19 @@ static int ssh_open(struct bd_node *n, const struct bd_opts *o,
 static void ssh_close_node(struct bd_node *n)
 {
     struct ssh_state *s = n->state;
+    bool live = call_begin(s, s->conf.timeout);
 
+    /* after a timeout the socket is shut down: these fail fast */
     if (s->file)
         sftp_close(s->file);
     if (s->sftp)
         sftp_free(s->sftp);
-    if (s->sess) {
-        if (ssh_is_connected(s->sess))
-            ssh_disconnect(s->sess);
+    if (s->sess && live && ssh_is_connected(s->sess))
+        ssh_disconnect(s->sess);
+    call_end(s);
+    watchdog_stop(s);
+    if (s->sess)
         ssh_free(s->sess);
-    }
     free(s->display);
     free(s->hostport);
     free(s->user);
@@ -416,6 +539,13 @@ static int io_error(struct bd_node *n, const char *what)
     struct ssh_state *s = n->state;
     int e = sftp_errno(s->sftp);
 
+    if (atomic_load(&s->timed_out)) {
+        if (n->io_errors++ == 0)
+            log_err("%s: no answer from %s within %u s; the connection is "
+                    "closed and all further i/o fails", s->display,
+                    s->hostport, s->conf.timeout);
+        return -EIO;
+    }
     if (n->io_errors++ == 0)
         log_err("%s: %s failed: %s", s->display, what, ssh_get_error(s->sess));
     return -(e == ENOENT ? EIO : e);
@@ -450,7 +580,8 @@ static int read_sync(struct bd_node *n, uint8_t *buf, uint64_t len,
  * order. A short answer (end of file, or a server that caps reads) leaves
  * the rest to read_sync once every request in flight has been collected.
  */
-static int ssh_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
+static int pread_pipelined(struct bd_node *n, void *buf, uint64_t len,
+                           uint64_t off)
 {
     struct ssh_state *s = n->state;
     uint8_t *p = buf;
@@ -500,8 +631,20 @@ static int ssh_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
     return 0;
 }
 
-static int ssh_pwrite(struct bd_node *n, const void *buf, uint64_t len,
-                      uint64_t off, unsigned flags)
+static int ssh_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
+{
+    struct ssh_state *s = n->state;
+    int r;
+
+    if (!call_begin(s, s->conf.timeout))
+        return io_error(n, "read");
+    r = pread_pipelined(n, buf, len, off);
+    call_end(s);
+    return r;
+}
+
+static int pwrite_chunks(struct bd_node *n, const void *buf, uint64_t len,
+                         uint64_t off, unsigned flags)
 {
     struct ssh_state *s = n->state;
     const uint8_t *p = buf;
@@ -524,6 +667,19 @@ static int ssh_pwrite(struct bd_node *n, const void *buf, uint64_t len,
     return 0;
 }
 
+static int ssh_pwrite(struct bd_node *n, const void *buf, uint64_t len,
+                      uint64_t off, unsigned flags)
+{
+    struct ssh_state *s = n->state;
+    int r;
+
+    if (!call_begin(s, s->conf.timeout))
+        return io_error(n, "write");
+    r = pwrite_chunks(n, buf, len, off, flags);
+    call_end(s);
+    return r;
+}
+
 /*
  * Without fsync@openssh.com nothing can make the server's writes durable.
  * Like QEMU, warn once and report success: failing every flush would make
@@ -532,6 +688,7 @@ static int ssh_pwrite(struct bd_node *n, const void *buf, uint64_t len,
 static int ssh_flush(struct bd_node *n)
 {
     struct ssh_state *s = n->state;
+    int r;
 
     if (!s->can_fsync) {
         if (!s->warned_fsync) {
@@ -541,9 +698,11 @@ static int ssh_flush(struct bd_node *n)
         }
         return 0;
     }
-    if (sftp_fsync(s->file) < 0)
+    if (!call_begin(s, s->conf.timeout))
         return io_error(n, "fsync");
-    return 0;
+    r = sftp_fsync(s->file) < 0 ? io_error(n, "fsync") : 0;
+    call_end(s);
+    return r;
 }
 
 static int ssh_truncate(struct bd_node *n, uint64_t size,
@@ -551,6 +710,7 @@ static int ssh_truncate(struct bd_node *n, uint64_t size,
 {
     struct ssh_state *s = n->state;
     struct sftp_attributes_struct attr;
+    int r;
 
     if (prealloc != BD_PREALLOC_OFF)
         return bd_err_set(err, ENOTSUP, "%s: preallocation is not supported "
@@ -561,7 +721,12 @@ static int ssh_truncate(struct bd_node *n, uint64_t size,
     memset(&attr, 0, sizeof(attr));
     attr.flags = SSH_FILEXFER_ATTR_SIZE;
     attr.size = size;
-    if (sftp_setstat(s->sftp, s->conf.path, &attr) < 0)
+    if (!call_begin(s, s->conf.timeout))
+        return bd_err_set(err, EIO, "%s: the connection to %s timed out",
+                          s->display, s->hostport);
+    r = sftp_setstat(s->sftp, s->conf.path, &attr);
+    call_end(s);
+    if (r < 0)
         return bd_err_set(err, sftp_errno(s->sftp), "%s: cannot resize '%s' "
                           "to %llu bytes: %s", s->display, s->conf.path,
                           (unsigned long long)size, ssh_get_error(s->sess));

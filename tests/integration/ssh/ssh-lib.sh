@@ -23,6 +23,11 @@ _ssh_stop_pid() {
 }
 
 _ssh_stop_all() {
+    local p
+    for p in $(cat "$SSH_S/frozen" 2>/dev/null || true); do
+        kill -CONT "$p" 2>/dev/null || true
+        _ssh_stop_pid "$p"
+    done
     _ssh_stop_pid "$(cat "$SSH_S/sshd.pid" 2>/dev/null || true)"
     _ssh_stop_pid "$SSH_AGENT_PID"
     rm -rf "$SSH_S"
@@ -91,6 +96,32 @@ start_agent() {
     SSH_AGENT_PID=$(ssh-agent -a "$SSH_AUTH_SOCK" -s | sed -n 's/^SSH_AGENT_PID=\([0-9]*\);.*/\1/p')
     [ -n "$SSH_AGENT_PID" ] || fail "ssh-agent did not start"
     ssh-add -q "$SSH_KEY" 2>/dev/null || fail "ssh-add failed"
+}
+
+# The sshd processes serving current connections (children of the listener).
+ssh_session_pids() {
+    pgrep -P "$(cat "$SSH_S/sshd.pid")" || true
+}
+
+# ssh_freeze_sessions: SIGSTOP them (a server that stops answering); they
+# are resumed and stopped at exit.
+ssh_freeze_sessions() {
+    local p
+    for p in $(ssh_session_pids); do
+        echo "$p" >> "$SSH_S/frozen"
+        kill -STOP "$p"
+    done
+    [ -s "$SSH_S/frozen" ] || fail "no ssh session to freeze"
+}
+
+# ssh_kill_sessions: the server side of every connection dies.
+ssh_kill_sessions() {
+    local p n=0
+    for p in $(ssh_session_pids); do
+        _ssh_stop_pid "$p"
+        n=$((n + 1))
+    done
+    [ $n -gt 0 ] || fail "no ssh session to kill"
 }
 
 # ssh_uri PATH [QUERY]: the URI of a file in the server dir, host key from

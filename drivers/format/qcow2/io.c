@@ -703,8 +703,14 @@ int qcow2_flush_all(struct qcow2_state *s)
     if (s->read_only)
         return 0;
     pthread_mutex_lock(&s->meta_lock);
-    ret = qcow2_meta_flush(s, true);
+    ret = qcow2_meta_flush(s, false);
     pthread_mutex_unlock(&s->meta_lock);
+    if (ret < 0)
+        return ret;
+    /* the last flush orders nothing: lookups need not wait for it */
+    ret = bd_flush(s->node->file);
+    if (ret == 0 && s->data_node)
+        ret = bd_flush(s->data_node);
     return ret;
 }
 

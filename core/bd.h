@@ -112,7 +112,9 @@ struct bd_node {
     const struct bd_driver *drv;
     void *state;                  /* drv->state_size zeroed bytes */
     char *name;                   /* for messages: file name or URI */
-    char *filename;               /* protocol nodes: path or URI; may be NULL */
+    char *filename;               /* protocol nodes: path or URI; may be NULL.
+                                     A protocol opened from options may set it
+                                     in open (malloc'd): it then names the node */
     struct bd_node *file;         /* protocol child of a format node */
     struct bd_node *backing;      /* backing (parent) image, may be NULL */
     struct bd_node *parent;       /* the node that owns this one, NULL at top */

@@ -217,6 +217,14 @@ int bd_node_open_protocol(const char *filename, const struct bd_driver *drv,
         bd_node_close(n);
         return r;
     }
+    /* A protocol opened from options may name itself (a URI) in open. */
+    if (!filename && n->filename) {
+        char *name = strdup(n->filename);
+        if (name) {
+            free(n->name);
+            n->name = name;
+        }
+    }
     bd_node_refresh_limits(n);
     *out = n;
     return 0;

@@ -13,6 +13,7 @@ PKGS=(
   qemu-utils qemu-block-extra qemu-system-common qemu-system-x86 nbdkit libnbd-bin gnutls-bin
   fio python3 bc util-linux e2fsprogs kmod procps psmisc openssl bzip2 gzip
   python3-libvhdi libvhdi-utils tgt libiscsi-bin
+  glusterfs-server glusterfs-client libglusterfs-dev
   # sanitizers
   libclang-rt-14-dev
 )

@@ -196,7 +196,7 @@ static int set_session_options(struct ssh_state *s, struct bd_err *err)
 {
     const struct ssh_conf *c = &s->conf;
     long timeout = (long)c->connect_timeout;
-    int no = 0;
+    int no = 0, yes = 1;
     unsigned port = c->port;
 
     if (ssh_options_set(s->sess, SSH_OPTIONS_HOST, c->host) < 0 ||
@@ -204,6 +204,8 @@ static int set_session_options(struct ssh_state *s, struct bd_err *err)
         ssh_options_set(s->sess, SSH_OPTIONS_TIMEOUT, &timeout) < 0 ||
         /* everything comes from our options, not ~/.ssh/config */
         ssh_options_set(s->sess, SSH_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
+        /* one request at a time: Nagle plus delayed acks cost 40 ms each */
+        ssh_options_set(s->sess, SSH_OPTIONS_NODELAY, &yes) < 0 ||
         (c->user && ssh_options_set(s->sess, SSH_OPTIONS_USER, c->user) < 0))
         return bd_err_set(err, EINVAL, "%s: %s", s->display,
                           ssh_get_error(s->sess));

@@ -73,7 +73,7 @@ KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 UsePAM no
 StrictModes no
-Subsystem sftp internal-sftp
+Subsystem sftp ${SSH_SFTP_SUBSYSTEM:-internal-sftp}
 LogLevel VERBOSE
 ${1:-}
 EOF

@@ -47,6 +47,18 @@ grep -q "server: 127.0.0.1:$SSH_PORT" "$T/info" || fail "info lacks the server: 
 grep -q "user: root" "$T/info" || fail "info lacks the user"
 grep -q "path: $SSH_S/disk.img" "$T/info" || fail "info lacks the path"
 
+note "growable mount: writes past the end and truncate resize the remote file"
+qemu-img create -q -f raw "$SSH_S/grow.img" 1M
+mount_img --growable -F raw "$(ssh_uri "$SSH_S/grow.img")" "$T/g"
+dd if="$T/rand" of="$T/g" bs=64k seek=20 count=2 conv=notrunc,fsync status=none
+expect_eq "$(stat -c %s "$SSH_S/grow.img")" 1441792 "remote size after a write past the end"
+truncate -s 3M "$T/g"
+expect_eq "$(stat -c %s "$SSH_S/grow.img")" 3145728 "remote size after growing"
+truncate -s 512k "$T/g"
+expect_eq "$(stat -c %s "$SSH_S/grow.img")" 524288 "remote size after shrinking"
+cmp "$T/g" "$SSH_S/grow.img" || fail "growable mount differs from the remote file"
+unmount_img "$T/g"
+
 note "read-only mount"
 mount_img -r -F raw "$(ssh_uri "$SSH_S/disk.img")" "$T/ro"
 cmp "$T/ro" "$SSH_S/disk.img" || fail "read-only mount differs"

@@ -1,12 +1,14 @@
 /*
  * Unit tests of the ssh driver's target parsing: ssh:// URIs, options,
- * host_key_check fingerprints and the display name. No server needed;
- * connecting is tested by tests/integration/ssh/.
+ * host_key_check fingerprints and the display name, and the way a URI
+ * reaches the driver through bd_open_image(). No server needed; connecting
+ * is tested by tests/integration/ssh/.
  */
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "drivers/protocol/ssh/ssh.h"
+#include "graph.h"
 
 static struct sshc t;
 static struct bd_err err;
@@ -235,4 +237,43 @@ Test(ssh_hkc, wrong_length_or_junk_is_refused)
     bd_err_clear(&err);
     cr_assert_lt(ssh_hkc_parse("maybe", &h, &err), 0);
     cr_assert(strstr(err.msg, "use yes, no"), "%s", err.msg);
+}
+
+TestSuite(ssh_open, .fini = reset);
+
+static int open_ro(const char *src, struct bd_node **n)
+{
+    struct bd_flags f = {.read_only = true};
+    reset();
+    /* dotted options name the driver: no format then (core would see two) */
+    return bd_open_image(src, strncmp(src, "driver=", 7) ? "raw" : NULL, NULL,
+                         &f, n, &err);
+}
+
+Test(ssh_open, closed_port_names_host_and_port)
+{
+    struct bd_node *n = NULL;
+    /* port 1 on loopback: nothing listens there */
+    cr_assert_lt(open_ro("ssh://root@127.0.0.1:1/x?host_key_check=no", &n), 0);
+    cr_assert(strstr(err.msg, "ssh://root@127.0.0.1:1/x"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "127.0.0.1:1 refused"), "%s", err.msg);
+    cr_assert_null(n);
+}
+
+Test(ssh_open, uri_errors_come_from_the_driver)
+{
+    struct bd_node *n = NULL;
+    cr_assert_lt(open_ro("ssh://h/x?colour=blue", &n), 0);
+    cr_assert(strstr(err.msg, "unknown URI parameter 'colour'"), "%s", err.msg);
+    cr_assert_lt(open_ro("ssh://h/x?host_key_check=sha1:00", &n), 0);
+    cr_assert(strstr(err.msg, "expected 20 bytes"), "%s", err.msg);
+}
+
+Test(ssh_open, dotted_options_reach_the_driver)
+{
+    struct bd_node *n = NULL;
+    cr_assert_lt(open_ro("driver=ssh,host=127.0.0.1,port=1,path=/x,"
+                         "host_key_check=no,user=bob", &n), 0);
+    cr_assert(strstr(err.msg, "ssh://bob@127.0.0.1:1/x"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "refused"), "%s", err.msg);
 }

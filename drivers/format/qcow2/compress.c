@@ -5,23 +5,77 @@
  */
 #include "qcow2.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 #include <zstd.h>
 
+/* Decoder state per thread, reused: setting one up costs more than
+ * decoding a small cluster. Freed when the thread ends. */
+struct dctx {
+    ZSTD_DCtx *zstd;
+    z_stream zlib;
+    bool zlib_ready;
+};
+
+static pthread_key_t dctx_key;
+static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+
+static void dctx_free(void *p)
+{
+    struct dctx *d = p;
+
+    if (d->zstd)
+        ZSTD_freeDCtx(d->zstd);
+    if (d->zlib_ready)
+        inflateEnd(&d->zlib);
+    free(d);
+}
+
+static void dctx_key_init(void)
+{
+    (void)pthread_key_create(&dctx_key, dctx_free);
+}
+
+static struct dctx *dctx_get(void)
+{
+    struct dctx *d;
+
+    pthread_once(&dctx_once, dctx_key_init);
+    d = pthread_getspecific(dctx_key);
+    if (!d) {
+        d = calloc(1, sizeof(*d));
+        if (d && pthread_setspecific(dctx_key, d)) {
+            free(d);
+            d = NULL;
+        }
+    }
+    return d;
+}
+
 static int inflate_cluster(const void *src, size_t slen, void *dst, size_t dlen)
 {
-    z_stream z = { 0 };
+    struct dctx *d = dctx_get();
+    z_stream *z;
     int ret;
 
-    if (inflateInit2(&z, -15) != Z_OK)
+    if (!d)
         return -ENOMEM;
-    z.next_in = (Bytef *)src;
-    z.avail_in = (uInt)slen;
-    z.next_out = dst;
-    z.avail_out = (uInt)dlen;
-    ret = inflate(&z, Z_FINISH);
-    size_t got = dlen - z.avail_out;
-    inflateEnd(&z);
+    z = &d->zlib;
+    if (!d->zlib_ready) {
+        memset(z, 0, sizeof(*z));
+        if (inflateInit2(z, -15) != Z_OK)
+            return -ENOMEM;
+        d->zlib_ready = true;
+    } else if (inflateReset(z) != Z_OK) {
+        return -EIO;
+    }
+    z->next_in = (Bytef *)src;
+    z->avail_in = (uInt)slen;
+    z->next_out = dst;
+    z->avail_out = (uInt)dlen;
+    ret = inflate(z, Z_FINISH);
+    size_t got = dlen - z->avail_out;
     /* Z_BUF_ERROR with a full output is fine: trailing bytes are not ours */
     if ((ret == Z_STREAM_END || ret == Z_BUF_ERROR || ret == Z_OK) &&
         got == dlen)
@@ -31,27 +85,25 @@ static int inflate_cluster(const void *src, size_t slen, void *dst, size_t dlen)
 
 static int zstd_cluster(const void *src, size_t slen, void *dst, size_t dlen)
 {
-    ZSTD_DCtx *z = ZSTD_createDCtx();
+    struct dctx *d = dctx_get();
     ZSTD_inBuffer in = { src, slen, 0 };
     ZSTD_outBuffer out = { dst, dlen, 0 };
-    int ret = -EIO;
 
-    if (!z)
+    if (!d)
         return -ENOMEM;
+    if (!d->zstd && !(d->zstd = ZSTD_createDCtx()))
+        return -ENOMEM;
+    ZSTD_DCtx_reset(d->zstd, ZSTD_reset_session_only);
     for (;;) {
         size_t in0 = in.pos, out0 = out.pos;
-        size_t r = ZSTD_decompressStream(z, &out, &in);
+        size_t r = ZSTD_decompressStream(d->zstd, &out, &in);
         if (ZSTD_isError(r))
-            break;
-        if (out.pos == dlen) {
-            ret = 0;
-            break;
-        }
+            return -EIO;
+        if (out.pos == dlen)
+            return 0;
         if (r == 0 || (in.pos == in0 && out.pos == out0))
-            break;              /* frame ended short, or no progress */
+            return -EIO;        /* frame ended short, or no progress */
     }
-    ZSTD_freeDCtx(z);
-    return ret;
 }
 
 int qcow2_decompress(int type, const void *src, size_t slen, void *dst,

@@ -16,8 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SSH_CHUNK (64u << 10)           /* bytes per SFTP read/write request */
 #define SSH_READ_WINDOW 32u             /* read requests in flight */
@@ -218,21 +221,91 @@ static int set_session_options(struct ssh_state *s, struct bd_err *err)
     return 0;
 }
 
+/* One address, bounded by the deadline; 0 or -errno. */
+static int tcp_try(const struct addrinfo *ai, int64_t deadline, int *fd_out)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    ai->ai_protocol);
+    int e = 0;
+    socklen_t el = sizeof(e);
+
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (errno != EINPROGRESS) {
+            e = errno;
+            goto out_close;
+        }
+        for (;;) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            int64_t left = deadline - now_ms();
+            int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r == 0) {
+                e = ETIMEDOUT;
+                goto out_close;
+            }
+            break;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
+            e = errno;
+        if (e)
+            goto out_close;
+    }
+    *fd_out = fd;
+    return 0;
+out_close:
+    close(fd);
+    return -e;
+}
+
+/* Our own TCP connect: libssh's loses the reason (refused, unreachable,
+ * timed out) and we want to name it. */
+static int tcp_connect(struct ssh_state *s, int *fd, struct bd_err *err)
+{
+    const struct ssh_conf *c = &s->conf;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res, *ai;
+    int64_t deadline = now_ms() + (int64_t)c->connect_timeout * 1000;
+    char port[16];
+    int r = -EHOSTUNREACH;
+
+    snprintf(port, sizeof(port), "%u", c->port);
+    int g = getaddrinfo(c->host, port, &hints, &res);
+    if (g != 0)
+        return bd_err_set(err, EHOSTUNREACH, "%s: cannot resolve host '%s': %s",
+                          s->display, c->host, gai_strerror(g));
+    for (ai = res; ai; ai = ai->ai_next) {
+        r = tcp_try(ai, deadline, fd);
+        if (r == 0 || r == -ETIMEDOUT)
+            break;
+    }
+    freeaddrinfo(res);
+    if (r == 0)
+        return 0;
+    if (r == -ECONNREFUSED)
+        return bd_err_set(err, ECONNREFUSED, "%s: connection to %s refused; "
+                          "is the ssh server running?", s->display,
+                          s->hostport);
+    if (r == -ETIMEDOUT)
+        return bd_err_set(err, ETIMEDOUT, "%s: no answer from %s within %u s "
+                          "(connect-timeout)", s->display, s->hostport,
+                          c->connect_timeout);
+    return bd_err_set(err, -r, "%s: cannot connect to %s: %s", s->display,
+                      s->hostport, strerror(-r));
+}
+
+/* The ssh handshake failed on an open TCP connection. */
 static int connect_error(struct ssh_state *s, struct bd_err *err)
 {
     const char *e = ssh_get_error(s->sess);
 
-    if (strcasestr(e, "refused"))
-        return bd_err_set(err, ECONNREFUSED, "%s: connection to %s refused; "
-                          "is the ssh server running?", s->display,
-                          s->hostport);
     if (strcasestr(e, "timeout") || strcasestr(e, "timed out"))
-        return bd_err_set(err, ETIMEDOUT, "%s: no answer from %s within %u s",
+        return bd_err_set(err, ETIMEDOUT, "%s: %s accepted the connection but "
+                          "did not complete the ssh handshake within %u s",
                           s->display, s->hostport, s->conf.connect_timeout);
-    if (strcasestr(e, "resolve") || strcasestr(e, "name or service"))
-        return bd_err_set(err, EHOSTUNREACH, "%s: cannot resolve host '%s'",
-                          s->display, s->conf.host);
-    return bd_err_set(err, ECONNREFUSED, "%s: cannot connect to %s: %s",
+    return bd_err_set(err, EPROTO, "%s: ssh handshake with %s failed: %s",
                       s->display, s->hostport, e);
 }
 
@@ -450,7 +523,7 @@ static int ssh_open(struct bd_node *n, const struct bd_opts *o,
     struct bd_err step = {0};
     char *user = NULL;
     long timeout;
-    int r;
+    int fd = -1, r;
 
     if ((r = collect_target(o, &s->target, err)) < 0 ||
         (r = sshc_conf(&s->target, &s->conf, err)) < 0)
@@ -474,6 +547,14 @@ static int ssh_open(struct bd_node *n, const struct bd_opts *o,
     }
     if (!s->user && !(s->user = strdup("?")))
         return bd_err_set(err, ENOMEM, "out of memory");
+    if ((r = tcp_connect(s, &fd, err)) < 0)
+        return r;
+    /* libssh owns the socket from here on and closes it in ssh_free */
+    if (ssh_options_set(s->sess, SSH_OPTIONS_FD, &fd) < 0) {
+        close(fd);
+        return bd_err_set(err, EIO, "%s: %s", s->display,
+                          ssh_get_error(s->sess));
+    }
     if (ssh_connect(s->sess) != SSH_OK)
         return connect_error(s, err);
     /* libssh bounds only the connect itself; the watchdog does the rest */

@@ -38,7 +38,7 @@ bh=$!
 for i in $(seq 1 100); do [ -s "$SSH_S/bh.port" ] && break; sleep 0.05; done
 bport=$(cat "$SSH_S/bh.port")
 expect_fail_within 6 "$IMGFUSE" info "ssh://root@127.0.0.1:$bport/x?host_key_check=no&connect-timeout=2"
-expect_err "127.0.0.1:$bport"
+expect_err "127.0.0.1:$bport accepted the connection but did not complete the ssh handshake within 2 s"
 kill $bh 2>/dev/null || true
 
 note "missing file and a directory"

@@ -277,3 +277,40 @@ Test(ssh_open, dotted_options_reach_the_driver)
     cr_assert(strstr(err.msg, "ssh://bob@127.0.0.1:1/x"), "%s", err.msg);
     cr_assert(strstr(err.msg, "refused"), "%s", err.msg);
 }
+
+Test(ssh_conf, display_percent_encodes_and_parses_back)
+{
+    struct ssh_conf c, c2;
+    struct sshc t2 = {0};
+    reset();
+    sshc_set(&t, SSHC_HOST, "h");
+    sshc_set(&t, SSHC_USER, "a@b");
+    sshc_set(&t, SSHC_PATH, "/dir/50% off?#x y.img");
+    cr_assert_eq(sshc_conf(&t, &c, &err), 0, "%s", err.msg);
+    char *d = sshc_display(&c);
+    cr_assert_str_eq(d, "ssh://a%40b@h/dir/50%25%20off%3F%23x%20y.img");
+    cr_assert_eq(sshc_parse_uri(d, &t2, &err), 0, "%s", err.msg);
+    cr_assert_eq(sshc_conf(&t2, &c2, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c2.path, c.path);
+    cr_assert_str_eq(c2.user, c.user);
+    free(d);
+    sshc_free(&t2);
+}
+
+Test(ssh_uri, fragment_is_refused)
+{
+    cr_assert_lt(parse("ssh://h/a#b"), 0);
+    cr_assert(strstr(err.msg, "%23"), "%s", err.msg);
+    cr_assert_eq(parse("ssh://h/a%23b"), 0, "%s", err.msg);
+    cr_assert_str_eq(V(SSHC_PATH), "/a#b");
+}
+
+Test(ssh_conf, odd_host_is_refused)
+{
+    struct ssh_conf c;
+    reset();
+    sshc_set(&t, SSHC_HOST, "a/b");
+    sshc_set(&t, SSHC_PATH, "/p");
+    cr_assert_lt(sshc_conf(&t, &c, &err), 0);
+    cr_assert(strstr(err.msg, "not a host name"), "%s", err.msg);
+}

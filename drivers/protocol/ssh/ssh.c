@@ -81,14 +81,15 @@ static int ssh_parse_uri(const char *uri, struct bd_opts *o, struct bd_err *err)
     return r;
 }
 
-/* Explicit options win over what "filename=ssh://..." says. */
+/* parse_uri gives every part as an option; "filename=ssh://..." alone (no
+ * host option) is parsed here. Explicit options win over it. */
 static int collect_target(const struct bd_opts *o, struct sshc *t,
                           struct bd_err *err)
 {
     const char *fn = bd_opts_get(o, "filename");
     int r;
 
-    if (fn && strncasecmp(fn, "ssh://", 6) == 0 &&
+    if (fn && !bd_opts_has(o, "host") && strncasecmp(fn, "ssh://", 6) == 0 &&
         (r = sshc_parse_uri(fn, t, err)) < 0)
         return r;
     for (int k = 0; k < SSHC_NKEYS; k++) {

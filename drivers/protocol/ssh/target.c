@@ -94,8 +94,13 @@ int sshc_parse_uri(const char *uri, struct sshc *t, struct bd_err *err)
 {
     struct bd_uri u;
     char port[16];
-    int r = bd_uri_parse(uri, &u, err);
+    int r;
 
+    /* a fragment means nothing here, and a '#' in a file name is %23 */
+    if (strchr(uri, '#'))
+        return bd_err_set(err, EINVAL, "%s: ssh URIs take no '#' fragment; "
+                          "write %%23 for a '#' in the path", uri);
+    r = bd_uri_parse(uri, &u, err);
     if (r < 0)
         return r;
     if (strcmp(u.scheme, "ssh") != 0) {
@@ -274,6 +279,11 @@ int sshc_conf(const struct sshc *t, struct ssh_conf *c, struct bd_err *err)
     if (!c->host || !*c->host)
         return bd_err_set(err, EINVAL, "ssh: no host given; use "
                           "ssh://[user@]host[:port]/path or host=");
+    for (const char *h = c->host; *h; h++) {
+        if (!isgraph((unsigned char)*h) || strchr("/?#@[]%", *h))
+            return bd_err_set(err, EINVAL, "ssh: '%s' is not a host name or "
+                              "address", c->host);
+    }
     if (!c->path || !*c->path)
         return bd_err_set(err, EINVAL, "ssh: no remote file given; use "
                           "ssh://host/path or path=");
@@ -291,17 +301,42 @@ int sshc_conf(const struct sshc *t, struct ssh_conf *c, struct bd_err *err)
     return ssh_hkc_parse(t->v[SSHC_HOST_KEY_CHECK], &c->hkc, err);
 }
 
+/* Append s percent-encoded: unreserved characters (RFC 3986) and those in
+ * keep stay as they are. */
+static void put_encoded(FILE *f, const char *s, const char *keep)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || strchr("-._~", ch) || (keep && strchr(keep, ch)))
+            fputc(ch, f);
+        else
+            fprintf(f, "%%%02X", ch);
+    }
+}
+
 char *sshc_display(const struct ssh_conf *c)
 {
-    bool v6 = strchr(c->host, ':') != NULL;
-    char port[16] = "";
-    char *out;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
 
-    if (c->port != SSH_DEFAULT_PORT)
-        snprintf(port, sizeof(port), ":%u", c->port);
-    if (asprintf(&out, "ssh://%s%s%s%s%s%s%s%s", c->user ? c->user : "",
-                 c->user ? "@" : "", v6 ? "[" : "", c->host, v6 ? "]" : "",
-                 port, c->path[0] == '/' ? "" : "/", c->path) < 0)
+    if (!f)
         return NULL;
+    fputs("ssh://", f);
+    if (c->user) {
+        put_encoded(f, c->user, NULL);
+        fputc('@', f);
+    }
+    /* URI hosts are not percent-decoded; sshc_conf refused the odd ones */
+    fprintf(f, strchr(c->host, ':') ? "[%s]" : "%s", c->host);
+    if (c->port != SSH_DEFAULT_PORT)
+        fprintf(f, ":%u", c->port);
+    if (c->path[0] != '/')
+        fputc('/', f);
+    put_encoded(f, c->path, "/");
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
     return out;
 }

@@ -59,6 +59,12 @@ expect_eq "$(stat -c %s "$SSH_S/grow.img")" 524288 "remote size after shrinking"
 cmp "$T/g" "$SSH_S/grow.img" || fail "growable mount differs from the remote file"
 unmount_img "$T/g"
 
+note "a file name with a space, '%' and '#', percent-encoded in the URI"
+cp "$SSH_S/disk.img" "$SSH_S/50% off #1.img"
+"$IMGFUSE" info -F raw "$(ssh_uri "$SSH_S/50%25%20off%20%231.img")" > "$T/info" ||
+    fail "an encoded file name does not open"
+grep -q "path: $SSH_S/50% off #1.img" "$T/info" || fail "info path: $(cat "$T/info")"
+
 note "read-only mount"
 mount_img -r -F raw "$(ssh_uri "$SSH_S/disk.img")" "$T/ro"
 cmp "$T/ro" "$SSH_S/disk.img" || fail "read-only mount differs"

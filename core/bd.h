@@ -209,6 +209,10 @@ struct bd_driver {
                     struct bd_err *err);
     /* Bytes the node uses on its storage (info's "disk size"), -errno. */
     int64_t (*allocated_size)(struct bd_node *n);
+    /* Internal snapshots: a malloc'd array of malloc'd names (the id when
+     * a snapshot has no name), each one usable as the node's snapshot=
+     * option. Returns the count or -errno. */
+    int (*snapshots)(struct bd_node *n, char ***names);
     /* Format-specific fields for `imgfuse info`. */
     void (*info)(struct bd_node *n, struct bd_info *info);
 

@@ -564,6 +564,7 @@ const struct bd_driver bd_drv_qcow2 = {
     .block_status = qcow2_block_status,
     .truncate = qcow2_truncate,
     .allocated_size = qcow2_allocated_size,
+    .snapshots = qcow2_snapshot_names,
     .info = qcow2_info,
     .create = qcow2_create,
 };

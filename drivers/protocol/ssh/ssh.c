@@ -18,6 +18,8 @@
 #include <strings.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +43,7 @@ struct ssh_state {
     /* watchdog: libssh waits forever in blocking SFTP calls, so a thread
      * shuts the socket down when one outlives its deadline */
     int fd;
+    ino_t sock_ino;             /* to close our socket, not a reused fd */
     bool wd_started;
     bool wd_stop;
     int64_t wd_deadline_ms;     /* 0: no call in progress */
@@ -522,7 +525,7 @@ static int ssh_open(struct bd_node *n, const struct bd_opts *o,
 {
     struct ssh_state *s = n->state;
     struct bd_err step = {0};
-    char *user = NULL;
+    struct stat st;
     long timeout;
     int fd = -1, r;
 
@@ -542,20 +545,27 @@ static int ssh_open(struct bd_node *n, const struct bd_opts *o,
                           s->display);
     if ((r = set_session_options(s, err)) < 0)
         return r;
-    if (ssh_options_get(s->sess, SSH_OPTIONS_USER, &user) == SSH_OK && user) {
-        s->user = strdup(user);
-        ssh_string_free_char(user);
+    if (s->conf.user) {
+        s->user = strdup(s->conf.user);
+    } else {
+        /* the local login name, as ssh does; said in messages and info */
+        struct passwd *pw = getpwuid(geteuid());
+        s->user = strdup(pw ? pw->pw_name : "root");
+        if (s->user && ssh_options_set(s->sess, SSH_OPTIONS_USER, s->user) < 0)
+            return bd_err_set(err, EINVAL, "%s: %s", s->display,
+                              ssh_get_error(s->sess));
     }
-    if (!s->user && !(s->user = strdup("?")))
+    if (!s->user)
         return bd_err_set(err, ENOMEM, "out of memory");
     if ((r = tcp_connect(s, &fd, err)) < 0)
         return r;
-    /* libssh owns the socket from here on and closes it in ssh_free */
-    if (ssh_options_set(s->sess, SSH_OPTIONS_FD, &fd) < 0) {
-        close(fd);
+    /* libssh does not close a socket it was given: close does */
+    s->fd = fd;
+    if (fstat(fd, &st) == 0)
+        s->sock_ino = st.st_ino;
+    if (ssh_options_set(s->sess, SSH_OPTIONS_FD, &fd) < 0)
         return bd_err_set(err, EIO, "%s: %s", s->display,
                           ssh_get_error(s->sess));
-    }
     if (ssh_connect(s->sess) != SSH_OK)
         return connect_error(s, err);
     /* libssh bounds only the connect itself; the watchdog does the rest */
@@ -598,6 +608,12 @@ static void ssh_close_node(struct bd_node *n)
     watchdog_stop(s);
     if (s->sess)
         ssh_free(s->sess);
+    if (s->sock_ino) {
+        struct stat st;
+        if (fstat(s->fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            st.st_ino == s->sock_ino)
+            close(s->fd);
+    }
     free(s->display);
     free(s->hostport);
     free(s->user);

@@ -34,6 +34,10 @@ opens "$base?host_key_check=sha1:$SSH_FP_SHA1"
 opens "$base?host_key_check=md5:${SSH_FP_MD5#MD5:}"
 opens_nofmt "driver=ssh,host=127.0.0.1,port=$SSH_PORT,path=$SSH_S/d.img,host_key_check=sha1:$SSH_FP_SHA1"
 
+note "without user@ the local login name is used and shown"
+opens "ssh://127.0.0.1:$SSH_PORT$SSH_S/d.img?known_hosts=$SSH_KNOWN"
+grep -q "^user: $(id -un)$" "$T/info" || fail "info user: $(cat "$T/info")"
+
 note "hashed known_hosts entries"
 cp "$SSH_KNOWN" "$T/hashed"
 ssh-keygen -q -H -f "$T/hashed" 2>/dev/null

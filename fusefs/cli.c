@@ -41,6 +41,7 @@ const char cli_usage[] =
 "      --related=POLICY    confine (default) or follow: extents, data files\n"
 "      --untrusted         confine backing files, refuse protocol backing\n"
 "      --iscsi-config=FILE iscsi initiator settings and CHAP secrets\n"
+"      --snapshot=NAME|ID  mount an internal snapshot (read-only)\n"
 "      --threads=N         FUSE worker threads (default 8)\n"
 "      --pidfile=FILE      write the daemon's pid once the mount is live\n"
 "      --create=SIZE       create FILE (-F FMT) of SIZE, then mount it\n"
@@ -58,7 +59,7 @@ enum {
     OPT_LOCKING = 256, OPT_SHARE_RW, OPT_CACHE, OPT_DISCARD, OPT_AIO,
     OPT_GROWABLE, OPT_BACKING, OPT_RELATED, OPT_UNTRUSTED, OPT_THREADS,
     OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
-    OPT_WRITEBACK, OPT_ISCSI_CONFIG,
+    OPT_WRITEBACK, OPT_ISCSI_CONFIG, OPT_SNAPSHOT,
 };
 
 static const struct option long_opts[] = {
@@ -73,6 +74,7 @@ static const struct option long_opts[] = {
     { "growable", no_argument, NULL, OPT_GROWABLE },
     { "writeback-cache", no_argument, NULL, OPT_WRITEBACK },
     { "iscsi-config", required_argument, NULL, OPT_ISCSI_CONFIG },
+    { "snapshot", required_argument, NULL, OPT_SNAPSHOT },
     { "backing", required_argument, NULL, OPT_BACKING },
     { "related", required_argument, NULL, OPT_RELATED },
     { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
@@ -106,7 +108,7 @@ static const char *const ignored_opts[] = {
 static const char *const own_opts[] = {
     "ro", "read-only", "format", "force-share", "locking", "share-rw",
     "cache", "discard", "aio", "growable", "backing", "related", "untrusted",
-    "writeback-cache",
+    "writeback-cache", "iscsi-config", "snapshot",
     "threads", "pidfile", "debug", "foreground", NULL,
 };
 
@@ -183,6 +185,18 @@ static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
     case OPT_GROWABLE: c->flags.growable = true; return 0;
     case OPT_WRITEBACK: c->writeback_cache = true; return 0;
     case OPT_ISCSI_CONFIG: c->iscsi_config = val; return 0;
+    case OPT_SNAPSHOT: {
+        /* a snapshot is a frozen past state: always read-only */
+        char item[300];
+        if (strchr(val, ','))
+            return bd_err_set(err, EINVAL, "--snapshot=%s: a snapshot name "
+                              "with a comma cannot be given here; use its id",
+                              val);
+        snprintf(item, sizeof(item), "snapshot=%s", val);
+        c->flags.read_only = true;
+        return append(c->fmt_opts, sizeof(c->fmt_opts), item) < 0
+                   ? bd_err_set(err, E2BIG, "too many options") : 0;
+    }
     case OPT_BACKING:
         if ((r = pick("backing", val, backing, err)) < 0)
             return r;
@@ -246,6 +260,10 @@ static int apply_o_item(struct cli *c, char *item, struct bd_err *err)
         return apply(c, 'F', val, err);
     if (!strcmp(key, "debug") && val) {
         c->debug_mods = val;
+        return 0;
+    }
+    if (!strcmp(key, "foreground") && !val) {
+        c->foreground = true;
         return 0;
     }
     if (!strcmp(key, "debug") && !val) {

@@ -330,13 +330,28 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_open(req, fi);
 }
 
-static __thread void *io_buf;
+/* One I/O buffer per worker thread, freed when the worker ends. */
+static pthread_key_t io_buf_key;
+static pthread_once_t io_buf_once = PTHREAD_ONCE_INIT;
+
+static void io_buf_key_init(void)
+{
+    (void)pthread_key_create(&io_buf_key, free);
+}
 
 static void *worker_buf(void)
 {
-    if (!io_buf && posix_memalign(&io_buf, 4096, FUSEFS_MAX_IO) != 0)
-        io_buf = NULL;
-    return io_buf;
+    pthread_once(&io_buf_once, io_buf_key_init);
+    void *b = pthread_getspecific(io_buf_key);
+    if (!b) {
+        if (posix_memalign(&b, 4096, FUSEFS_MAX_IO) != 0)
+            return NULL;
+        if (pthread_setspecific(io_buf_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    return b;
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -146,53 +146,116 @@ static int prepare_mountpoint(struct mount_ctx *m, struct bd_err *err)
     return 0;
 }
 
+static void image_stat(struct bd_node *n, struct stat *st)
+{
+    struct bd_node *p = n;
+    while (p->file)
+        p = p->file;
+    if (p->filename && stat(p->filename, st) == 0)
+        return;
+    memset(st, 0, sizeof(*st));
+    st->st_mode = 0644;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+    st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+/* Add one entry; takes the node (closed on failure). */
+static int add_file(struct mount_ctx *m, size_t *cap, const char *name,
+                    const char *source, struct bd_node *n, struct bd_err *err)
+{
+    for (size_t j = 0; j < m->fs.nfiles; j++) {
+        if (strcmp(m->fs.files[j].name, name) == 0) {
+            bd_node_close(n);
+            return bd_err_set(err, EEXIST, "%s and another source would both "
+                              "appear as %s; mount them in separate "
+                              "directories", source, name);
+        }
+    }
+    if (m->fs.nfiles == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        void *nf = realloc(m->fs.files, nc * sizeof(*m->fs.files));
+        if (!nf) {
+            bd_node_close(n);
+            return bd_err_set(err, ENOMEM, "out of memory");
+        }
+        m->fs.files = nf;
+        *cap = nc;
+    }
+    struct stat st;
+    image_stat(n, &st);
+    int r = fusefs_file_init(&m->fs.files[m->fs.nfiles], name, n, &st);
+    if (r < 0) {
+        bd_node_close(n);
+        return bd_err_set(err, -r, "out of memory");
+    }
+    m->fs.nfiles++;
+    return 0;
+}
+
+/* Directory mode: every internal snapshot of `n` as NAME@SNAPSHOT.raw,
+ * read-only. The mount's own node already holds the image's locks. */
+static int add_snapshots(struct mount_ctx *m, size_t *cap, const char *source,
+                         const char *base, struct bd_node *n, const char *opts,
+                         struct bd_err *err)
+{
+    char **names = NULL;
+    if (!n->drv->snapshots)
+        return 0;
+    int count = n->drv->snapshots(n, &names);
+    if (count < 0)
+        return bd_err_set(err, -count, "%s: cannot list its snapshots", source);
+    int r = 0;
+    for (int k = 0; k < count; k++) {
+        char sopts[sizeof(m->c->fmt_opts) + 1024], name[512];
+        struct bd_flags f = m->c->flags;
+        struct bd_node *sn;
+        if (r < 0 || strchr(names[k], ',') || strchr(names[k], '/')) {
+            if (r == 0)
+                log_warn("%s: snapshot '%s' has a name that cannot be a file "
+                         "name; mount it with --snapshot and its id", source,
+                         names[k]);
+            continue;
+        }
+        snprintf(sopts, sizeof(sopts), "%s%ssnapshot=%s", opts, *opts ? "," : "",
+                 names[k]);
+        f.read_only = f.force_share = true;
+        r = bd_open_image(source, n->drv->name, sopts, &f, &sn, err);
+        if (r == 0) {
+            snprintf(name, sizeof(name), "%s@%s.raw", base, names[k]);
+            r = add_file(m, cap, name, source, sn, err);
+        }
+    }
+    for (int k = 0; k < count; k++)
+        free(names[k]);
+    free(names);
+    return r;
+}
+
 static int open_sources(struct mount_ctx *m, struct bd_err *err)
 {
     struct cli *c = m->c;
-    m->fs.files = calloc(c->nsources, sizeof(*m->fs.files));
-    if (!m->fs.files)
-        return bd_err_set(err, ENOMEM, "out of memory");
+    size_t cap = 0;
     for (size_t i = 0; i < c->nsources; i++) {
         struct bd_node *n;
-        char name[256], xopts[sizeof(c->fmt_opts) + 512];
-        int r = bd_open_image(c->sources[i], c->format,
-                              cli_source_opts(c, c->sources[i], xopts, sizeof(xopts)), &c->flags,
-                              &n, err);
+        char base[256], name[300], xopts[sizeof(c->fmt_opts) + 512];
+        const char *opts = cli_source_opts(c, c->sources[i], xopts, sizeof(xopts));
+        int r = bd_open_image(c->sources[i], c->format, opts, &c->flags, &n, err);
         if (r < 0)
             return r;
         /* Name it after the image file, whatever form SOURCE took. */
         struct bd_node *pn = n;
         while (pn->file)
             pn = pn->file;
-        base_without_ext(pn->filename ? pn->filename : c->sources[i], name,
-                         sizeof(name));
-        strncat(name, ".raw", sizeof(name) - strlen(name) - 1);
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(m->fs.files[j].name, name) == 0) {
-                bd_node_close(n);
-                return bd_err_set(err, EEXIST, "sources %s and %s would both "
-                                  "appear as %s; mount them in separate "
-                                  "directories", c->sources[j], c->sources[i], name);
-            }
-        }
-        struct stat st;
-        struct bd_node *p = n;
-        while (p->file)
-            p = p->file;
-        if (!p->filename || stat(p->filename, &st) != 0) {
-            memset(&st, 0, sizeof(st));
-            st.st_mode = 0644;
-            st.st_uid = getuid();
-            st.st_gid = getgid();
-            clock_gettime(CLOCK_REALTIME, &st.st_mtim);
-            st.st_atim = st.st_ctim = st.st_mtim;
-        }
-        r = fusefs_file_init(&m->fs.files[i], name, n, &st);
-        if (r < 0) {
-            bd_node_close(n);
-            return bd_err_set(err, -r, "out of memory");
-        }
-        m->fs.nfiles++;
+        base_without_ext(pn->filename ? pn->filename : c->sources[i], base,
+                         sizeof(base));
+        snprintf(name, sizeof(name), "%s.raw", base);
+        r = add_file(m, &cap, name, c->sources[i], n, err);
+        if (r == 0 && m->fs.dir_mode && !strstr(opts, "snapshot="))
+            r = add_snapshots(m, &cap, c->sources[i], base, n, opts, err);
+        if (r < 0)
+            return r;
     }
     return 0;
 }

@@ -566,5 +566,6 @@ const struct bd_driver bd_drv_qcow2 = {
     .allocated_size = qcow2_allocated_size,
     .snapshots = qcow2_snapshot_names,
     .info = qcow2_info,
+    .check = qcow2_check,
     .create = qcow2_create,
 };

@@ -360,6 +360,10 @@ int qcow2_free_bitmaps(struct qcow2_state *s);
 /* Rebuild refcounts from L1/L2/snapshot tables (dirty image opened rw). */
 int qcow2_rebuild_refcounts(struct qcow2_state *s, struct bd_err *err);
 
+/* bd_driver.check: compare stored refcounts with the metadata, repair. */
+int qcow2_check(struct bd_node *n, unsigned fix, struct bd_check *res,
+                struct bd_err *err);
+
 /* snapshot.c: names of the internal snapshots (bd_driver.snapshots) */
 int qcow2_snapshot_names(struct bd_node *n, char ***out);
 

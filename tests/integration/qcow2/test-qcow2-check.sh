@@ -1,0 +1,166 @@
+#!/bin/bash
+# `imgfuse check [-r leaks|all]` on qcow2 against `qemu-img check` as the
+# oracle: clean images (snapshots, zlib and zstd compressed clusters,
+# refcount_bits 1 and 64, extended L2), leaked clusters, refcounts of used
+# clusters set to zero, pointers beyond the file; repairs leave qemu-img
+# check clean and the guest data unchanged.
+. "$(dirname "$0")/../lib.sh"
+
+# rc IMG get|set CLUSTER [VALUE]: a stored 16-bit refcount
+rc() {
+    python3 - "$@" <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'r+b')
+h = f.read(104)
+cb = struct.unpack('>I', h[20:24])[0]
+rt = struct.unpack('>Q', h[48:56])[0]
+assert struct.unpack('>I', h[96:100])[0] == 4, '16-bit refcounts only'
+per = (1 << cb) // 2
+c = int(sys.argv[3])
+f.seek(rt + (c // per) * 8)
+blk = struct.unpack('>Q', f.read(8))[0] & ~0x1ff
+assert blk, 'no refcount block'
+f.seek(blk + (c % per) * 2)
+if sys.argv[2] == 'get':
+    print(struct.unpack('>H', f.read(2))[0])
+else:
+    f.write(struct.pack('>H', int(sys.argv[4])))
+PY
+}
+
+# first_l2 IMG VALUE: overwrite the first entry of the first L2 table
+first_l2() {
+    python3 - "$@" <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'r+b')
+h = f.read(104)
+f.seek(struct.unpack('>Q', h[40:48])[0])
+l2 = struct.unpack('>Q', f.read(8))[0] & 0x00fffffffffffe00
+assert l2, 'no L2 table'
+f.seek(l2)
+f.write(struct.pack('>Q', int(sys.argv[2], 0) & 0xffffffffffffffff))
+PY
+}
+
+# first_data IMG: cluster index of the first allocated data cluster
+first_data() {
+    qemu-img map --output=json "$1" | python3 -c '
+import json, sys
+print([e for e in json.load(sys.stdin) if e["data"]][0]["offset"] // 65536)'
+}
+
+# check IMG EXPECTED-RC [ARGS...]: imgfuse check exits EXPECTED-RC
+check() {
+    local img=$1 want=$2 got=0
+    shift 2
+    "$IMGFUSE" check "$@" "$img" >"$T/out" 2>&1 || got=$?
+    [ "$got" = "$want" ] || { cat "$T/out" >&2; fail "imgfuse check $* $img: exit $got, expected $want"; }
+}
+# qcheck IMG EXPECTED-RC: qemu-img check exits EXPECTED-RC
+qcheck() {
+    local got=0
+    qemu-img check "$1" >"$T/qout" 2>&1 || got=$?
+    [ "$got" = "$2" ] || { cat "$T/qout" >&2; fail "qemu-img check $1: exit $got, expected $2"; }
+}
+raw_sha() { qemu-img convert -O raw "$1" "$T/raw.tmp" && sha "$T/raw.tmp"; }
+
+# a base image: data here and there, a snapshot, more data after it
+base=$T/base.qcow2
+qemu-img create -q -f qcow2 "$base" 64M
+qemu-io -c 'write -P 1 0 3M' -c 'write -P 2 10M 1M' "$base" >/dev/null
+qemu-img snapshot -c s1 "$base"
+qemu-io -c 'write -P 3 1M 1M' -c 'write -P 4 40M 64k' "$base" >/dev/null
+qcheck "$base" 0
+check "$base" 0
+grep -q 'no errors' "$T/out" || fail "clean image: $(cat "$T/out")"
+
+# clean images with other features
+python3 -c '
+import sys
+with open(sys.argv[1], "wb") as f:
+    for i in range(2048):
+        f.write(((b"block %06d " % i) * 373)[:4096])
+' "$T/text.raw"
+qemu-img convert -c -f raw -O qcow2 -o compression_type=zlib,cluster_size=4k "$T/text.raw" "$T/z.qcow2"
+qemu-img convert -c -f raw -O qcow2 -o compression_type=zstd "$T/text.raw" "$T/zs.qcow2"
+qemu-img info "$T/z.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -o refcount_bits=1 "$T/r1.qcow2" 16M
+qemu-img create -q -f qcow2 -o refcount_bits=64,extended_l2=on "$T/r64.qcow2" 16M
+qemu-io -c 'write -P 5 0 1M' -c 'write -P 6 5000k 4k' "$T/r1.qcow2" >/dev/null
+qemu-io -c 'write -P 5 0 1M' -c 'write -P 6 5000k 4k' "$T/r64.qcow2" >/dev/null
+qemu-img snapshot -c one "$T/z.qcow2"
+for img in z zs r1 r64; do
+    qcheck "$T/$img.qcow2" 0
+    check "$T/$img.qcow2" 0
+done
+qemu-img check "$T/z.qcow2" | grep -q '[1-9][0-9.]*% compressed' ||
+    fail "z.qcow2 has no compressed clusters"
+
+# leaked clusters: three clusters at the end of the file counted once
+img=$T/leak.qcow2
+cp "$base" "$img"
+sz=$(stat -c %s "$img")
+truncate -s $((sz + 3 * 65536)) "$img"
+for i in 0 1 2; do rc "$img" set $((sz / 65536 + i)) 1; done
+qcheck "$img" 3
+grep -q '^3 leaked clusters' "$T/qout" || fail "qemu-img: $(cat "$T/qout")"
+check "$img" 3
+grep -q '^3 leaked clusters' "$T/out" || fail "leaks: $(cat "$T/out")"
+check "$img" 0 -r leaks
+grep -q 'repaired 0 corruptions and 3 leaked clusters' "$T/out" ||
+    fail "leak repair: $(cat "$T/out")"
+qcheck "$img" 0
+check "$img" 0
+
+# a leak on a used cluster (refcount 2, referenced once): qemu-img counts
+# the wrong OFLAG_COPIED too; -r leaks repairs both
+img=$T/leak2.qcow2
+qemu-img create -q -f qcow2 "$img" 16M
+qemu-io -c 'write -P 7 0 256k' "$img" >/dev/null
+c=$(first_data "$img")
+rc "$img" set "$c" 2
+qcheck "$img" 2
+check "$img" 2
+grep -q '^1 leaked clusters' "$T/out" || fail "leak2: $(cat "$T/out")"
+check "$img" 0 -r leaks
+qcheck "$img" 0
+
+# corruption: a used cluster's refcount set to 0, shared (snapshot) and not
+for src in "$base" "$T/leak2.qcow2"; do
+    img=$T/corrupt.qcow2
+    cp "$src" "$img"
+    before=$(raw_sha "$img")
+    c=$(first_data "$img")
+    rc "$img" set "$c" 0
+    qcheck "$img" 2
+    check "$img" 2
+    grep -q 'errors were found' "$T/out" || fail "corruption: $(cat "$T/out")"
+    check "$img" 2 -r leaks
+    check "$img" 0 -r all
+    grep -q 'repaired [1-9][0-9]* corruptions' "$T/out" || fail "repair: $(cat "$T/out")"
+    qcheck "$img" 0
+    expect_eq "$(raw_sha "$img")" "$before" "data after -r all"
+    [ "$(rc "$img" get "$c")" -ge 1 ] || fail "refcount not restored"
+done
+
+# pointers beyond the end of the file and misaligned: corruption, dropped
+# by -r all (qemu-img check agrees on the verdict)
+for e in 0x8000010000000000 0x8000000000050200; do
+    img=$T/ptr.qcow2
+    qemu-img create -q -f qcow2 "$img" 16M
+    qemu-io -c 'write -P 8 0 256k' "$img" >/dev/null
+    first_l2 "$img" "$e"
+    qcheck "$img" 2
+    check "$img" 2
+    check "$img" 0 -r all
+    qcheck "$img" 0
+    check "$img" 0
+done
+
+# a read-only check never writes
+img=$T/ro.qcow2
+cp "$T/leak2.qcow2" "$img"
+rc "$img" set "$(first_data "$img")" 0
+s0=$(sha "$img")
+check "$img" 2
+expect_eq "$(sha "$img")" "$s0" "read-only check wrote"

@@ -130,8 +130,9 @@ int qcow2_rebuild_refcounts(struct qcow2_state *s, struct bd_err *err)
      * (autoclear bit clear) are garbage anyway */
     if (s->x.has_bitmaps && (s->h.autoclear & QCOW2_AUTOCLEAR_BITMAPS))
         return bd_err_set(err, ENOTSUP,
-                          "%s: image was not closed cleanly and has persistent "
-                          "bitmaps; repair it with qemu-img check -r all",
+                          "%s: cannot rebuild the refcounts of an image with "
+                          "persistent bitmaps; repair it with qemu-img check "
+                          "-r all",
                           s->node->name);
     bool was_dirty = s->h.incompat & QCOW2_INCOMPAT_DIRTY;
     uint64_t p = (s->file_size + cs - 1) / cs;
@@ -591,8 +592,13 @@ static int ck_compare(struct ck *k)
         bool have = off && !(e & 0x1ff) && ck_ptr_ok(k, off);
         bool dirty = false;
 
-        if (off && !have)
-            continue;             /* counted as a corruption already */
+        if (off && !have) {
+            /* a damaged block: every used cluster it covers is unaccounted */
+            for (uint64_t j = 0; j < s->rb_entries && first + j < k->n; j++)
+                if (k->ref[first + j])
+                    k->corrupt++;
+            continue;
+        }
         if (have) {
             ret = bd_pread(s->node->file, k->t, cs, off);
             if (ret < 0)

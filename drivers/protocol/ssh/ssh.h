@@ -1,13 +1,19 @@
 /*
  * Private header of the ssh protocol driver: where to connect and how to
  * check the server's host key, parsed from a URI or dotted options
- * (target.c, no libssh needed, so unit tests can reach it), and the
- * SFTP-backed block node (ssh.c).
+ * (target.c, no network, so unit tests can reach it), the session with its
+ * timeouts (conn.c) and the SFTP-backed block node (ssh.c).
  */
 #ifndef IMGFUSE_SSH_H
 #define IMGFUSE_SSH_H
 
 #include "bd.h"
+
+#include <libssh/libssh.h>
+#include <libssh/sftp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
 
 #define SSH_DEFAULT_PORT 22
 #define SSH_HASH_MAX 32                 /* sha256 digest bytes */
@@ -82,5 +88,46 @@ int sshc_conf(const struct sshc *t, struct ssh_conf *c, struct bd_err *err);
 /* "ssh://[user@]host[:port]/path" for messages and node names; caller
  * frees; NULL without memory. IPv6 hosts in brackets. */
 char *sshc_display(const struct ssh_conf *c);
+
+/* ---- the node's state and its session (conn.c) --------------------------- */
+
+struct ssh_state {
+    struct sshc target;
+    struct ssh_conf conf;
+    char *display;              /* ssh://user@host:port/path, no secrets */
+    char *hostport;             /* host:port for messages */
+    char *user;                 /* the login name actually used */
+    ssh_session sess;
+    sftp_session sftp;
+    sftp_file file;
+    int64_t size;
+    bool can_fsync;
+    bool warned_fsync;
+    /* watchdog: libssh waits forever in blocking SFTP calls, so a thread
+     * shuts the socket down when one outlives its deadline */
+    int fd;
+    ino_t sock_ino;             /* to close our socket, not a reused fd */
+    bool wd_started;
+    bool wd_stop;
+    int64_t wd_deadline_ms;     /* 0: no call in progress */
+    atomic_bool timed_out;      /* the connection is gone for good */
+    pthread_t wd_thread;
+    pthread_mutex_t wd_lock;
+    pthread_cond_t wd_cond;
+};
+
+/* Connect, check the host key and authenticate, all bounded by
+ * connect-timeout; 0 or -errno with err naming host:port. Needs s->conf,
+ * s->display and s->hostport. */
+int sshs_login(struct ssh_state *s, struct bd_err *err);
+/* Disconnect and free the session; copes with a half-finished login. */
+void sshs_logout(struct ssh_state *s);
+/* Bracket every blocking libssh call: the watchdog shuts the connection
+ * down when the call outlives secs. begin is false when it is already down. */
+bool sshs_call_begin(struct ssh_state *s, unsigned secs);
+void sshs_call_end(struct ssh_state *s);
+
+/* "md5", "sha1" or "sha256" */
+const char *ssh_hkc_name(enum ssh_hkc_type t);
 
 #endif

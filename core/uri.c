@@ -118,7 +118,10 @@ int bd_uri_parse(const char *s, struct bd_uri *u, struct bd_err *err)
     }
     const char *q = strchr(auth_end, '?');
     const char *frag = strchr(auth_end, '#');
-    const char *path_end = q ? q : (frag ? frag : auth_end + strlen(auth_end));
+    if (q && frag && frag < q)
+        q = NULL;                   /* a '?' inside the fragment */
+    const char *path_end = frag && (!q || frag < q) ? frag
+                           : q ? q : auth_end + strlen(auth_end);
     char *rawpath = strndup(auth_end, (size_t)(path_end - auth_end));
     u->path = rawpath ? bd_percent_decode(rawpath) : NULL;
     free(rawpath);

@@ -14,6 +14,7 @@ PKGS=(
   fio python3 bc util-linux e2fsprogs kmod procps psmisc openssl bzip2 gzip
   python3-libvhdi libvhdi-utils tgt libiscsi-bin
   glusterfs-server glusterfs-client libglusterfs-dev
+  libssh-dev openssh-server openssh-client
   # sanitizers
   libclang-rt-14-dev
 )

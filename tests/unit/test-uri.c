@@ -80,3 +80,17 @@ Test(uri, file_uri_names_a_local_file)
     cr_assert_lt(bd_source_to_opts("file://otherhost/x", o, &err), 0);
     bd_opts_free(o);
 }
+
+Test(uri, fragment_before_a_question_mark_ends_the_path)
+{
+    struct bd_uri u;
+    struct bd_err err = { 0 };
+    cr_assert_eq(bd_uri_parse("ssh://h/p#x?y", &u, &err), 0);
+    cr_assert_str_eq(u.path, "/p");
+    cr_assert_null(u.query);
+    bd_uri_free(&u);
+    cr_assert_eq(bd_uri_parse("ssh://h/p?q=1#f", &u, &err), 0);
+    cr_assert_str_eq(u.path, "/p");
+    cr_assert_str_eq(u.query, "q=1");
+    bd_uri_free(&u);
+}

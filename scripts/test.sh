@@ -12,6 +12,7 @@ status=0
 echo "== unit tests (release)"
 meson test -C build --suite unit --print-errorlogs --num-processes 2 || status=1
 echo "== unit tests (ASan/UBSan)"
+LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --suite unit --print-errorlogs --num-processes 2 || status=1
 

@@ -338,11 +338,39 @@ struct ck {
     unsigned fix;
     uint64_t n;                   /* clusters in the file */
     uint32_t *ref;                /* computed, saturating at UINT32_MAX */
+    uint8_t *meta;                /* CK_FIXED, CK_L2: what a cluster holds */
     uint8_t *t;                   /* one cluster of scratch space */
     uint64_t corrupt, corrupt_fixed, leaks, leaks_fixed;
     bool need_rebuild;            /* a repair only a rebuild can do */
     bool wrote;
 };
+
+#define CK_FIXED 1                /* header, L1, refcount, snapshot tables */
+#define CK_L2    2                /* an L2 table of the active layer */
+
+/* Note what the clusters of [off, off+bytes) hold (ranges outside the
+ * file are ignored here and counted as corruptions by ck_add). */
+static void ck_mark(struct ck *k, uint64_t off, uint64_t bytes, uint8_t what)
+{
+    uint32_t cb = k->s->cluster_bits;
+
+    if (!bytes || !ovf_range_ok(off, bytes, k->n << cb))
+        return;
+    for (uint64_t c = off >> cb; c <= (off + bytes - 1) >> cb; c++)
+        k->meta[c] |= what;
+}
+
+/* Does [off, off+bytes) touch a cluster holding metadata of kind mask? */
+static bool ck_is_meta(const struct ck *k, uint64_t off, uint64_t bytes,
+                       uint8_t mask)
+{
+    uint32_t cb = k->s->cluster_bits;
+
+    for (uint64_t c = off >> cb; c <= (off + bytes - 1) >> cb; c++)
+        if (k->meta[c] & mask)
+            return true;
+    return false;
+}
 
 /* Count one reference to every cluster of [off, off+bytes); a range
  * outside the file is a corruption. */
@@ -390,18 +418,41 @@ static int ck_l2(struct ck *k, uint64_t l2)
         bool bad = false;
         if (e & QCOW2_OFLAG_COMPRESSED) {
             struct qcow2_extent x;
+            if (e & QCOW2_OFLAG_COPIED) {
+                /* never set for compressed clusters */
+                k->corrupt++;
+                if (k->fix & BD_CHECK_FIX_ERRORS) {
+                    e &= ~QCOW2_OFLAG_COPIED;
+                    qcow2_l2_set(s, k->t, j, e,
+                                 qcow2_l2_get_bitmap(s, k->t, j));
+                    dirty = true;
+                    k->corrupt_fixed++;
+                }
+            }
             if (qcow2_l2_decode(s, e, 0, 0, &x) < 0 || !x.csize ||
-                !ovf_range_ok(x.host, x.csize, k->n << s->cluster_bits)) {
+                !ovf_range_ok(x.host, x.csize, k->n << s->cluster_bits) ||
+                ck_is_meta(k, x.host, x.csize, CK_FIXED | CK_L2)) {
                 bad = true;
             } else {
                 uint64_t a = x.host & ~(cs - 1);
                 ck_add(k, a, x.host + x.csize - a);
             }
         } else {
+            if (e & QCOW2_L2_RESERVED_MASK) {
+                k->corrupt++;
+                if (k->fix & BD_CHECK_FIX_ERRORS) {
+                    e &= ~QCOW2_L2_RESERVED_MASK;
+                    qcow2_l2_set(s, k->t, j, e,
+                                 qcow2_l2_get_bitmap(s, k->t, j));
+                    dirty = true;
+                    k->corrupt_fixed++;
+                }
+            }
             uint64_t host = e & QCOW2_L2_OFFSET_MASK;
             if (!host || s->data_node)
                 continue;
-            if (!ck_ptr_ok(k, host))
+            if (!ck_ptr_ok(k, host) ||
+                ck_is_meta(k, host, cs, CK_FIXED | CK_L2))
                 bad = true;
             else
                 ck_add(k, host, cs);
@@ -432,10 +483,22 @@ static int ck_l1(struct ck *k, uint64_t *l1, uint32_t entries, uint64_t l1_off)
 
     ck_add(k, l1_off, (uint64_t)entries * 8);
     for (uint32_t i = 0; i < entries; i++) {
+        if (l1[i] & QCOW2_L1_RESERVED_MASK) {
+            k->corrupt++;
+            if (k->fix & BD_CHECK_FIX_ERRORS) {
+                uint8_t b[8];
+                l1[i] &= ~QCOW2_L1_RESERVED_MASK;
+                bd_put_be64(b, l1[i]);
+                ret = ck_write(k, b, 8, l1_off + (uint64_t)i * 8);
+                if (ret < 0)
+                    return ret;
+                k->corrupt_fixed++;
+            }
+        }
         uint64_t l2 = l1[i] & QCOW2_L1_OFFSET_MASK;
         if (!l2)
             continue;
-        if (!ck_ptr_ok(k, l2)) {
+        if (!ck_ptr_ok(k, l2) || ck_is_meta(k, l2, k->s->cluster_size, CK_FIXED)) {
             k->corrupt++;
             if (k->fix & BD_CHECK_FIX_ERRORS) {
                 uint8_t z[8] = { 0 };
@@ -525,15 +588,36 @@ static int ck_count(struct ck *k)
     uint64_t cs = s->cluster_size;
     int ret;
 
+    /* where metadata lives, so that data pointers into it are caught */
+    uint64_t table = 0;
+    ck_mark(k, 0, cs, CK_FIXED);
+    ck_mark(k, s->l1_off, (uint64_t)s->l1_entries * 8, CK_FIXED);
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        ck_mark(k, s->snapshots[i].l1_off,
+                (uint64_t)s->snapshots[i].l1_entries * 8, CK_FIXED);
+        table += s->snapshots[i].entry_len;
+    }
+    if (s->nb_snapshots)
+        ck_mark(k, s->h.snapshots_off, table, CK_FIXED);
+    ck_mark(k, s->reftable_off, s->reftable_entries * 8, CK_FIXED);
+    for (uint64_t bi = 0; bi < s->reftable_entries; bi++) {
+        uint64_t e = s->reftable[bi];
+        if (e && !(e & 0x1ff) && ck_ptr_ok(k, e))
+            ck_mark(k, e, cs, CK_FIXED);
+    }
+    for (uint32_t i = 0; i < s->l1_entries; i++) {
+        uint64_t l2 = s->l1[i] & QCOW2_L1_OFFSET_MASK;
+        if (l2 && ck_ptr_ok(k, l2) && !ck_is_meta(k, l2, cs, CK_FIXED))
+            ck_mark(k, l2, cs, CK_L2);
+    }
+
     ck_add(k, 0, cs);
     ret = ck_l1(k, s->l1, s->l1_entries, s->l1_off);
     if (ret < 0)
         return ret;
-    uint64_t table = 0;
     for (uint32_t i = 0; i < s->nb_snapshots; i++) {
         const struct qcow2_snapshot *sn = &s->snapshots[i];
         uint64_t bytes = (uint64_t)sn->l1_entries * 8;
-        table += sn->entry_len;
         if (!bytes)
             continue;
         if (!ck_ptr_ok(k, sn->l1_off) ||
@@ -562,7 +646,7 @@ static int ck_count(struct ck *k)
     for (uint64_t bi = 0; bi < s->reftable_entries; bi++) {
         uint64_t e = s->reftable[bi];
         uint64_t off = e & QCOW2_REFTABLE_OFFSET_MASK;
-        if (!off)
+        if (!e)
             continue;
         if ((e & 0x1ff) || !ck_ptr_ok(k, off)) {
             k->corrupt++;
@@ -592,7 +676,7 @@ static int ck_compare(struct ck *k)
         bool have = off && !(e & 0x1ff) && ck_ptr_ok(k, off);
         bool dirty = false;
 
-        if (off && !have) {
+        if (e && !have) {
             /* a damaged block: every used cluster it covers is unaccounted */
             for (uint64_t j = 0; j < s->rb_entries && first + j < k->n; j++)
                 if (k->ref[first + j])
@@ -671,7 +755,8 @@ static bool ck_rc(struct ck *k, uint64_t c, uint64_t *rc)
     if (bi < s->reftable_entries) {
         uint64_t e = s->reftable[bi];
         uint64_t off = e & QCOW2_REFTABLE_OFFSET_MASK;
-        if (off && ((e & 0x1ff) || !ck_ptr_ok(k, off)))
+        if (e && ((e & 0x1ff) || off % s->cluster_size ||
+                  off >= s->file_size))
             return false;
     }
     return qcow2_refcount_get(s, c, rc) == 0;
@@ -758,8 +843,9 @@ int qcow2_check(struct bd_node *n, unsigned fix, struct bd_check *res,
     }
     k.n = (s->file_size + cs - 1) / cs;
     k.ref = calloc(k.n ? k.n : 1, sizeof(*k.ref));
+    k.meta = calloc(k.n ? k.n : 1, 1);
     k.t = malloc(cs);
-    if (!k.ref || !k.t) {
+    if (!k.ref || !k.meta || !k.t) {
         ret = bd_err_set(err, ENOMEM, "%s: out of memory for the check",
                          n->name);
         goto out;
@@ -800,6 +886,7 @@ int qcow2_check(struct bd_node *n, unsigned fix, struct bd_check *res,
 out:
     pthread_mutex_unlock(&s->meta_lock);
     free(k.ref);
+    free(k.meta);
     free(k.t);
     return ret;
 }

@@ -238,3 +238,38 @@ PY
     [ "$r" -lt 4 ] || fail "seed $seed: -r all exit $r: $(cat "$T/out")"
     qcheck "$img" "$r"
 done
+
+# compressed clusters packed into one host cluster: its refcount is the
+# number of compressed clusters in it; too low is a corruption -r all fixes
+python3 -c '
+import sys
+with open(sys.argv[1], "wb") as f:
+    for i in range(512):
+        f.write(((b"block %06d " % i) * 373)[:4096])
+' "$T/text2.raw"
+img=$T/packed.qcow2
+qemu-img convert -c -f raw -O qcow2 "$T/text2.raw" "$img"
+qcheck "$img" 0
+before=$(raw_sha "$img")
+last=$(( ($(stat -c %s "$img") + 65535) / 65536 - 1 ))
+[ "$(rc "$img" get "$last")" -gt 1 ] || fail "cluster $last holds no packed compressed data"
+rc "$img" set "$last" 1
+qcheck "$img" 2
+check "$img" 2
+check "$img" 0 -r all
+qcheck "$img" 0
+expect_eq "$(raw_sha "$img")" "$before" "compressed data after -r all"
+
+# an external data file: data clusters are not counted in the image file
+cd "$T"
+qemu-img create -q -f qcow2 -o data_file=ext.raw ext.qcow2 16M
+qemu-io -c 'write -P 1 0 1M' ext.qcow2 >/dev/null
+qcheck ext.qcow2 0
+check ext.qcow2 0
+sz=$(stat -c %s ext.qcow2)
+truncate -s $((sz + 65536)) ext.qcow2
+rc ext.qcow2 set $((sz / 65536)) 1
+qcheck ext.qcow2 3
+check ext.qcow2 3
+check ext.qcow2 0 -r leaks
+qcheck ext.qcow2 0

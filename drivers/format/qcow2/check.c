@@ -526,7 +526,8 @@ static void ck_bitmaps(struct ck *k)
 
     if (!s->x.has_bitmaps || !dsize)
         return;
-    if (dsize > (64u << 20) || !ck_ptr_ok(k, doff) ||
+    if (dsize > (64u << 20) || s->x.nb_bitmaps > 65535 ||
+        !ck_ptr_ok(k, doff) ||
         !ovf_range_ok(doff, dsize, k->n << s->cluster_bits)) {
         k->corrupt++;
         return;
@@ -538,6 +539,8 @@ static void ck_bitmaps(struct ck *k)
         k->corrupt++;
         return;
     }
+    /* tables may not add up to more than the file: no endless rereading */
+    uint64_t budget = k->n << s->cluster_bits;
     for (uint64_t pos = 0, i = 0; i < s->x.nb_bitmaps; i++) {
         if (dsize - pos < 24) {
             k->corrupt++;
@@ -557,10 +560,12 @@ static void ck_bitmaps(struct ck *k)
         if (!tsize)
             continue;
         if (!ck_ptr_ok(k, toff) ||
-            !ovf_range_ok(toff, tsize * 8, k->n << s->cluster_bits)) {
+            !ovf_range_ok(toff, tsize * 8, k->n << s->cluster_bits) ||
+            tsize * 8 > budget) {
             k->corrupt++;
             continue;
         }
+        budget -= tsize * 8;
         ck_add(k, toff, tsize * 8);
         uint8_t *tab = malloc(tsize * 8);
         if (!tab || bd_pread(s->node->file, tab, tsize * 8, toff) < 0) {

@@ -498,7 +498,8 @@ static int ck_l1(struct ck *k, uint64_t *l1, uint32_t entries, uint64_t l1_off)
         uint64_t l2 = l1[i] & QCOW2_L1_OFFSET_MASK;
         if (!l2)
             continue;
-        if (!ck_ptr_ok(k, l2) || ck_is_meta(k, l2, k->s->cluster_size, CK_FIXED)) {
+        if (!ck_ptr_ok(k, l2) ||
+            ck_is_meta(k, l2, k->s->cluster_size, CK_FIXED)) {
             k->corrupt++;
             if (k->fix & BD_CHECK_FIX_ERRORS) {
                 uint8_t z[8] = { 0 };

@@ -347,6 +347,7 @@ struct ck {
 
 #define CK_FIXED 1                /* header, L1, refcount, snapshot tables */
 #define CK_L2    2                /* an L2 table of the active layer */
+#define CK_SEEN  4                /* pointed at by the L1 table being walked */
 
 /* Note what the clusters of [off, off+bytes) hold (ranges outside the
  * file are ignored here and counted as corruptions by ck_add). */
@@ -479,7 +480,7 @@ static int ck_l2(struct ck *k, uint64_t l2)
  * fixes update l1[] and the table on disk at l1_off. */
 static int ck_l1(struct ck *k, uint64_t *l1, uint32_t entries, uint64_t l1_off)
 {
-    int ret;
+    int ret = 0;
 
     ck_add(k, l1_off, (uint64_t)entries * 8);
     for (uint32_t i = 0; i < entries; i++) {
@@ -498,8 +499,10 @@ static int ck_l1(struct ck *k, uint64_t *l1, uint32_t entries, uint64_t l1_off)
         uint64_t l2 = l1[i] & QCOW2_L1_OFFSET_MASK;
         if (!l2)
             continue;
+        /* one L1 table names an L2 table once: a repeat would be walked
+         * again and again (a hostile image could make that endless) */
         if (!ck_ptr_ok(k, l2) ||
-            ck_is_meta(k, l2, k->s->cluster_size, CK_FIXED)) {
+            ck_is_meta(k, l2, k->s->cluster_size, CK_FIXED | CK_SEEN)) {
             k->corrupt++;
             if (k->fix & BD_CHECK_FIX_ERRORS) {
                 uint8_t z[8] = { 0 };
@@ -511,12 +514,18 @@ static int ck_l1(struct ck *k, uint64_t *l1, uint32_t entries, uint64_t l1_off)
             }
             continue;
         }
+        k->meta[l2 >> k->s->cluster_bits] |= CK_SEEN;
         ck_add(k, l2, k->s->cluster_size);
         ret = ck_l2(k, l2);
         if (ret < 0)
-            return ret;
+            break;
     }
-    return 0;
+    for (uint32_t i = 0; i < entries; i++) {
+        uint64_t l2 = l1[i] & QCOW2_L1_OFFSET_MASK;
+        if (l2 && ck_ptr_ok(k, l2))
+            k->meta[l2 >> k->s->cluster_bits] &= (uint8_t)~CK_SEEN;
+    }
+    return ret;
 }
 
 /* Persistent bitmaps: directory, bitmap tables and their data clusters. */

@@ -273,3 +273,24 @@ qcheck ext.qcow2 3
 check ext.qcow2 3
 check ext.qcow2 0 -r leaks
 qcheck ext.qcow2 0
+
+# one L2 table named by every L1 entry: a corruption found without walking
+# the table again and again; -r all keeps the first and drops the repeats
+img=$T/dup.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=2M "$img" 8T
+qemu-io -c 'write -P 1 0 1M' "$img" >/dev/null
+python3 - "$img" <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'r+b')
+h = f.read(104)
+l1, n = struct.unpack('>Q', h[40:48])[0], struct.unpack('>I', h[36:40])[0]
+f.seek(l1)
+e = f.read(8)
+f.seek(l1)
+f.write(e * n)
+PY
+qcheck "$img" 2
+check "$img" 2
+check "$img" 0 -r all
+qcheck "$img" 0
+qemu-io -c 'read -P 1 0 1M' "$img" | grep -q 'read 1048576' || fail "data lost"

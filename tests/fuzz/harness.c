@@ -62,6 +62,34 @@ void fuzz_read_all(struct bd_node *n, uint8_t *buf, int64_t limit,
     }
 }
 
+size_t fuzz_mutate_text(uint8_t *m, size_t len, const char *alphabet)
+{
+    size_t ml = len, na = strlen(alphabet);
+
+    for (int e = 0; e < 1 + rand() % 4; e++) {
+        size_t at = ml ? (size_t)rand() % ml : 0;
+        switch (rand() % 3) {
+        case 0:
+            if (ml)
+                m[at] = (uint8_t)alphabet[rand() % (int)na];
+            break;
+        case 1:
+            if (ml < len + 8) {
+                memmove(m + at + 1, m + at, ml - at);
+                m[at] = (uint8_t)alphabet[rand() % (int)na];
+                ml++;
+            }
+            break;
+        default:
+            if (ml) {
+                memmove(m + at, m + at + 1, ml - at - 1);
+                ml--;
+            }
+        }
+    }
+    return ml;
+}
+
 #ifdef FUZZ_STANDALONE
 #include <signal.h>
 #include <time.h>

@@ -56,6 +56,10 @@ struct fuzz_target {
 
 extern const struct fuzz_target fuzz_target;
 
+/* A mutator for text targets (URIs, config files): replace, insert or
+ * delete up to 4 characters drawn from alphabet; grows by at most 8. */
+size_t fuzz_mutate_text(uint8_t *m, size_t len, const char *alphabet);
+
 /*
  * Write data to a temporary file $TMPDIR/<fmt>-fuzz.XXXXXX (/tmp when
  * TMPDIR is unset), open it with bd_open_image() as format fmt with flags,

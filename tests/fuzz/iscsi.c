@@ -85,33 +85,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 static const char alphabet[] = "iscsi:/?&=@[]%\"\n 0123456789abcdef.-_#";
 
-/* Replace, insert or delete up to 4 characters; grow by at most 8. */
 static size_t mutate(uint8_t *m, size_t len)
 {
-    size_t ml = len;
-
-    for (int e = 0; e < 1 + rand() % 4; e++) {
-        size_t at = ml ? (size_t)rand() % ml : 0;
-        switch (rand() % 3) {
-        case 0:
-            if (ml)
-                m[at] = alphabet[rand() % (sizeof(alphabet) - 1)];
-            break;
-        case 1:
-            if (ml < len + 8) {
-                memmove(m + at + 1, m + at, ml - at);
-                m[at] = alphabet[rand() % (sizeof(alphabet) - 1)];
-                ml++;
-            }
-            break;
-        default:
-            if (ml) {
-                memmove(m + at, m + at + 1, ml - at - 1);
-                ml--;
-            }
-        }
-    }
-    return ml;
+    return fuzz_mutate_text(m, len, alphabet);
 }
 
 const struct fuzz_target fuzz_target = {

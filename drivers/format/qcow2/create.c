@@ -287,7 +287,6 @@ static int create_data_file(struct bd_node *file, const struct create_params *p,
     free(path);
     if (ret < 0)
         return ret;
-    dn->flags.growable = true;
     ret = bd_truncate(dn, size, file_prealloc(p), err);
     bd_node_close(dn);
     return ret;
@@ -300,9 +299,6 @@ int qcow2_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
     int ret = parse_params(o, size, &p, err);
     if (ret < 0)
         return ret;
-
-    /* the structures are laid down by writing past the end */
-    file->flags.growable = true;
 
     uint64_t cs = 1ull << p.cluster_bits;
     uint64_t l2_entries = cs / (p.ext_l2 ? 16 : 8);

@@ -233,8 +233,6 @@ static int open_data_file(struct bd_node *n, struct qcow2_state *s,
         bd_err_prefix(err, "external data file '%s'", name);
         return ret;
     }
-    /* data clusters are allocated by writing past the end */
-    s->data_node->flags.growable = true;
     int64_t sz = bd_size(s->data_node);
     if (sz < 0)
         return bd_err_set(err, (int)-sz, "%s: external data file '%s': %s",
@@ -262,9 +260,6 @@ static int qcow2_open(struct bd_node *n, const struct bd_opts *o,
     s->file_size = (uint64_t)fsz;
     s->data = n->file;
     s->read_only = n->flags.read_only;
-    /* clusters are allocated by writing past the end of the file */
-    if (!s->read_only)
-        n->file->flags.growable = true;
 
     ret = load_header(n, s, (uint64_t)fsz, err);
     if (ret < 0)

@@ -816,12 +816,14 @@ static int write_zero_bytes(struct qcow2_state *s, uint64_t len, uint64_t off)
 
     if (!z)
         return -ENOMEM;
+    pthread_rwlock_rdlock(&s->io_lock);
     while (len && ret == 0) {
         uint64_t n = len < chunk ? len : chunk;
         ret = qcow2_write(s, z, n, off, 0);
         off += n;
         len -= n;
     }
+    pthread_rwlock_unlock(&s->io_lock);
     free(z);
     return ret;
 }
@@ -834,7 +836,7 @@ static int zero_or_discard(struct qcow2_state *s, uint64_t len, uint64_t off,
     uint64_t g = s->cluster_size;
     uint64_t a = bd_align_up(off, g);
     uint64_t b = bd_align_down(off + len, g);
-    int ret;
+    int ret = 0;
 
     if (a >= b) {
         return write_edges ? write_zero_bytes(s, len, off) : 0;
@@ -851,15 +853,20 @@ static int zero_or_discard(struct qcow2_state *s, uint64_t len, uint64_t off,
         if (ret < 0)
             return ret;
     }
+    /* exclusive: requests that mapped these clusters finish first */
+    pthread_rwlock_wrlock(&s->io_lock);
     for (uint64_t pos = a; pos < b;) {
         uint64_t done = 0;
         pthread_mutex_lock(&s->alloc_lock);
         ret = zero_range(s, pos, b - pos, mode, &done);
         pthread_mutex_unlock(&s->alloc_lock);
         if (ret < 0)
-            return ret;
+            break;
         pos += done;
     }
+    pthread_rwlock_unlock(&s->io_lock);
+    if (ret < 0)
+        return ret;
     if (write_edges && off + len > b)
         return write_zero_bytes(s, off + len - b, b);
     return 0;

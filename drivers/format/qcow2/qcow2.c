@@ -319,9 +319,21 @@ static int qcow2_open(struct bd_node *n, const struct bd_opts *o,
                           n->name);
     s->l2c.before_write = qcow2_refcounts_stable;
 
-    if (pthread_mutex_init(&s->meta_lock, NULL) ||
-        pthread_mutex_init(&s->alloc_lock, NULL))
+    /* readers first: a write takes io_lock shared again when it reads the
+     * old data of a cluster it copies, which must not wait for a discard
+     * queued behind the write */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_READER_NP);
+    int lr = pthread_rwlock_init(&s->io_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    if (lr)
         return bd_err_set(err, ENOMEM, "%s: cannot create locks", n->name);
+    if (pthread_mutex_init(&s->meta_lock, NULL) ||
+        pthread_mutex_init(&s->alloc_lock, NULL)) {
+        pthread_rwlock_destroy(&s->io_lock);
+        return bd_err_set(err, ENOMEM, "%s: cannot create locks", n->name);
+    }
     s->locks_ready = true;
 
     if (s->h.incompat & QCOW2_INCOMPAT_DATA_FILE) {
@@ -380,6 +392,7 @@ static void qcow2_close(struct bd_node *n)
     if (s->locks_ready) {
         pthread_mutex_destroy(&s->meta_lock);
         pthread_mutex_destroy(&s->alloc_lock);
+        pthread_rwlock_destroy(&s->io_lock);
         s->locks_ready = false;
     }
     free(s->l1);
@@ -418,7 +431,12 @@ static int64_t qcow2_size(struct bd_node *n)
 
 static int qcow2_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
 {
-    return qcow2_read(n->state, buf, len, off);
+    struct qcow2_state *s = n->state;
+
+    pthread_rwlock_rdlock(&s->io_lock);
+    int ret = qcow2_read(s, buf, len, off);
+    pthread_rwlock_unlock(&s->io_lock);
+    return ret;
 }
 
 static int qcow2_pwrite(struct bd_node *n, const void *buf, uint64_t len,
@@ -428,7 +446,10 @@ static int qcow2_pwrite(struct bd_node *n, const void *buf, uint64_t len,
 
     if (s->read_only)
         return -EROFS;
-    return qcow2_write(s, buf, len, off, flags);
+    pthread_rwlock_rdlock(&s->io_lock);
+    int ret = qcow2_write(s, buf, len, off, flags);
+    pthread_rwlock_unlock(&s->io_lock);
+    return ret;
 }
 
 static int qcow2_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
@@ -464,8 +485,13 @@ static int qcow2_block_status(struct bd_node *n, uint64_t off, uint64_t len,
 static int qcow2_truncate(struct bd_node *n, uint64_t size,
                           enum bd_prealloc prealloc, struct bd_err *err)
 {
+    struct qcow2_state *s = n->state;
+
     (void)prealloc;     /* new space stays unallocated (reads as zeroes) */
-    return qcow2_resize(n->state, size, err);
+    pthread_rwlock_wrlock(&s->io_lock);     /* a shrink frees clusters */
+    int ret = qcow2_resize(s, size, err);
+    pthread_rwlock_unlock(&s->io_lock);
+    return ret;
 }
 
 static int64_t qcow2_allocated_size(struct bd_node *n)

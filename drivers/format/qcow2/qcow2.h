@@ -175,6 +175,11 @@ struct qcow2_state {
 
     pthread_mutex_t meta_lock;    /* caches, L1, refcounts, header fields */
     pthread_mutex_t alloc_lock;   /* serializes allocating writes */
+    /* Reads and writes hold it shared from mapping a cluster until its
+     * data is moved; whatever frees host clusters (discard, zeroing with
+     * unmap, shrinking) holds it exclusive, so no request can land in a
+     * host cluster that was freed and handed to another guest cluster. */
+    pthread_rwlock_t io_lock;
     bool locks_ready;
 
     struct bd_node *data;         /* where guest data lives: file or data file */

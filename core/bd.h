@@ -228,6 +228,31 @@ struct bd_driver {
      * writable protocol node `file`. */
     int (*create)(struct bd_node *file, uint64_t size, const struct bd_opts *o,
                   struct bd_err *err);
+    /* Protocols: remove what create_file made (a create that failed). */
+    int (*remove_file)(const char *filename, struct bd_err *err);
+
+    /*
+     * Protocols whose objects are paths on a server (ssh, gluster): a name
+     * stored in an image on such a node (backing file, extent, data file)
+     * is a path on the same server, and core resolves it with these three,
+     * never on the local host. A driver sets all three or none.
+     */
+    /* The server behind n as "scheme://[user@]host[:port]" (gluster: with
+     * the volume), without secrets: equal strings reach the same files;
+     * and n's canonical absolute path there. Both borrowed while n is open. */
+    void (*remote_where)(struct bd_node *n, const char **server,
+                         const char **path);
+    /* The server's canonical form of the absolute path (symlinks, "." and
+     * ".." resolved there); caller frees *out. -ENOENT when nothing is at
+     * path; other failures with err filled. */
+    int (*remote_realpath)(struct bd_node *n, const char *path, char **out,
+                           struct bd_err *err);
+    /* Fill the empty view o so that this driver opens the absolute path on
+     * n's server with n's connection settings (host, port, user, keys,
+     * timeouts; gluster: volume and servers). Its "filename" is a URI
+     * naming the new node in messages, without secrets. */
+    int (*sibling)(struct bd_node *n, const char *path, struct bd_opts *o,
+                   struct bd_err *err);
 };
 
 /* ---- what drivers may call on their children --------------------------- */
@@ -261,7 +286,9 @@ int bd_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
 
 /*
  * Open a backing (parent) image named inside the image `n`: resolves a
- * relative name against the directory of n's file, applies the backing
+ * relative name against the directory of n's file (on n's server when n's
+ * protocol has remote_where: an absolute name is then a path on that same
+ * server, never a local file), applies the backing
  * policy (follow/confine/none), the depth limit and loop detection, opens it
  * read-only with read locks, and probes when fmt is NULL. Sets n->backing
  * (left NULL with policy none). 0 or -errno with err filled.
@@ -269,7 +296,9 @@ int bd_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
 int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
                     struct bd_err *err);
 /* Resolve a file name stored in image `n` (extent, data file) against n's
- * directory with the same confinement rules; caller frees *out. */
+ * directory with the same confinement rules; caller frees *out. On a
+ * server *out is the canonical path there, which bd_open_related opens on
+ * the same server. */
 int bd_resolve_related(struct bd_node *n, const char *name, char **out,
                        struct bd_err *err);
 /* Open a further protocol node for a related file (extent, data_file);
@@ -282,7 +311,9 @@ void bd_node_close(struct bd_node *n);
  * driver here), or NULL. */
 const char *bd_probe_known_magic(const uint8_t *head, size_t len);
 
-/* Directory holding the file behind n (for relative names); caller frees. */
+/* Directory holding the file behind n (for relative names); caller frees.
+ * For a node on a server (ssh://, gluster://) it is the URI's directory,
+ * which is no local path: resolve names there with bd_resolve_related. */
 char *bd_node_dirname(struct bd_node *n);
 
 /* ---- URIs, for protocol drivers' parse_uri (core/uri.c) ---------------- */

@@ -460,6 +460,133 @@ static bool path_within(const char *path, const char *dir)
     return strncmp(path, dir, l) == 0 && (path[l] == '/' || path[l] == '\0');
 }
 
+/* A protocol whose objects are paths on a server (ssh, gluster). */
+static bool is_remote(const struct bd_node *p)
+{
+    return p && p->drv->remote_where && p->drv->remote_realpath &&
+           p->drv->sibling;
+}
+
+/* A protocol with no paths at all (nbd, iscsi): a name stored in an image
+ * on it has no directory to be looked up in. */
+static bool is_pathless(const struct bd_node *p)
+{
+    if (!p || is_remote(p) || p->drv->kind != BD_PROTOCOL || !p->drv->schemes)
+        return false;
+    for (const char *const *s = p->drv->schemes; *s; s++) {
+        if (strcmp(*s, "file") == 0)
+            return false;
+    }
+    return true;
+}
+
+static int pathless_error(struct bd_node *n, struct bd_node *p,
+                          const char *name, bool backing, struct bd_err *err)
+{
+    if (backing)
+        return bd_err_set(err, EINVAL, "%s: backing file '%s' is a file name, "
+                          "but the image is on %s, which has no directory to "
+                          "look for it in; use --backing=none to read the "
+                          "image without it, or store an absolute local path "
+                          "(--backing=follow) or a URI in the image "
+                          "(qemu-img rebase -u -b NAME)", n->name, name,
+                          p->drv->name);
+    return bd_err_set(err, EINVAL, "%s: the image names the file '%s', but it "
+                      "is on %s, which has no directory to look for it in; "
+                      "store an absolute local path in the image and allow "
+                      "it with --related=follow", n->name, name, p->drv->name);
+}
+
+/* Collapse "//", "." and ".." in the absolute path p, in place, so that a
+ * name cannot climb out lexically; ".." at the root stays at the root. */
+static void normalize_abs(char *p)
+{
+    size_t o = 0, i = 0, len = strlen(p);
+
+    while (i < len) {
+        while (i < len && p[i] == '/')
+            i++;
+        size_t s = i;
+        while (i < len && p[i] != '/')
+            i++;
+        size_t cl = i - s;
+        if (cl == 0 || (cl == 1 && p[s] == '.'))
+            continue;
+        if (cl == 2 && p[s] == '.' && p[s + 1] == '.') {
+            while (o > 0 && p[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+            continue;
+        }
+        /* every component had a '/' before it, so o < s */
+        p[o++] = '/';
+        memmove(p + o, p + s, cl);
+        o += cl;
+    }
+    if (o == 0)
+        p[o++] = '/';
+    p[o] = '\0';
+}
+
+/* Directory of the file behind a remote protocol node, on its server. */
+static char *remote_dir(struct bd_node *p)
+{
+    const char *server, *path;
+    p->drv->remote_where(p, &server, &path);
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+/* resolve() for a node on a server: lexically against the directory of
+ * the file there (an absolute name is a path on the same server), then the
+ * server's own canonical form, which confinement compares with root. */
+static int resolve_remote(struct bd_node *n, struct bd_node *p,
+                          const char *name, const char *what, bool confine,
+                          const char *root, char **out, struct bd_err *err)
+{
+    char *dir = remote_dir(p), *joined = NULL, *real = NULL;
+    struct bd_err e2 = { 0 };
+    int r;
+
+    if (!dir)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    if (name[0] == '/')
+        joined = strdup(name);
+    else if (asprintf(&joined, "%s/%s", dir, name) < 0)
+        joined = NULL;
+    free(dir);
+    if (!joined)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    normalize_abs(joined);
+    r = p->drv->remote_realpath(p, joined, &real, &e2);
+    if (r == -ENOENT) {
+        r = bd_err_set(err, ENOENT, "%s: %s '%s' is not on the server "
+                       "(looked for %s there; names in an image on a server "
+                       "are never looked up on this host)%s", n->name, what,
+                       name, joined, !strcmp(what, "backing file")
+                           ? "; use --backing=none to read the image without it"
+                           : "");
+    } else if (r < 0) {
+        r = bd_err_set(err, e2.errnum ? e2.errnum : -r, "%s: %s '%s': %s",
+                       n->name, what, name, e2.errnum ? e2.msg : strerror(-r));
+    } else if (confine && !path_within(real, root)) {
+        r = bd_err_set(err, EACCES, "%s: %s '%s' lies outside %s on the "
+                       "server, which the confinement rules forbid; move it "
+                       "next to the image or allow it (--backing=follow for "
+                       "backing files, --related=follow for extents and data "
+                       "files)", n->name, what, name, root);
+    } else {
+        *out = real;
+        real = NULL;
+    }
+    free(joined);
+    free(real);
+    return r;
+}
+
 /* Resolve `name` against the directory of the file behind n; when confine
  * is set, the real path must stay inside root_dir. */
 static int resolve(struct bd_node *n, const char *name, const char *what,
@@ -471,10 +598,6 @@ static int resolve(struct bd_node *n, const char *name, const char *what,
 
     if (!dir)
         return bd_err_set(err, ENOMEM, "out of memory");
-    if (!*name) {
-        r = bd_err_set(err, EINVAL, "%s: the %s name is empty", n->name, what);
-        goto out;
-    }
     if (name[0] == '/')
         joined = strdup(name);
     else if (asprintf(&joined, "%s/%s", dir, name) < 0)
@@ -518,24 +641,56 @@ int bd_resolve_related(struct bd_node *n, const char *name, char **out,
                        struct bd_err *err)
 {
     bool confine = !n->flags.related_follow || n->flags.untrusted;
-    char *dir = bd_node_dirname(n);
+    struct bd_node *p = bd_node_protocol(n);
+    char *dir;
+    int r;
+
+    if (!*name)
+        return bd_err_set(err, EINVAL, "%s: the file name is empty", n->name);
+    if (is_pathless(p) && (confine || name[0] != '/'))
+        return pathless_error(n, p, name, false, err);
+    dir = is_remote(p) ? remote_dir(p) : bd_node_dirname(n);
     if (!dir)
         return bd_err_set(err, ENOMEM, "out of memory");
-    int r = resolve(n, name, "file", confine, dir, out, err);
+    if (is_remote(p))
+        r = resolve_remote(n, p, name, "file", confine, dir, out, err);
+    else
+        r = resolve(n, name, "file", confine, dir, out, err);
     free(dir);
+    return r;
+}
+
+/* Options (under o) that open `path` on the server of p with p's driver. */
+static int sibling_opts(struct bd_node *p, const char *path, struct bd_opts *o,
+                        struct bd_err *err)
+{
+    int r = p->drv->sibling(p, path, o, err);
+    if (r == 0 && bd_opts_set(o, "driver", p->drv->name) < 0)
+        r = bd_err_set(err, ENOMEM, "out of memory");
+    if (r < 0 && err->errnum == 0)
+        r = bd_err_set(err, -r, "%s: %s", p->name, strerror(-r));
     return r;
 }
 
 int bd_open_related(struct bd_node *n, const char *path, bool writable,
                     struct bd_node **out, struct bd_err *err)
 {
+    struct bd_node *p = bd_node_protocol(n);
     struct bd_flags f = n->flags;
     struct bd_opts *o = bd_opts_new();
+    int r = 0;
+
     if (!o)
         return bd_err_set(err, ENOMEM, "out of memory");
     f.read_only = f.read_only || !writable;
     f.growable = !f.read_only;
-    int r = bd_node_open_protocol(path, NULL, o, &f, n->depth, out, err);
+    /* on a server, path is what bd_resolve_related found there */
+    if (is_remote(p))
+        r = sibling_opts(p, path, o, err);
+    if (r == 0)
+        r = bd_node_open_protocol(is_remote(p) ? NULL : path,
+                                  is_remote(p) ? p->drv : NULL, o, &f,
+                                  n->depth, out, err);
     if (r == 0)
         (*out)->parent = n;
     bd_opts_free(o);
@@ -546,15 +701,87 @@ static bool is_same_file(const char *a, struct bd_node *n)
 {
     struct bd_node *p = bd_node_protocol(n);
     struct stat sa, sb;
-    if (!p || !p->filename || stat(a, &sa) != 0 || stat(p->filename, &sb) != 0)
+    if (!p || is_remote(p) || !p->filename || stat(a, &sa) != 0 ||
+        stat(p->filename, &sb) != 0)
         return false;
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Is the canonical server path `path` (on p's server) the file behind n? */
+static bool is_same_remote(struct bd_node *p, const char *path,
+                           struct bd_node *n)
+{
+    struct bd_node *q = bd_node_protocol(n);
+    const char *s1, *p1, *s2, *p2;
+    if (!is_remote(q) || q->drv != p->drv)
+        return false;
+    p->drv->remote_where(p, &s1, &p1);
+    q->drv->remote_where(q, &s2, &p2);
+    return strcmp(s1, s2) == 0 && strcmp(p2, path) == 0;
+}
+
+/* The confinement root of a backing file on p's server: the top image's
+ * directory there. The top can only be elsewhere when protocol names were
+ * followed, which confinement refuses; refuse that here too. */
+static int remote_root(struct bd_node *n, struct bd_node *p, const char *name,
+                       char **root, struct bd_err *err)
+{
+    struct bd_node *tp = bd_node_protocol(chain_top(n));
+    const char *s1, *p1, *s2, *p2;
+
+    if (!is_remote(tp) || tp->drv != p->drv)
+        return bd_err_set(err, EACCES, "%s: backing file '%s' is on another "
+                          "server than the top image, which --backing=confine "
+                          "refuses", n->name, name);
+    p->drv->remote_where(p, &s1, &p1);
+    tp->drv->remote_where(tp, &s2, &p2);
+    if (strcmp(s1, s2) != 0)
+        return bd_err_set(err, EACCES, "%s: backing file '%s' is on another "
+                          "server than the top image, which --backing=confine "
+                          "refuses", n->name, name);
+    *root = remote_dir(tp);
+    return *root ? 0 : bd_err_set(err, ENOMEM, "out of memory");
+}
+
+/* A backing file named by a path in an image on a server: a path on that
+ * same server, opened with the same connection settings. */
+static int backing_on_server(struct bd_node *n, struct bd_node *p,
+                             const char *name, const char *nm, bool confine,
+                             struct bd_opts *o, struct bd_err *err)
+{
+    char *root = NULL, *path = NULL;
+    int r = 0;
+
+    if (confine)
+        r = remote_root(n, p, name, &root, err);
+    if (r == 0)
+        r = resolve_remote(n, p, nm, "backing file", confine, root, &path, err);
+    if (r < 0)
+        goto out;
+    for (struct bd_node *a = n; a; a = a->parent) {
+        if (is_same_remote(p, path, a)) {
+            r = bd_err_set(err, ELOOP, "%s: backing file '%s' is already in "
+                           "the chain above it: the backing chain loops",
+                           n->name, name);
+            goto out;
+        }
+    }
+    struct bd_opts *fo = bd_opts_sub(o, "file");
+    r = fo ? sibling_opts(p, path, fo, err) : bd_err_set(err, ENOMEM,
+                                                         "out of memory");
+    bd_opts_free_view(fo);
+out:
+    free(root);
+    free(path);
+    return r;
 }
 
 int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
                     struct bd_err *err)
 {
     struct bd_flags f = n->flags;
+    struct bd_node *p = bd_node_protocol(n);
+    bool confine = f.backing == BD_BACKING_CONFINE;
     char *path = NULL;
     int r;
 
@@ -563,27 +790,39 @@ int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
     if (n->depth + 1 >= f.max_chain)
         return bd_err_set(err, ELOOP, "%s: the backing chain is deeper than %u "
                           "images; is there a loop?", n->name, f.max_chain);
+    if (!*name)
+        return bd_err_set(err, EINVAL, "%s: the backing file name is empty",
+                          n->name);
     enum bd_source_kind kind = bd_source_classify(name, NULL);
     bool is_path = kind == BD_SRC_FILE || strncmp(name, "file:", 5) == 0;
-    if (!is_path && (f.untrusted || f.backing == BD_BACKING_CONFINE))
+    if (!is_path && (f.untrusted || confine))
         return bd_err_set(err, EACCES, "%s: backing file '%s' is a protocol or "
                           "json: name, which --untrusted and --backing=confine "
                           "refuse", n->name, name);
+    const char *nm = name;
+    if (is_path) {
+        nm = strncmp(name, "file:", 5) == 0 ? name + 5 : name;
+        if (!strncmp(nm, "//", 2))
+            nm += 2;
+        if (is_pathless(p) && (confine || nm[0] != '/'))
+            return pathless_error(n, p, name, true, err);
+        if (is_pathless(bd_node_protocol(chain_top(n))) && confine)
+            return pathless_error(n, bd_node_protocol(chain_top(n)), name,
+                                  true, err);
+    }
 
     struct bd_opts *o = bd_opts_new();
     if (!o)
         return bd_err_set(err, ENOMEM, "out of memory");
-    if (is_path) {
-        const char *nm = strncmp(name, "file:", 5) == 0 ? name + 5 : name;
-        if (!strncmp(nm, "//", 2))
-            nm += 2;
+    if (is_path && is_remote(p)) {
+        r = backing_on_server(n, p, name, nm, confine, o, err);
+    } else if (is_path) {
         char *root = bd_node_dirname(chain_top(n));
         if (!root) {
             r = bd_err_set(err, ENOMEM, "out of memory");
             goto out;
         }
-        r = resolve(n, nm, "backing file", f.backing == BD_BACKING_CONFINE,
-                    root, &path, err);
+        r = resolve(n, nm, "backing file", confine, root, &path, err);
         free(root);
         if (r < 0)
             goto out;

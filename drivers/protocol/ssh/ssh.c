@@ -85,6 +85,15 @@ static int sftp_errno(sftp_session sftp)
     }
 }
 
+static int sftp_start(struct ssh_state *s, struct bd_err *err)
+{
+    s->sftp = sftp_new(s->sess);
+    if (!s->sftp || sftp_init(s->sftp) < 0)
+        return bd_err_set(err, EIO, "%s: %s has no SFTP service (%s)",
+                          s->display, s->hostport, ssh_get_error(s->sess));
+    return 0;
+}
+
 static int open_remote(struct bd_node *n, struct bd_err *err)
 {
     struct ssh_state *s = n->state;
@@ -92,10 +101,8 @@ static int open_remote(struct bd_node *n, struct bd_err *err)
     sftp_attributes st;
     int e;
 
-    s->sftp = sftp_new(s->sess);
-    if (!s->sftp || sftp_init(s->sftp) < 0)
-        return bd_err_set(err, EIO, "%s: %s has no SFTP service (%s)",
-                          s->display, s->hostport, ssh_get_error(s->sess));
+    if ((e = sftp_start(s, err)) < 0)
+        return e;
     s->file = sftp_open(s->sftp, s->conf.path, ro ? O_RDONLY : O_RDWR, 0);
     if (!s->file) {
         e = sftp_errno(s->sftp);
@@ -130,20 +137,25 @@ static int open_remote(struct bd_node *n, struct bd_err *err)
     if (e < 0)
         return e;
     s->can_fsync = sftp_extension_supported(s->sftp, "fsync@openssh.com", "1");
+    /* names stored in the image are resolved against this (core) */
+    s->canon = sftp_canonicalize_path(s->sftp, s->conf.path);
+    if (!s->canon && s->conf.path[0] == '/')
+        s->canon = strdup(s->conf.path);
+    if (!s->canon)
+        return bd_err_set(err, EIO, "%s: the server cannot say where '%s' "
+                          "is: %s", s->display, s->conf.path,
+                          ssh_get_error(s->sess));
     return 0;
 }
 
 /* ---- driver callbacks ------------------------------------------------------ */
 
-static int ssh_open(struct bd_node *n, const struct bd_opts *o,
-                    struct bd_err *err)
+/* Validate s->target, then connect and log in. */
+static int session_start(struct ssh_state *s, struct bd_err *err)
 {
-    struct ssh_state *s = n->state;
-    struct bd_err step = {0};
     int r;
 
-    if ((r = collect_target(o, &s->target, err)) < 0 ||
-        (r = sshc_conf(&s->target, &s->conf, err)) < 0)
+    if ((r = sshc_conf(&s->target, &s->conf, err)) < 0)
         return r;
     s->display = sshc_display(&s->conf);
     if (!s->display ||
@@ -153,6 +165,43 @@ static int ssh_open(struct bd_node *n, const struct bd_opts *o,
         return bd_err_set(err, ENOMEM, "out of memory");
     }
     if ((r = sshs_login(s, err)) < 0)
+        return r;
+    if (asprintf(&s->server, "ssh://%s@%s", s->user, s->hostport) < 0) {
+        s->server = NULL;
+        return bd_err_set(err, ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* Undo session_start and whatever was opened on it; copes with a
+ * half-finished start. */
+static void session_end(struct ssh_state *s)
+{
+    /* after a timeout the socket is shut down: these fail fast */
+    sshs_call_begin(s, s->conf.timeout);
+    if (s->file)
+        sftp_close(s->file);
+    if (s->sftp)
+        sftp_free(s->sftp);
+    sshs_call_end(s);
+    sshs_logout(s);
+    free(s->display);
+    free(s->hostport);
+    free(s->user);
+    free(s->server);
+    free(s->canon);
+    sshc_free(&s->target);
+}
+
+static int ssh_open(struct bd_node *n, const struct bd_opts *o,
+                    struct bd_err *err)
+{
+    struct ssh_state *s = n->state;
+    struct bd_err step = {0};
+    int r;
+
+    if ((r = collect_target(o, &s->target, err)) < 0 ||
+        (r = session_start(s, err)) < 0)
         return r;
     sshs_call_begin(s, s->conf.connect_timeout);
     r = open_remote(n, &step);
@@ -170,20 +219,7 @@ static int ssh_open(struct bd_node *n, const struct bd_opts *o,
 
 static void ssh_close_node(struct bd_node *n)
 {
-    struct ssh_state *s = n->state;
-
-    /* after a timeout the socket is shut down: these fail fast */
-    sshs_call_begin(s, s->conf.timeout);
-    if (s->file)
-        sftp_close(s->file);
-    if (s->sftp)
-        sftp_free(s->sftp);
-    sshs_call_end(s);
-    sshs_logout(s);
-    free(s->display);
-    free(s->hostport);
-    free(s->user);
-    sshc_free(&s->target);
+    session_end(n->state);
 }
 
 static void ssh_limits(struct bd_node *n, struct bd_limits *lim)
@@ -416,6 +452,156 @@ static void ssh_info(struct bd_node *n, struct bd_info *info)
                                                   : "not supported by the server");
 }
 
+/* ---- creating and removing files ----------------------------------------- */
+
+/* A session (no file open) for create_file/remove_file, from the URI. */
+static int uri_session(const char *uri, struct ssh_state *s, struct bd_err *err)
+{
+    struct bd_err step = {0};
+    int r;
+
+    if (strncasecmp(uri, "ssh://", 6) != 0)
+        return bd_err_set(err, EINVAL, "%s: give the new file as a URI "
+                          "ssh://[user@]host[:port]/path", uri);
+    if ((r = sshc_parse_uri(uri, &s->target, err)) < 0 ||
+        (r = session_start(s, err)) < 0)
+        return r;
+    sshs_call_begin(s, s->conf.connect_timeout);
+    r = sftp_start(s, &step);
+    sshs_call_end(s);
+    if (r < 0)
+        return bd_err_set(err, step.errnum, "%s", step.msg);
+    return 0;
+}
+
+static int ssh_create_file(const char *filename, const struct bd_opts *o,
+                           struct bd_err *err)
+{
+    struct ssh_state s = {0};
+    int r, e;
+
+    (void)o;
+    if ((r = uri_session(filename, &s, err)) < 0)
+        goto out;
+    if (!sshs_call_begin(&s, s.conf.timeout)) {
+        r = bd_err_set(err, EIO, "%s: the connection to %s timed out",
+                       s.display, s.hostport);
+        goto out;
+    }
+    /* O_EXCL: the server refuses an existing file, with no race */
+    s.file = sftp_open(s.sftp, s.conf.path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    e = s.file ? 0 : sftp_errno(s.sftp);
+    if (!s.file && e == EIO) {
+        /* SFTP v3 has no "exists" status: tell it by looking */
+        sftp_attributes st = sftp_lstat(s.sftp, s.conf.path);
+        if (st)
+            e = EEXIST;
+        sftp_attributes_free(st);
+    }
+    sshs_call_end(&s);
+    if (e == EEXIST)
+        r = bd_err_set(err, EEXIST, "%s: already exists; imgfuse create never "
+                       "overwrites: remove it first or pick another name",
+                       s.display);
+    else if (e)
+        r = bd_err_set(err, e, "%s: cannot create '%s' on %s as user '%s': %s",
+                       s.display, s.conf.path, s.hostport, s.user,
+                       ssh_get_error(s.sess));
+out:
+    session_end(&s);
+    return r;
+}
+
+static int ssh_remove_file(const char *filename, struct bd_err *err)
+{
+    struct ssh_state s = {0};
+    int r;
+
+    if ((r = uri_session(filename, &s, err)) < 0)
+        goto out;
+    if (!sshs_call_begin(&s, s.conf.timeout))
+        r = -EIO;
+    else if (sftp_unlink(s.sftp, s.conf.path) < 0)
+        r = -sftp_errno(s.sftp);
+    sshs_call_end(&s);
+    if (r < 0)
+        r = bd_err_set(err, -r, "%s: cannot remove the half-made file: %s",
+                       s.display, ssh_get_error(s.sess));
+out:
+    session_end(&s);
+    return r;
+}
+
+/* ---- names stored in images: paths on the same server ---------------------- */
+
+static void ssh_remote_where(struct bd_node *n, const char **server,
+                             const char **path)
+{
+    struct ssh_state *s = n->state;
+    *server = s->server;
+    *path = s->canon;
+}
+
+/* The server's realpath (OpenSSH's accepts a missing last component, so
+ * the result is looked up as well). */
+static int ssh_remote_realpath(struct bd_node *n, const char *path, char **out,
+                               struct bd_err *err)
+{
+    struct ssh_state *s = n->state;
+    sftp_attributes st = NULL;
+    char *canon;
+    int e = 0;
+
+    if (!sshs_call_begin(s, s->conf.timeout))
+        return bd_err_set(err, EIO, "%s: the connection to %s timed out",
+                          s->display, s->hostport);
+    canon = sftp_canonicalize_path(s->sftp, path);
+    if (canon)
+        st = sftp_stat(s->sftp, canon);
+    if (!canon || !st)
+        e = sftp_errno(s->sftp);
+    sshs_call_end(s);
+    sftp_attributes_free(st);
+    if (e == ENOENT) {
+        free(canon);
+        return -ENOENT;
+    }
+    if (e) {
+        free(canon);
+        return bd_err_set(err, e, "cannot look up '%s' on %s: %s", path,
+                          s->hostport, atomic_load(&s->timed_out)
+                              ? "no answer" : ssh_get_error(s->sess));
+    }
+    *out = canon;
+    return 0;
+}
+
+static int ssh_sibling(struct bd_node *n, const char *path, struct bd_opts *o,
+                       struct bd_err *err)
+{
+    struct ssh_state *s = n->state;
+    struct ssh_conf c = s->conf;
+    char *display;
+    int r = 0;
+
+    /* the same settings, user included (also when it was the default) */
+    for (int k = 0; r == 0 && k < SSHC_NKEYS; k++) {
+        const char *v = k == SSHC_PATH ? path
+                      : k == SSHC_USER ? s->user : s->target.v[k];
+        if (v)
+            r = bd_opts_set(o, sshc_keys[k], v);
+    }
+    c.path = path;
+    c.user = s->user;
+    display = sshc_display(&c);
+    if (r == 0 && display)
+        r = bd_opts_set(o, "filename", display);
+    free(display);
+    if (r < 0 || !display)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    return 0;
+}
+
 const struct bd_driver bd_drv_ssh = {
     .name = "ssh",
     .kind = BD_PROTOCOL,
@@ -433,4 +619,9 @@ const struct bd_driver bd_drv_ssh = {
     .flush = ssh_flush,
     .truncate = ssh_truncate,
     .info = ssh_info,
+    .create_file = ssh_create_file,
+    .remove_file = ssh_remove_file,
+    .remote_where = ssh_remote_where,
+    .remote_realpath = ssh_remote_realpath,
+    .sibling = ssh_sibling,
 };

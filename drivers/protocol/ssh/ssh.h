@@ -97,6 +97,8 @@ struct ssh_state {
     char *display;              /* ssh://user@host:port/path, no secrets */
     char *hostport;             /* host:port for messages */
     char *user;                 /* the login name actually used */
+    char *server;               /* ssh://user@host:port, for sibling checks */
+    char *canon;                /* the server's canonical path of the file */
     ssh_session sess;
     sftp_session sftp;
     sftp_file file;

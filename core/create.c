@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,11 +45,101 @@ static int check_create_opts(struct bd_opts *o, const struct bd_driver *fmt,
     return 0;
 }
 
+/* Which protocol makes the object: the driver of a URI's scheme (ssh://,
+ * gluster://), else a local file. */
+static int pick_protocol(const char *filename, const struct bd_driver **proto,
+                         struct bd_err *err)
+{
+    char *scheme = NULL;
+    int r = 0;
+
+    *proto = bd_driver_find("file");
+    if (bd_source_classify(filename, &scheme) != BD_SRC_URI ||
+        strcasecmp(scheme, "file") == 0) {
+        free(scheme);
+        return 0;
+    }
+    const struct bd_driver *d = bd_driver_for_scheme(scheme);
+    if (d && d->create_file && d->parse_uri)
+        *proto = d;
+    else if (d || strstr(filename, "://"))
+        r = bd_err_set(err, ENOTSUP, "%s: imgfuse cannot create images over "
+                       "%s; it creates local files and ssh:// and gluster:// "
+                       "URIs", filename, d ? d->name : scheme);
+    /* else "name:with:colons": a local file, as before */
+    free(scheme);
+    return r;
+}
+
+/* Options with which a format makes or reads further files beside the
+ * image (extents, data files, a parent): the drivers do that with local
+ * calls, so on a server they are refused, not done on this host. */
+static int check_remote_opts(const char *filename, struct bd_opts *o,
+                             const struct bd_driver *proto, struct bd_err *err)
+{
+    const char *sub = bd_opts_get(o, "subformat");
+    size_t l = sub ? strlen(sub) : 0;
+    const char *what = NULL;
+
+    if (bd_opts_has(o, "data_file"))
+        what = "an external data file (data_file=)";
+    else if (bd_opts_has(o, "parent"))
+        what = "a parent image (parent=)";
+    else if (sub && (strncasecmp(sub, "twoGb", 5) == 0 ||
+                     (l >= 4 && strcasecmp(sub + l - 4, "Flat") == 0)))
+        what = "extent files (subformat=monolithicSparse or streamOptimized "
+               "keep one file)";
+    if (what)
+        return bd_err_set(err, ENOTSUP, "%s: imgfuse cannot create %s over "
+                          "%s; create it locally and copy it", filename, what,
+                          proto->name);
+    return 0;
+}
+
+static bool is_local(const struct bd_driver *proto)
+{
+    return strcmp(proto->name, "file") == 0;
+}
+
+/* Remove what create_file made, after a failure. */
+static void remove_new(const struct bd_driver *proto, const char *filename)
+{
+    struct bd_err e2 = { 0 };
+
+    if (is_local(proto))
+        unlink(filename);
+    else if (!proto->remove_file)
+        log_warn("%s: creating the image failed; remove the half-made file",
+                 filename);
+    else if (proto->remove_file(filename, &e2) < 0)
+        log_warn("%s", e2.msg);
+}
+
+/* Open the new, empty object writable. */
+static int open_new(const struct bd_driver *proto, const char *filename,
+                    const struct bd_flags *flags, struct bd_node **file,
+                    struct bd_err *err)
+{
+    bool local = is_local(proto);
+    struct bd_opts *po = bd_opts_new();
+    int r = 0;
+
+    if (!po)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    if (!local)
+        r = proto->parse_uri(filename, po, err);
+    if (r == 0)
+        r = bd_node_open_protocol(local ? filename : NULL, proto, po, flags, 0,
+                                  file, err);
+    bd_opts_free(po);
+    return r;
+}
+
 int bd_create_image(const char *filename, const char *fmt, uint64_t size,
                     const char *opts, struct bd_err *err)
 {
     const struct bd_driver *drv = bd_driver_find(fmt ? fmt : "raw");
-    const struct bd_driver *proto = bd_driver_find("file");
+    const struct bd_driver *proto;
     struct bd_flags flags = { .locking = BD_LOCKING_AUTO, .growable = true };
     struct bd_node *file = NULL;
     struct stat st;
@@ -72,7 +163,10 @@ int bd_create_image(const char *filename, const char *fmt, uint64_t size,
     if (!drv->create)
         return bd_err_set(err, ENOTSUP, "imgfuse cannot create %s images "
                           "(the format is read-only here)", drv->name);
-    if (stat(filename, &st) == 0)
+    if ((r = pick_protocol(filename, &proto, err)) < 0)
+        return r;
+    /* a server refuses an existing object itself (create_file, O_EXCL) */
+    if (is_local(proto) && stat(filename, &st) == 0)
         return bd_err_set(err, EEXIST, "%s: already exists; imgfuse create "
                           "never overwrites: remove it first or pick another "
                           "name", filename);
@@ -85,20 +179,16 @@ int bd_create_image(const char *filename, const char *fmt, uint64_t size,
             goto out;
     }
     r = check_create_opts(o, drv, proto, err);
+    if (r == 0 && !is_local(proto))
+        r = check_remote_opts(filename, o, proto, err);
     if (r < 0)
         goto out;
     r = proto->create_file(filename, o, err);
     if (r < 0)
         goto out;
-    struct bd_opts *po = bd_opts_new();
-    if (!po) {
-        r = bd_err_set(err, ENOMEM, "out of memory");
-        goto out_unlink;
-    }
-    r = bd_node_open_protocol(filename, proto, po, &flags, 0, &file, err);
-    bd_opts_free(po);
+    r = open_new(proto, filename, &flags, &file, err);
     if (r < 0)
-        goto out_unlink;
+        goto out_remove;
     r = drv->create(file, size, o, err);
     if (r == 0)
         r = bd_flush(file);
@@ -106,13 +196,13 @@ int bd_create_image(const char *filename, const char *fmt, uint64_t size,
     if (r < 0) {
         if (err->errnum == 0)
             bd_err_set(err, -r, "%s: %s", filename, strerror(-r));
-        goto out_unlink;
+        goto out_remove;
     }
     bd_opts_free(o);
     return 0;
 
-out_unlink:
-    unlink(filename);
+out_remove:
+    remove_new(proto, filename);
 out:
     bd_opts_free(o);
     return r;

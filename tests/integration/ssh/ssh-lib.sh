@@ -3,6 +3,7 @@
 # holding a generated client key, a free port. Everything is stopped by pid
 # at exit. Not a test itself: run.sh only runs test-*.sh.
 # Gives: $SSH_S (server dir, where remote files live), $SSH_PORT,
+# $SSH_ROOT (the server's / after start_sshd_chroot),
 # $SSH_KNOWN (known_hosts with the server's key), $SSH_KEY (client key, also
 # in the agent), $SSH_FP_SHA256_HEX / _B64, $SSH_FP_SHA1, $SSH_FP_MD5.
 
@@ -31,6 +32,7 @@ _ssh_stop_all() {
     _ssh_stop_pid "$(cat "$SSH_S/sshd.pid" 2>/dev/null || true)"
     _ssh_stop_pid "$SSH_AGENT_PID"
     rm -rf "$SSH_S"
+    [ -z "${SSH_ROOT:-}" ] || rm -rf "$SSH_ROOT"
 }
 trap '_cleanup; _ssh_stop_all' EXIT
 trap 'exit 143' TERM INT
@@ -88,6 +90,16 @@ EOF
     SSH_FP_SHA256_B64=$(ssh-keygen -l -E sha256 -f "$SSH_S/hostkey.pub" | awk '{print $2}')
     SSH_FP_SHA1=$(echo "$blob" | base64 -d | sha1sum | cut -d' ' -f1)
     SSH_FP_MD5=$(ssh-keygen -l -E md5 -f "$SSH_S/hostkey.pub" | awk '{print $2}')
+}
+
+# start_sshd_chroot: start_sshd with SFTP confined to $SSH_ROOT, a fresh
+# directory: server path /x is $SSH_ROOT/x here, so a name can exist on this
+# host and not on the server. sshd wants every component of the chroot
+# root-owned and not group/world-writable, hence /run rather than /tmp.
+start_sshd_chroot() {
+    SSH_ROOT=$(mktemp -d /run/imgfuse-ssh-root.XXXXXX)
+    chmod 755 "$SSH_ROOT"
+    start_sshd "ChrootDirectory $SSH_ROOT"
 }
 
 # start_agent: an ssh-agent holding the client key; exports SSH_AUTH_SOCK.

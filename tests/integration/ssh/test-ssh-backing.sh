@@ -1,0 +1,135 @@
+#!/bin/bash
+# Names stored in an image over SFTP are paths on the same server: qcow2
+# backing files (relative and absolute), vmdk extents, with confinement,
+# loops and names that exist only on this host; and `imgfuse create` onto
+# an ssh:// URI. The sshd is chrooted, so server path /x is $SSH_ROOT/x here
+# and qemu-img reads the same files directly as the oracle.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/ssh-lib.sh"
+
+start_sshd_chroot
+start_agent
+R=$SSH_ROOT
+mkdir -p "$R/d"
+
+qemu-img create -q -f qcow2 "$R/d/base.qcow2" 16M
+qemu-io -f qcow2 -c 'write -P 0x31 0 3M' -c 'write -P 0x32 8M 1M' \
+    "$R/d/base.qcow2" > /dev/null
+
+note "relative backing name: the base next to the image on the server"
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$R/d/top.qcow2"
+qemu-io -f qcow2 -c 'write -P 0x41 1M 512k' "$R/d/top.qcow2" > /dev/null
+want=$(qemu_raw_sha "$R/d/top.qcow2" qcow2)
+mount_img "$(ssh_uri /d/top.qcow2)" "$T/top"
+expect_eq "$(sha "$T/top")" "$want" "qcow2 with a relative backing file over ssh"
+head -c 2000000 /dev/urandom > "$T/rand"
+dd if="$T/rand" of="$T/top" bs=4096 seek=700 conv=notrunc,fsync status=none
+dd if="$T/rand" of="$T/top" bs=512 seek=3 count=7 conv=notrunc,fsync status=none
+cp "$T/top" "$T/top.shadow"
+unmount_img "$T/top"
+qemu-img check -q "$R/d/top.qcow2" || fail "qemu-img check fails after writes over ssh"
+qemu-img compare -q -f qcow2 -F raw "$R/d/top.qcow2" "$T/top.shadow" ||
+    fail "top.qcow2 (with its base) differs from what the mount showed"
+
+note "absolute backing name: a path on the server, not on this host"
+qemu-img create -q -f qcow2 -b "$R/d/base.qcow2" -F qcow2 "$R/d/abs.qcow2"
+qemu-io -f qcow2 -c 'write -P 0x51 9M 64k' "$R/d/abs.qcow2" > /dev/null
+want=$(qemu_raw_sha "$R/d/abs.qcow2" qcow2)
+mkdir -p "$R/other"
+mv "$R/d/abs.qcow2" "$R/other/abs.qcow2"
+qemu-img rebase -u -b /d/base.qcow2 -F qcow2 "$R/other/abs.qcow2"
+mount_img "$(ssh_uri /other/abs.qcow2)" "$T/abs"
+expect_eq "$(sha "$T/abs")" "$want" "qcow2 with an absolute server backing path"
+dd if="$T/rand" of="$T/abs" bs=64k seek=100 count=5 conv=notrunc,fsync status=none
+cp "$T/abs" "$T/abs.shadow"
+unmount_img "$T/abs"
+qemu-img rebase -u -b "$R/d/base.qcow2" -F qcow2 "$R/other/abs.qcow2"
+qemu-img check -q "$R/other/abs.qcow2" || fail "qemu-img check fails (absolute backing)"
+qemu-img compare -q -f qcow2 -F raw "$R/other/abs.qcow2" "$T/abs.shadow" ||
+    fail "abs.qcow2 differs from what the mount showed"
+
+note "a backing name that exists on this host but not on the server"
+qemu-img create -q -f qcow2 -b "$R/d/base.qcow2" -F qcow2 "$R/d/local.qcow2"
+expect_fail_within 20 "$IMGFUSE" info "$(ssh_uri /d/local.qcow2)"
+expect_err "is not on the server"
+expect_err "--backing=none"
+"$IMGFUSE" info --backing=none "$(ssh_uri /d/local.qcow2)" > /dev/null ||
+    fail "--backing=none does not open an image whose backing file is missing"
+
+note "confinement: ../ and a symlink out of the image's directory"
+qemu-img create -q -f qcow2 "$R/outside.qcow2" 16M
+qemu-img create -q -f qcow2 -b ../outside.qcow2 -F qcow2 "$R/d/up.qcow2"
+ln -s ../outside.qcow2 "$R/d/link.qcow2"
+qemu-img create -q -f qcow2 -b link.qcow2 -F qcow2 "$R/d/vialink.qcow2"
+for img in up vialink; do
+    for pol in --untrusted --backing=confine; do
+        expect_fail_within 20 "$IMGFUSE" info $pol "$(ssh_uri /d/$img.qcow2)"
+        expect_err "lies outside /d on the server"
+    done
+    "$IMGFUSE" info "$(ssh_uri /d/$img.qcow2)" > /dev/null ||
+        fail "$img.qcow2 does not open with --backing=follow"
+done
+"$IMGFUSE" info --untrusted "$(ssh_uri /d/top.qcow2)" > /dev/null ||
+    fail "--untrusted refuses a backing file next to the image"
+
+note "a backing loop on the server, also through a symlink"
+qemu-img create -q -f qcow2 "$R/d/a.qcow2" 1M
+qemu-img create -q -f qcow2 -b a.qcow2 -F qcow2 "$R/d/b.qcow2"
+qemu-img rebase -u -b b.qcow2 -F qcow2 "$R/d/a.qcow2"
+expect_fail_within 20 "$IMGFUSE" info "$(ssh_uri /d/a.qcow2)"
+expect_err "the backing chain loops"
+ln -s self.qcow2 "$R/d/me.qcow2"
+qemu-img create -q -f qcow2 "$R/d/self.qcow2" 1M
+qemu-img rebase -u -b me.qcow2 -F qcow2 "$R/d/self.qcow2"
+expect_fail_within 20 "$IMGFUSE" info "$(ssh_uri /d/self.qcow2)"
+expect_err "the backing chain loops"
+
+note "vmdk twoGbMaxExtentSparse: extents found next to the descriptor"
+qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse "$R/d/big.vmdk" 5G
+[ "$(ls "$R"/d/big-s00*.vmdk | wc -l)" -ge 3 ] || fail "expected 3 extent files"
+qemu-io -f vmdk -c 'write -P 0x61 1M 64k' -c 'write -P 0x62 2047M 2M' \
+    -c 'write -P 0x63 4100M 64k' "$R/d/big.vmdk" > /dev/null
+mount_img "$(ssh_uri /d/big.vmdk)" "$T/big"
+expect_eq "$(stat -c %s "$T/big")" 5368709120 "vmdk size"
+# expect_bytes FILE OFF LEN CHAR: LEN bytes at OFF are all CHAR
+expect_bytes() {
+    cmp <(dd if="$1" iflag=skip_bytes,count_bytes skip=$2 count=$3 status=none) \
+        <(head -c $3 /dev/zero | tr '\0' "$4") || fail "$1: wrong data at $2"
+}
+expect_bytes "$T/big" $((1 << 20)) 65536 a
+expect_bytes "$T/big" $((2047 << 20)) $((2 << 20)) b
+expect_bytes "$T/big" $((4100 << 20)) 65536 c
+cmp <(dd if="$T/big" bs=1M skip=3000 count=1 status=none) <(head -c 1M /dev/zero) ||
+    fail "an unallocated vmdk area does not read as zeroes"
+# across the boundary of the first and second extent
+head -c 8192 /dev/zero | tr '\0' w | dd of="$T/big" bs=4096 seek=$((2048 * 256 - 1)) \
+    conv=notrunc,fsync status=none
+head -c 4096 /dev/zero | tr '\0' x | dd of="$T/big" bs=4096 seek=$((4500 * 256)) \
+    conv=notrunc,fsync status=none
+unmount_img "$T/big"
+qemu-img check -q "$R/d/big.vmdk" || fail "qemu-img check fails after vmdk writes over ssh"
+out=$(qemu-io -r -f vmdk -c "read -P 0x77 $((2048 * 1048576 - 4096)) 8192" \
+    -c "read -P 0x78 $((4500 * 1048576)) 4096" -c 'read -P 0x63 4100M 64k' \
+    "$R/d/big.vmdk")
+! echo "$out" | grep -q "Pattern verification failed" ||
+    fail "qemu-io does not read back what was written: $out"
+
+note "imgfuse create onto ssh://, and never over an existing file"
+"$IMGFUSE" create -F qcow2 "$(ssh_uri /d/new.qcow2)" 64M > /dev/null ||
+    fail "create over ssh failed"
+qemu-img check -q "$R/d/new.qcow2" || fail "qemu-img check fails on a qcow2 created over ssh"
+expect_eq "$(qemu-img info --output=json "$R/d/new.qcow2" | python3 -c \
+    'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" 67108864 "created size"
+before=$(sha "$R/d/new.qcow2")
+expect_fail_within 20 "$IMGFUSE" create -F qcow2 "$(ssh_uri /d/new.qcow2)" 32M
+expect_err "already exists"
+expect_eq "$(sha "$R/d/new.qcow2")" "$before" "an existing file after a refused create"
+mount_img --create 8M -F qcow2 "$(ssh_uri /d/mnt.qcow2)" "$T/new"
+head -c 1M /dev/urandom > "$T/r1"
+dd if="$T/r1" of="$T/new" bs=64k seek=16 conv=notrunc,fsync status=none
+unmount_img "$T/new"
+qemu-img check -q "$R/d/mnt.qcow2" || fail "qemu-img check fails after --create over ssh"
+qemu-img convert -f qcow2 -O raw "$R/d/mnt.qcow2" "$T/mnt.raw"
+cmp <(dd if="$T/mnt.raw" bs=64k skip=16 count=16 status=none) "$T/r1" ||
+    fail "--create over ssh: the data written is not in the image"
+echo OK

@@ -14,6 +14,7 @@
 #include "gluster.h"
 
 #include <glusterfs/api/glfs.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ static const char *const gl_options[] = {
 struct gl_state {
     struct glt t;
     char *display;
+    char *server;                   /* gluster://host:port/volume, for siblings */
+    char *canon;                    /* the volume's canonical path of the file */
     glfs_t *fs;
     glfs_fd_t *fd;
     bool fs_busy;                   /* an init thread still owns fs */
@@ -277,18 +280,12 @@ static int connect_volume(struct gl_state *s, struct bd_err *err)
                       t->nsrv > 1 ? "s" : "", strerror(e));
 }
 
-static int gl_open(struct bd_node *n, const struct bd_opts *o,
-                   struct bd_err *err)
+/* Timeouts from the options (not part of a struct glt). */
+static int timeouts_from_opts(struct gl_state *s, const struct bd_opts *o,
+                              struct bd_err *err)
 {
-    struct gl_state *s = n->state;
-    struct stat st;
     const char *v;
-    int r;
 
-    s->t.debug = -1;
-    s->connect_timeout_s = GL_CONNECT_TIMEOUT_S;
-    if ((r = glt_from_opts(o, &s->t, err)) < 0)
-        return r;
     if ((v = bd_opts_get(o, "connect-timeout"))) {
         char *end;
         unsigned long x = strtoul(v, &end, 10);
@@ -305,6 +302,15 @@ static int gl_open(struct bd_node *n, const struct bd_opts *o,
                               "expected seconds from 1 to 3600", v);
         s->timeout_s = (unsigned)x;
     }
+    return 0;
+}
+
+/* Connect to the volume s->t names. */
+static int volume_start(struct gl_state *s, struct bd_err *err)
+{
+    const struct glt_server *sv = &s->t.srv[0];
+    int r;
+
     for (unsigned i = 0; i < s->t.nsrv; i++) {
         if (s->t.srv[i].type == GLT_RDMA) {
             log_warn("gluster: the rdma transport is gone from gluster; "
@@ -314,7 +320,44 @@ static int gl_open(struct bd_node *n, const struct bd_opts *o,
     }
     if (!(s->display = glt_display(&s->t)))
         return bd_err_set(err, ENOMEM, "gluster: out of memory");
-    if ((r = connect_volume(s, err)) < 0)
+    if (sv->type == GLT_UNIX)
+        r = asprintf(&s->server, "gluster+unix://%s/%s", sv->path,
+                     s->t.volume);
+    else
+        r = asprintf(&s->server, strchr(sv->host, ':') ? "gluster://[%s]:%d/%s"
+                     : "gluster://%s:%d/%s", sv->host, sv->port, s->t.volume);
+    if (r < 0) {
+        s->server = NULL;
+        return bd_err_set(err, ENOMEM, "gluster: out of memory");
+    }
+    return connect_volume(s, err);
+}
+
+/* The volume's canonical form of an absolute path; -ENOENT when missing. */
+static int canonical(struct gl_state *s, const char *path, char **out)
+{
+    char buf[PATH_MAX + 1];
+
+    errno = 0;
+    if (!glfs_realpath(s->fs, path, buf))
+        return -(errno ? errno : EIO);
+    *out = strdup(buf);
+    return *out ? 0 : -ENOMEM;
+}
+
+static int gl_open(struct bd_node *n, const struct bd_opts *o,
+                   struct bd_err *err)
+{
+    struct gl_state *s = n->state;
+    struct stat st;
+    char *abs;
+    int r;
+
+    s->t.debug = -1;
+    s->connect_timeout_s = GL_CONNECT_TIMEOUT_S;
+    if ((r = glt_from_opts(o, &s->t, err)) < 0 ||
+        (r = timeouts_from_opts(s, o, err)) < 0 ||
+        (r = volume_start(s, err)) < 0)
         return r;
 
     s->fd = glfs_open(s->fs, s->t.path, n->flags.read_only ? O_RDONLY : O_RDWR);
@@ -335,6 +378,14 @@ static int gl_open(struct bd_node *n, const struct bd_opts *o,
     if (!S_ISREG(st.st_mode))
         return bd_err_set(err, EINVAL, "%s: not a regular file", s->display);
     atomic_store(&s->size, (int64_t)st.st_size);
+    /* names stored in the image are resolved against this (core) */
+    if (asprintf(&abs, "/%s", s->t.path) < 0)
+        return bd_err_set(err, ENOMEM, "gluster: out of memory");
+    r = canonical(s, abs, &s->canon);
+    free(abs);
+    if (r < 0)
+        return bd_err_set(err, -r, "%s: cannot resolve the path on the "
+                          "volume: %s", s->display, strerror(-r));
     log_debug("gluster", "%s: size %lld", s->display, (long long)st.st_size);
     return 0;
 }
@@ -354,6 +405,8 @@ static void gl_close(struct bd_node *n)
     }
     fs_release(s);
     free(s->display);
+    free(s->server);
+    free(s->canon);
     glt_free(&s->t);
 }
 
@@ -597,6 +650,128 @@ static void gl_info(struct bd_node *n, struct bd_info *info)
                 GL_MAX_TRANSFER);
 }
 
+/* ---- creating and removing files ------------------------------------------ */
+
+/* A connection (no file open) for create_file/remove_file, from the URI. */
+static int uri_volume(const char *uri, struct gl_state *s, struct bd_err *err)
+{
+    s->t.debug = -1;
+    s->connect_timeout_s = GL_CONNECT_TIMEOUT_S;
+    if (!strstr(uri, "://"))
+        return bd_err_set(err, EINVAL, "%s: give the new file as a URI "
+                          "gluster://HOST[:PORT]/VOLUME/PATH", uri);
+    int r = glt_parse_uri(uri, &s->t, err);
+    if (r == 0 && s->t.srv[0].type == GLT_RDMA)
+        s->t.srv[0].type = GLT_TCP;
+    return r < 0 ? r : volume_start(s, err);
+}
+
+static int gl_create_file(const char *filename, const struct bd_opts *o,
+                          struct bd_err *err)
+{
+    struct gl_state s = { 0 };
+    glfs_fd_t *fd;
+    int r;
+
+    (void)o;
+    if ((r = uri_volume(filename, &s, err)) < 0)
+        goto out;
+    /* O_EXCL: the volume refuses an existing file, with no race */
+    fd = glfs_creat(s.fs, s.t.path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (!fd) {
+        int e = errno ? errno : EIO;
+        if (e == EEXIST)
+            r = bd_err_set(err, EEXIST, "%s: already exists; imgfuse create "
+                           "never overwrites: remove it first or pick another "
+                           "name", s.display);
+        else
+            r = bd_err_set(err, e, "%s: cannot create '%s' on volume '%s': %s",
+                           s.display, s.t.path, s.t.volume, strerror(e));
+    } else if (glfs_close(fd) < 0) {
+        r = bd_err_set(err, errno ? errno : EIO, "%s: %s", s.display,
+                       strerror(errno ? errno : EIO));
+    }
+out:
+    fs_release(&s);
+    free(s.display);
+    free(s.server);
+    glt_free(&s.t);
+    return r;
+}
+
+static int gl_remove_file(const char *filename, struct bd_err *err)
+{
+    struct gl_state s = { 0 };
+    int r;
+
+    if ((r = uri_volume(filename, &s, err)) == 0 &&
+        glfs_unlink(s.fs, s.t.path) < 0)
+        r = bd_err_set(err, errno ? errno : EIO, "%s: cannot remove the "
+                       "half-made file: %s", s.display,
+                       strerror(errno ? errno : EIO));
+    fs_release(&s);
+    free(s.display);
+    free(s.server);
+    glt_free(&s.t);
+    return r;
+}
+
+/* ---- names stored in images: paths on the same volume ---------------------- */
+
+static void gl_remote_where(struct bd_node *n, const char **server,
+                            const char **path)
+{
+    struct gl_state *s = n->state;
+    *server = s->server;
+    *path = s->canon;
+}
+
+static int gl_remote_realpath(struct bd_node *n, const char *path, char **out,
+                              struct bd_err *err)
+{
+    struct gl_state *s = n->state;
+    int r = canonical(s, path, out);
+
+    if (r < 0 && r != -ENOENT)
+        return bd_err_set(err, -r, "cannot look up '%s' on volume '%s': %s",
+                          path, s->t.volume, strerror(-r));
+    return r;
+}
+
+static int gl_sibling(struct bd_node *n, const char *path, struct bd_opts *o,
+                      struct bd_err *err)
+{
+    struct gl_state *s = n->state;
+    struct glt t = s->t;
+    char *display = NULL, v[16];
+    int r;
+
+    while (*path == '/')
+        path++;
+    t.path = (char *)path;          /* borrowed for the two calls below */
+    r = glt_to_opts(&t, o);
+    if (r == 0 && !(display = glt_display(&t)))
+        r = -ENOMEM;
+    if (r == 0)
+        r = bd_opts_set(o, "filename", display);
+    free(display);
+    if (r == 0 && s->t.logfile)
+        r = bd_opts_set(o, "logfile", s->t.logfile);
+    if (r == 0 && s->t.debug >= 0) {
+        snprintf(v, sizeof(v), "%d", s->t.debug);
+        r = bd_opts_set(o, "debug", v);
+    }
+    if (r == 0) {
+        snprintf(v, sizeof(v), "%u", s->connect_timeout_s);
+        r = bd_opts_set(o, "connect-timeout", v);
+    }
+    if (r == 0 && s->timeout_s) {
+        snprintf(v, sizeof(v), "%u", s->timeout_s);
+        r = bd_opts_set(o, "timeout", v);
+    }
+    return r < 0 ? bd_err_set(err, ENOMEM, "gluster: out of memory") : 0;
+}
+
 const struct bd_driver bd_drv_gluster = {
     .name = "gluster",
     .kind = BD_PROTOCOL,
@@ -618,4 +793,9 @@ const struct bd_driver bd_drv_gluster = {
     .truncate = gl_truncate,
     .allocated_size = gl_allocated_size,
     .info = gl_info,
+    .create_file = gl_create_file,
+    .remove_file = gl_remove_file,
+    .remote_where = gl_remote_where,
+    .remote_realpath = gl_remote_realpath,
+    .sibling = gl_sibling,
 };

@@ -338,7 +338,12 @@ int glt_from_opts(const struct bd_opts *o, struct glt *t, struct bd_err *err)
     const char *v;
     int r;
 
-    if (fn && *fn && strstr(fn, "://") && (r = glt_parse_uri(fn, t, err)) < 0)
+    /* A URI in filename next to volume, path and servers only names the
+     * node (siblings of an image, see gluster.c): the options decide. */
+    bool complete = bd_opts_has(o, "volume") && bd_opts_has(o, "path") &&
+                    server_given(o, 0);
+    if (fn && *fn && strstr(fn, "://") && !complete &&
+        (r = glt_parse_uri(fn, t, err)) < 0)
         return r;
     if (server_given(o, 0)) {
         unsigned n = 0;

@@ -4,7 +4,8 @@
 # stop, so every gluster check lives in this one script). Raw image: writes
 # both ways (imgfuse -> brick file, glusterfs FUSE -> imgfuse), the unix
 # socket and server-list forms, SEEK_DATA/SEEK_HOLE, discard and zeroes;
-# a qcow2 image on the volume read and written; missing volume, missing file,
+# a qcow2 image on the volume read and written, with backing files on the
+# volume, and created there; missing volume, missing file,
 # no server and a malformed URI give clear errors quickly; a brick that
 # stops answering or dies under a mount gives EIO, not a hang.
 . "$(dirname "$0")/../lib.sh"
@@ -104,6 +105,39 @@ qemu-img check -q "$B/d.qcow2" || fail "qemu-img check fails after writes over g
 qemu-img convert -f qcow2 -O raw "$B/d.qcow2" "$T/q.raw"
 cmp <(dd if="$T/q.raw" bs=64k skip=300 count=16 status=none) "$T/pat" ||
     fail "qemu-img does not read back what was written into qcow2 over gluster"
+
+note "backing files on the same volume; a name only on this host is not opened"
+qemu-img create -q -f qcow2 "$V/gbase.qcow2" 16M
+qemu-io -f qcow2 -c 'write -P 0x21 0 2M' "$V/gbase.qcow2" > /dev/null
+qemu-img create -q -f qcow2 -b gbase.qcow2 -F qcow2 "$V/gtop.qcow2"
+qemu-io -f qcow2 -c 'write -P 0x22 1M 64k' "$V/gtop.qcow2" > /dev/null
+want=$(qemu_raw_sha "$B/gtop.qcow2" qcow2)
+mount_img "$U/gtop.qcow2" "$T/gt"
+expect_eq "$(sha "$T/gt")" "$want" "qcow2 with a relative backing file on gluster"
+dd if="$T/pat" of="$T/gt" bs=4k seek=100 count=64 conv=notrunc,fsync status=none
+cp "$T/gt" "$T/gt.shadow"
+unmount_img "$T/gt"
+qemu-img check -q "$B/gtop.qcow2" || fail "qemu-img check fails (backing on gluster)"
+qemu-img compare -q -f qcow2 -F raw "$B/gtop.qcow2" "$T/gt.shadow" ||
+    fail "gtop.qcow2 differs from what the mount showed"
+mkdir -p "$V/sub"
+qemu-img create -q -f qcow2 -b "$B/gbase.qcow2" -F qcow2 "$V/sub/gabs.qcow2"
+want=$(qemu_raw_sha "$B/sub/gabs.qcow2" qcow2)
+qemu-img rebase -u -b /gbase.qcow2 -F qcow2 "$V/sub/gabs.qcow2"
+mount_img -r "$U/sub/gabs.qcow2" "$T/ga"
+expect_eq "$(sha "$T/ga")" "$want" "an absolute backing path on the volume"
+unmount_img "$T/ga"
+qemu-img rebase -u -b "$B/gbase.qcow2" -F qcow2 "$V/sub/gabs.qcow2"
+expect_fail_within 20 "$IMGFUSE" info --untrusted "$U/sub/gabs.qcow2"
+expect_err "is not on the server"
+
+note "imgfuse create onto gluster://"
+"$IMGFUSE" create -F qcow2 "$U/gnew.qcow2" 64M > /dev/null || fail "create over gluster failed"
+qemu-img check -q "$B/gnew.qcow2" || fail "qemu-img check fails on a qcow2 created over gluster"
+expect_eq "$(qemu-img info --output=json "$B/gnew.qcow2" | python3 -c \
+    'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" 67108864 "created size"
+expect_fail_within 20 "$IMGFUSE" create -F qcow2 "$U/gnew.qcow2" 32M
+expect_err "already exists"
 
 note "errors"
 expect_fail_within 15 "$IMGFUSE" info "gluster://$GL_IP/novol/disk.img"

@@ -535,7 +535,9 @@ static char *remote_dir(struct bd_node *p)
     const char *server, *path;
     p->drv->remote_where(p, &server, &path);
     const char *slash = strrchr(path, '/');
-    if (!slash || slash == path)
+    if (path[0] != '/')
+        return strdup(".");     /* resolve_remote refuses it */
+    if (slash == path)
         return strdup("/");
     return strndup(path, (size_t)(slash - path));
 }
@@ -560,6 +562,13 @@ static int resolve_remote(struct bd_node *n, struct bd_node *p,
     free(dir);
     if (!joined)
         return bd_err_set(err, ENOMEM, "out of memory");
+    if (joined[0] != '/') {
+        free(joined);
+        return bd_err_set(err, EINVAL, "%s: the server gives no absolute path "
+                          "for the image, so the %s '%s' cannot be looked up "
+                          "next to it; give the image by its absolute path",
+                          n->name, what, name);
+    }
     normalize_abs(joined);
     r = p->drv->remote_realpath(p, joined, &real, &e2);
     if (r == -ENOENT) {

@@ -381,11 +381,10 @@ static int gl_open(struct bd_node *n, const struct bd_opts *o,
     /* names stored in the image are resolved against this (core) */
     if (asprintf(&abs, "/%s", s->t.path) < 0)
         return bd_err_set(err, ENOMEM, "gluster: out of memory");
-    r = canonical(s, abs, &s->canon);
-    free(abs);
-    if (r < 0)
-        return bd_err_set(err, -r, "%s: cannot resolve the path on the "
-                          "volume: %s", s->display, strerror(-r));
+    if (canonical(s, abs, &s->canon) < 0)
+        s->canon = abs;
+    else
+        free(abs);
     log_debug("gluster", "%s: size %lld", s->display, (long long)st.st_size);
     return 0;
 }

@@ -139,12 +139,8 @@ static int open_remote(struct bd_node *n, struct bd_err *err)
     s->can_fsync = sftp_extension_supported(s->sftp, "fsync@openssh.com", "1");
     /* names stored in the image are resolved against this (core) */
     s->canon = sftp_canonicalize_path(s->sftp, s->conf.path);
-    if (!s->canon && s->conf.path[0] == '/')
-        s->canon = strdup(s->conf.path);
-    if (!s->canon)
-        return bd_err_set(err, EIO, "%s: the server cannot say where '%s' "
-                          "is: %s", s->display, s->conf.path,
-                          ssh_get_error(s->sess));
+    if (!s->canon && !(s->canon = strdup(s->conf.path)))
+        return bd_err_set(err, ENOMEM, "out of memory");
     return 0;
 }
 

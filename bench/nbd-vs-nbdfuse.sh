@@ -6,7 +6,9 @@
 # The issue asks for >= 1.5x in sequential read and in 4 KiB random read
 # with 4 jobs (fio, O_DIRECT). Best of 3 runs each; exits 1 below 1.5x in
 # the qcow2-over-nbd case.
-# usage: bench/nbd-vs-nbdfuse.sh [MiB]   (default 512; needs nbdfuse, fio)
+# The nbdcopy line is the server's own ceiling on this machine: a FUSE
+# client cannot read faster than nbdcopy, which has no FUSE round trips.
+# usage: bench/nbd-vs-nbdfuse.sh [MiB]   (default 512; needs nbdfuse, nbdcopy, fio)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 IMGFUSE=${IMGFUSE:-$ROOT/build/imgfuse}
@@ -91,7 +93,23 @@ run() {
          "4k random x4 imgfuse $rr_o IOPS, nbdfuse $rr_n IOPS (${RR}x)"
 }
 
+# The ceiling any client can reach against this server on this machine:
+# nbdcopy reads the export straight to /dev/null, with no FUSE in the way.
+ceiling() {
+    local t0 t1 bytes best=0 v
+    bytes=$(nbdinfo --size "$uri")
+    for _ in 1 2 3; do
+        t0=$(now)
+        nbdcopy "$uri" null:
+        t1=$(now)
+        v=$(echo "scale=0; $bytes / ($t1 - $t0) / 1000000" | bc)
+        best=$(max "$best" "$v")
+    done
+    echo "$best"
+}
+
 serve qcow2
+echo "nbdcopy to null (no FUSE; the server's ceiling): $(ceiling) MB/s"
 run "raw export (qemu-nbd decodes qcow2)" -F raw "$uri"
 serve raw
 run "qcow2 over nbd (imgfuse decodes qcow2)" -F qcow2 "$uri"

@@ -5,7 +5,12 @@
 #   seq-read     warm sequential read, O_DIRECT on the mount (want >= 2x qsd,
 #                and >= 0.8x imgfuse reading the same data as a raw image)
 #   rand-read    4 KiB random reads, 4 jobs (want >= 2x qsd)
-#   seq-write    sequential write of a new image (want >= 1.5x qsd)
+#   cold-read    sequential read after dropping the page cache, O_DIRECT on
+#                the mount, against reading the raw file of the same data
+#                directly (want >= 0.8x)
+#   seq-write    sequential write of a new image (want >= 1.5x qsd); the
+#                same dd into a plain file on the same disk is printed as
+#                the ceiling the storage sets
 #   zlib/zstd    full read of a compressed image vs qemu-img convert -O raw
 #                (want >= 1.3x)
 # usage: bench/qcow2.sh [MiB]   (default 2048)
@@ -86,8 +91,29 @@ echo "seq-read  ${MIB} MiB warm O_DIRECT: imgfuse ${a} MiB/s, raw via imgfuse ${
 a=$(echo "$ours_r" | best) q=$(echo "$qsd_r" | best)
 echo "rand-read 4k x4 jobs: imgfuse ${a} IOPS, qsd ${q} IOPS; $(echo "scale=2; $a / $q" | bc)x"
 
-ours="" qsd=""
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+ours="" rawfile="" qsd=""
 for run in 1 2 3; do
+    drop_caches
+    "$IMGFUSE" -r "$T/disk.qcow2" "$T/mnt"
+    ours+="$(mbps "$MIB" "$(secs seqread)") "
+    umnt
+    drop_caches
+    rawfile+="$(mbps "$MIB" "$(secs dd if="$T/src.raw" of=/dev/null bs=1M status=none)") "
+    drop_caches
+    qsd_mount "$T/disk.qcow2" qcow2
+    qsd+="$(mbps "$MIB" "$(secs seqread)") "
+    qsd_umount
+done
+a=$(echo "$ours" | best) r=$(echo "$rawfile" | best) q=$(echo "$qsd" | best)
+echo "cold-read ${MIB} MiB: imgfuse ${a} MiB/s, raw file read directly ${r}, qsd ${q}; vs raw file $(echo "scale=2; $a / $r" | bc)x, vs qsd $(echo "scale=2; $a / $q" | bc)x"
+cat "$T/src.raw" >/dev/null
+
+ours="" qsd="" plain=""
+for run in 1 2 3; do
+    rm -f "$T/plain.raw"
+    plain+="$(mbps "$MIB" "$(secs dd if="$T/src.raw" of="$T/plain.raw" bs=1M conv=fsync status=none)") "
+    rm -f "$T/plain.raw"
     rm -f "$T/new.qcow2"
     "$IMGFUSE" --create "${MIB}M" -F qcow2 "$T/new.qcow2" "$T/mnt"
     ours+="$(mbps "$MIB" "$(secs sh -c "dd if='$T/src.raw' of='$T/mnt' bs=1M conv=notrunc,fsync status=none")") "
@@ -98,8 +124,8 @@ for run in 1 2 3; do
     qsd+="$(mbps "$MIB" "$(secs sh -c "dd if='$T/src.raw' of='$T/mnt' bs=1M conv=notrunc,fsync status=none")") "
     qsd_umount
 done
-a=$(echo "$ours" | best) q=$(echo "$qsd" | best)
-echo "seq-write ${MIB} MiB new image: imgfuse ${a} MiB/s, qsd ${q} MiB/s; $(echo "scale=2; $a / $q" | bc)x"
+a=$(echo "$ours" | best) q=$(echo "$qsd" | best) p=$(echo "$plain" | best)
+echo "seq-write ${MIB} MiB new image: imgfuse ${a} MiB/s, qsd ${q} MiB/s, plain file ${p} MiB/s; $(echo "scale=2; $a / $q" | bc)x qsd, $(echo "scale=2; $a / $p" | bc)x plain file (ceiling $(echo "scale=2; $p / $q" | bc)x)"
 
 # compressible data: text-like, a few MiB per second of entropy
 python3 - "$T/text.raw" "$MIB" <<'PY'

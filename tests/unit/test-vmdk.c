@@ -2,13 +2,15 @@
  * Unit tests of the vmdk driver: the descriptor parser and writer, probing,
  * whole images from tests/data/vmdk read through bd_open_image() + bd_pread()
  * (checked against CRCs of qemu-img's raw output), and images created and
- * written here (sparse grain allocation, redundant directory, stream append).
+ * written here (sparse grain allocation, redundant directory, stream append,
+ * stream grains read from parallel threads).
  */
 #include "core/graph.h"
 #include "drivers/format/vmdk/vmdk.h"
 
 #include <criterion/criterion.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,6 +392,83 @@ Test(vmdk_write, stream_accepts_pieces_of_several_grains_out_of_order)
     rmdir(dir);
     free(w);
     free(r);
+}
+
+/* Grains that compress well and grains that do not, alternating in runs, so
+ * a read guessing the size of a grain from the one before is sometimes short. */
+static void fill_mixed(uint8_t *b, size_t len, uint32_t grain)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b[i] = (i / grain) % 3 == 1 ? (uint8_t)(i >> 10) : (uint8_t)x;
+    }
+}
+
+struct reader {
+    struct bd_node *n;
+    const uint8_t *want;
+    uint32_t len, chunk, first;
+    int bad;
+};
+
+static void *read_all(void *arg)
+{
+    struct reader *rd = arg;
+    uint8_t *r = malloc(rd->chunk);
+
+    for (int pass = 0; pass < 4 && r; pass++) {
+        for (uint32_t off = rd->first; off < rd->len; off += rd->chunk) {
+            uint32_t l = rd->len - off < rd->chunk ? rd->len - off : rd->chunk;
+            if (bd_pread(rd->n, r, l, off) != 0 || memcmp(r, rd->want + off, l))
+                rd->bad++;
+        }
+    }
+    free(r);
+    return NULL;
+}
+
+Test(vmdk_image, stream_grains_read_alike_from_parallel_readers)
+{
+    char *dir = scratch_dir(), path[128];
+    struct bd_node *n;
+    struct bd_err err = {0};
+    const uint32_t g = 65536, len = 48 * g;
+    uint8_t *w = malloc(len);
+    /* whole grains, several grains, and pieces that share grains */
+    struct reader rd[] = {
+        { .chunk = g }, { .chunk = 8 * g }, { .chunk = 4096 },
+        { .chunk = 3 * 4096, .first = 512 }, { .chunk = g + 512, .first = 1024 },
+    };
+    pthread_t t[sizeof(rd) / sizeof(rd[0])];
+
+    snprintf(path, sizeof(path), "%s/par.vmdk", dir);
+    cr_assert_eq(bd_create_image(path, "vmdk", len, "subformat=streamOptimized",
+                                 &err), 0, "%s", err.msg);
+    cr_assert_eq(open_vmdk(path, true, &n, &err), 0, "%s", err.msg);
+    fill_mixed(w, len, g);
+    cr_assert_eq(bd_pwrite(n, w, len, 0, 0), 0);
+    bd_node_close(n);
+
+    cr_assert_eq(open_vmdk(path, false, &n, &err), 0, "%s", err.msg);
+    for (size_t i = 0; i < sizeof(rd) / sizeof(rd[0]); i++) {
+        rd[i].n = n;
+        rd[i].want = w;
+        rd[i].len = len;
+        cr_assert_eq(pthread_create(&t[i], NULL, read_all, &rd[i]), 0);
+    }
+    for (size_t i = 0; i < sizeof(rd) / sizeof(rd[0]); i++) {
+        pthread_join(t[i], NULL);
+        cr_expect_eq(rd[i].bad, 0, "reader of %u-byte chunks saw %d bad reads",
+                     rd[i].chunk, rd[i].bad);
+    }
+    bd_node_close(n);
+    unlink(path);
+    rmdir(dir);
+    free(w);
 }
 
 Test(vmdk_create, compat6_with_hwversion_is_refused)

@@ -2,13 +2,15 @@
  * The vmdk format driver: reads the descriptor (embedded in a sparse extent
  * or a text file of its own), opens the extents it names next to it, maps
  * guest offsets onto FLAT, SPARSE and ZERO extents, follows the parent link
- * and keeps the content ID current. Grain tables live in sparse.c, the
- * descriptor text in descriptor.c, image creation in create.c.
+ * and keeps the content ID current. Reads run in parallel, writes alone.
+ * Grain tables live in sparse.c, the descriptor text in descriptor.c, image
+ * creation in create.c.
  */
 #include "vmdk.h"
 #include "overflow.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,11 @@ struct vmdk_state {
     uint64_t desc_off, desc_area;
     bool cid_done;              /* CID already changed for this session */
     unsigned long warned;
+    /* readers share it, writers, flush and check hold it alone; reads of
+     * seSparse extents (one cached table, no lock) hold it alone too */
+    pthread_rwlock_t lock;
+    bool lock_ready;
+    bool shared_reads;
 };
 
 extern const struct bd_driver bd_drv_vmdk;
@@ -326,6 +333,8 @@ static int vmdk_open(struct bd_node *n, const struct bd_opts *o,
     int ret;
 
     (void)o;
+    pthread_rwlock_init(&st->lock, NULL);
+    st->lock_ready = true;
     if (fsize < 0)
         return bd_err_set(err, (int)-fsize, "%s: %s", n->name, strerror((int)-fsize));
     if (fsize >= 4 && (ret = bd_pread(n->file, head, 4, 0)) < 0)
@@ -338,9 +347,14 @@ static int vmdk_open(struct bd_node *n, const struct bd_opts *o,
         ret = open_descriptor_file(n, st, err);
     if (ret == 0)
         ret = open_parent(n, st, err);
-    if (ret < 0)
+    if (ret < 0) {
         vmdk_close(n);
-    return ret;
+        return ret;
+    }
+    st->shared_reads = true;
+    for (size_t i = 0; i < st->n_ext; i++)
+        st->shared_reads = st->shared_reads && !st->ext[i].se;
+    return 0;
 }
 
 static void vmdk_close(struct bd_node *n)
@@ -365,6 +379,9 @@ static void vmdk_close(struct bd_node *n)
     vmdk_desc_free(&st->desc);
     free(st->desc_text);
     st->desc_text = NULL;
+    if (st->lock_ready)
+        pthread_rwlock_destroy(&st->lock);
+    st->lock_ready = false;
 }
 
 /* ---- I/O ------------------------------------------------------------------ */
@@ -404,7 +421,15 @@ static struct vmdk_extent *find_extent(struct vmdk_state *st, uint64_t off)
     return NULL;
 }
 
-static int vmdk_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
+static void lock_read(struct vmdk_state *st)
+{
+    if (st->shared_reads)
+        pthread_rwlock_rdlock(&st->lock);
+    else
+        pthread_rwlock_wrlock(&st->lock);
+}
+
+static int read_extents(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
 {
     struct vmdk_state *st = n->state;
     uint8_t *p = buf;
@@ -442,6 +467,16 @@ static int vmdk_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
         len -= chunk;
     }
     return 0;
+}
+
+static int vmdk_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
+{
+    struct vmdk_state *st = n->state;
+
+    lock_read(st);
+    int ret = read_extents(n, buf, len, off);
+    pthread_rwlock_unlock(&st->lock);
+    return ret;
 }
 
 static uint32_t new_cid(uint32_t old)
@@ -513,8 +548,8 @@ static int update_cid(struct bd_node *n, struct vmdk_state *st)
     return 0;
 }
 
-static int vmdk_pwrite(struct bd_node *n, const void *buf, uint64_t len,
-                       uint64_t off, unsigned flags)
+static int write_extents(struct bd_node *n, const void *buf, uint64_t len,
+                         uint64_t off, unsigned flags)
 {
     struct vmdk_state *st = n->state;
     const uint8_t *p = buf;
@@ -560,8 +595,19 @@ static int vmdk_pwrite(struct bd_node *n, const void *buf, uint64_t len,
     return 0;
 }
 
-static int vmdk_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
-                              unsigned flags)
+static int vmdk_pwrite(struct bd_node *n, const void *buf, uint64_t len,
+                       uint64_t off, unsigned flags)
+{
+    struct vmdk_state *st = n->state;
+
+    pthread_rwlock_wrlock(&st->lock);
+    int ret = write_extents(n, buf, len, off, flags);
+    pthread_rwlock_unlock(&st->lock);
+    return ret;
+}
+
+static int zero_extents(struct bd_node *n, uint64_t len, uint64_t off,
+                        unsigned flags)
 {
     struct vmdk_state *st = n->state;
     int ret;
@@ -602,23 +648,36 @@ static int vmdk_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
     return 0;
 }
 
+static int vmdk_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
+                              unsigned flags)
+{
+    struct vmdk_state *st = n->state;
+
+    pthread_rwlock_wrlock(&st->lock);
+    int ret = zero_extents(n, len, off, flags);
+    pthread_rwlock_unlock(&st->lock);
+    return ret;
+}
+
 static int vmdk_flush(struct bd_node *n)
 {
     struct vmdk_state *st = n->state;
-    int ret;
+    int ret = 0;
 
-    for (size_t i = 0; i < st->n_ext; i++) {
+    pthread_rwlock_wrlock(&st->lock);
+    for (size_t i = 0; i < st->n_ext && ret == 0; i++) {
         struct vmdk_extent *e = &st->ext[i];
-        if (e->sp && (ret = vmdk_sparse_flush(e->sp)) < 0)
-            return ret;
-        if (e->own_file && (ret = bd_flush(e->file)) < 0)
-            return ret;
+        if (e->sp)
+            ret = vmdk_sparse_flush(e->sp);
+        if (ret == 0 && e->own_file)
+            ret = bd_flush(e->file);
     }
-    return 0;
+    pthread_rwlock_unlock(&st->lock);
+    return ret;
 }
 
-static int vmdk_block_status(struct bd_node *n, uint64_t off, uint64_t len,
-                             uint64_t *pnum, unsigned *status, uint64_t *map)
+static int extent_status(struct bd_node *n, uint64_t off, uint64_t len,
+                         uint64_t *pnum, unsigned *status, uint64_t *map)
 {
     struct vmdk_state *st = n->state;
     struct vmdk_extent *e = find_extent(st, off);
@@ -673,6 +732,17 @@ static int vmdk_block_status(struct bd_node *n, uint64_t off, uint64_t len,
     return 0;
 }
 
+static int vmdk_block_status(struct bd_node *n, uint64_t off, uint64_t len,
+                             uint64_t *pnum, unsigned *status, uint64_t *map)
+{
+    struct vmdk_state *st = n->state;
+
+    lock_read(st);
+    int ret = extent_status(n, off, len, pnum, status, map);
+    pthread_rwlock_unlock(&st->lock);
+    return ret;
+}
+
 static int64_t vmdk_allocated_size(struct bd_node *n)
 {
     struct vmdk_state *st = n->state;
@@ -691,13 +761,16 @@ static int vmdk_check(struct bd_node *n, unsigned fix, struct bd_check *res,
                       struct bd_err *err)
 {
     struct vmdk_state *st = n->state;
+    int ret = 0;
+    size_t i;
 
-    for (size_t i = 0; i < st->n_ext; i++) {
-        int ret = st->ext[i].sp ? vmdk_sparse_check(st->ext[i].sp, fix, res) : 0;
-        if (ret < 0)
-            return bd_err_set(err, -ret, "%s: checking extent %zu: %s", n->name,
-                              i + 1, strerror(-ret));
-    }
+    pthread_rwlock_wrlock(&st->lock);
+    for (i = 0; i < st->n_ext && ret == 0; i++)
+        ret = st->ext[i].sp ? vmdk_sparse_check(st->ext[i].sp, fix, res) : 0;
+    pthread_rwlock_unlock(&st->lock);
+    if (ret < 0)
+        return bd_err_set(err, -ret, "%s: checking extent %zu: %s", n->name, i,
+                          strerror(-ret));
     return 0;
 }
 
@@ -734,7 +807,7 @@ const struct bd_driver bd_drv_vmdk = {
     .kind = BD_FORMAT,
     .create_options = vmdk_create_opts,
     .state_size = sizeof(struct vmdk_state),
-    .parallel = false,
+    .parallel = true,
     .probe = vmdk_probe,
     .open = vmdk_open,
     .close = vmdk_close,

@@ -117,8 +117,14 @@ void vmdk_sparse_desc_area(const struct vmdk_sparse *s, uint64_t *off,
                            uint64_t *len);
 void vmdk_sparse_describe(const struct vmdk_sparse *s, char *buf, size_t len);
 
+/* Threads: vmdk_sparse_status() and vmdk_sparse_pread() may run in parallel
+ * with each other; every other call needs the caller to keep all others out
+ * (vmdk.c holds its rwlock for writing). */
+
 /* State of [off, off+len) (extent-relative): *pnum bytes from off share it;
- * *file_off is valid for VMDK_GRAIN_DATA. */
+ * *file_off is valid for VMDK_GRAIN_DATA, and for VMDK_GRAIN_COMPRESSED
+ * (grain offset + off within the grain) unless the grain is still being
+ * written. */
 int vmdk_sparse_status(struct vmdk_sparse *s, uint64_t off, uint64_t len,
                        uint64_t *pnum, enum vmdk_grain_state *state,
                        uint64_t *file_off);

@@ -204,6 +204,11 @@ struct bd_driver {
      * front-end can splice; -ENOTSUP otherwise. Must not block. */
     int (*map_fd)(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
                   uint64_t *fd_off);
+    /* Formats that free clusters (discard, shrink) while other requests
+     * run: hold that off while a mapping given out through block status is
+     * read outside the driver (core's bd_map_fd until bd_map_fd_done). */
+    void (*pin)(struct bd_node *n);
+    void (*unpin)(struct bd_node *n);
     /* Resize (growable mounts, create). Formats and protocols alike. */
     int (*truncate)(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
                     struct bd_err *err);
@@ -280,9 +285,12 @@ int bd_block_status(struct bd_node *n, uint64_t off, uint64_t len,
 int bd_block_status_above(struct bd_node *n, uint64_t off, uint64_t len,
                           uint64_t *pnum, unsigned *status);
 int64_t bd_allocated_size(struct bd_node *n);
-/* See bd_driver.map_fd; -ENOTSUP when the node cannot say. */
+/* See bd_driver.map_fd; -ENOTSUP when the node cannot say. On success the
+ * mapping stays valid (the format frees nothing under it) until the
+ * caller, done with the fd, calls bd_map_fd_done(n). */
 int bd_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
               uint64_t *fd_off);
+void bd_map_fd_done(struct bd_node *n);
 
 /*
  * Open a backing (parent) image named inside the image `n`: resolves a

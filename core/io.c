@@ -416,12 +416,25 @@ int bd_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
      * are) can be read from that file directly. */
     if (n->drv->kind != BD_FORMAT || !n->drv->block_status || !n->file)
         return -ENOTSUP;
+    if (n->drv->pin)
+        n->drv->pin(n);
     uint64_t pnum, map;
     unsigned st;
-    if (bd_block_status(n, off, len, &pnum, &st, &map) < 0 || pnum < len)
-        return -ENOTSUP;
     unsigned want = BD_STATUS_DATA | BD_STATUS_ALLOCATED | BD_STATUS_OFFSET;
-    if ((st & (want | BD_STATUS_ZERO)) != want)
-        return -ENOTSUP;
-    return bd_map_fd(n->file, map, len, fd, fd_off);
+    int r = -ENOTSUP;
+    if (bd_block_status(n, off, len, &pnum, &st, &map) == 0 && pnum >= len &&
+        (st & (want | BD_STATUS_ZERO)) == want)
+        r = bd_map_fd(n->file, map, len, fd, fd_off);
+    if (r < 0 && n->drv->unpin)
+        n->drv->unpin(n);
+    return r;
+}
+
+void bd_map_fd_done(struct bd_node *n)
+{
+    /* the walk bd_map_fd took goes down the file children only, and only
+     * formats pin */
+    for (; n; n = n->file)
+        if (n->drv->unpin && !n->drv->map_fd)
+            n->drv->unpin(n);
 }

@@ -385,6 +385,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         bv.buf[0].fd = fd;
         bv.buf[0].pos = (off_t)fd_off;
         fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+        bd_map_fd_done(ff->node);
         return;
     }
     void *buf = size <= FUSEFS_MAX_IO ? worker_buf() : NULL;

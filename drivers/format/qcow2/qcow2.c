@@ -319,12 +319,11 @@ static int qcow2_open(struct bd_node *n, const struct bd_opts *o,
                           n->name);
     s->l2c.before_write = qcow2_refcounts_stable;
 
-    /* readers first: a write takes io_lock shared again when it reads the
-     * old data of a cluster it copies, which must not wait for a discard
-     * queued behind the write */
+    /* a waiting discard goes before new readers, or a steady read load
+     * would hold it off for ever; nothing takes io_lock twice in a thread */
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
-    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_READER_NP);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     int lr = pthread_rwlock_init(&s->io_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
     if (lr)
@@ -427,6 +426,19 @@ static int64_t qcow2_size(struct bd_node *n)
 {
     struct qcow2_state *s = n->state;
     return (int64_t)s->size;
+}
+
+/* a range mapped through block status is read (spliced) after we return */
+static void qcow2_pin(struct bd_node *n)
+{
+    struct qcow2_state *s = n->state;
+    pthread_rwlock_rdlock(&s->io_lock);
+}
+
+static void qcow2_unpin(struct bd_node *n)
+{
+    struct qcow2_state *s = n->state;
+    pthread_rwlock_unlock(&s->io_lock);
 }
 
 static int qcow2_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
@@ -583,6 +595,8 @@ const struct bd_driver bd_drv_qcow2 = {
     .discard = qcow2_discard,
     .flush = qcow2_flush,
     .block_status = qcow2_block_status,
+    .pin = qcow2_pin,
+    .unpin = qcow2_unpin,
     .truncate = qcow2_truncate,
     .allocated_size = qcow2_allocated_size,
     .snapshots = qcow2_snapshot_names,

@@ -333,7 +333,13 @@ static int vmdk_open(struct bd_node *n, const struct bd_opts *o,
     int ret;
 
     (void)o;
-    pthread_rwlock_init(&st->lock, NULL);
+    /* a waiting writer goes before new readers, or a steady read load
+     * would hold writes off for ever; nothing takes the lock twice */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&st->lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     st->lock_ready = true;
     if (fsize < 0)
         return bd_err_set(err, (int)-fsize, "%s: %s", n->name, strerror((int)-fsize));

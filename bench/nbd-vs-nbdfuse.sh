@@ -108,8 +108,11 @@ ceiling() {
     echo "$best"
 }
 
+# and for 4 KiB random reads: 4 threads, a connection each, no FUSE
+gcc -O2 -o "$T/nbd-randread" "$ROOT/bench/tools/nbd-randread.c" -lnbd -lpthread
 serve qcow2
-echo "nbdcopy to null (no FUSE; the server's ceiling): $(ceiling) MB/s"
+echo "server ceiling (no FUSE): nbdcopy to null $(ceiling) MB/s;" \
+     "4k random x4 straight over libnbd $("$T/nbd-randread" "$uri" 4 "$RUNTIME") IOPS"
 run "raw export (qemu-nbd decodes qcow2)" -F raw "$uri"
 serve raw
 run "qcow2 over nbd (imgfuse decodes qcow2)" -F qcow2 "$uri"

@@ -44,6 +44,7 @@ int fusefs_file_init(struct fusefs_file *ff, const char *name, struct bd_node *n
     ff->node = n;
     ff->read_only = n->flags.read_only;
     pthread_mutex_init(&ff->meta_lock, NULL);
+    wc_init(&ff->wc);
     ff->mode = S_IFREG | (img_st->st_mode & 07777);
     ff->uid = img_st->st_uid;
     ff->gid = img_st->st_gid;
@@ -56,6 +57,7 @@ int fusefs_file_init(struct fusefs_file *ff, const char *name, struct bd_node *n
 void fusefs_file_fini(struct fusefs_file *ff)
 {
     pthread_mutex_destroy(&ff->meta_lock);
+    wc_fini(&ff->wc);
     free(ff->name);
 }
 
@@ -74,6 +76,7 @@ uint64_t fusefs_allocated_bytes(struct fusefs_file *ff)
     }
     pthread_mutex_unlock(&ff->meta_lock);
 
+    wc_flush_range(ff, 0, UINT64_MAX);      /* gathered bytes count too */
     int64_t size = bd_size(ff->node);
     uint64_t off = 0, data = 0;
     unsigned steps = 0;
@@ -197,6 +200,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         return;
     }
     if (to_set & FUSE_SET_ATTR_SIZE) {
+        wc_flush_range(ff, 0, UINT64_MAX);
         int64_t size = bd_size(ff->node);
         if (ff->read_only) {
             fuse_reply_err(req, EROFS);
@@ -374,6 +378,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     if ((uint64_t)size > (uint64_t)isize - (uint64_t)off)
         size = (size_t)((uint64_t)isize - (uint64_t)off);
+    wc_flush_range(ff, (uint64_t)off, size);
     int fd;
     uint64_t fd_off;
     if (size >= FUSEFS_SPLICE_MIN && fs_of(req)->splice &&
@@ -456,6 +461,20 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
             size = (size_t)((uint64_t)isize - (uint64_t)off);
     }
     unsigned flags = (fi->flags & (O_SYNC | O_DSYNC)) ? BD_REQ_FUA : 0;
+    struct fusefs *fs = fs_of(req);
+    if (fs->write_combine && !flags && (uint64_t)size <= (uint64_t)isize &&
+        (uint64_t)off <= (uint64_t)isize - (uint64_t)size) {
+        int w = wc_write(fs, ff, buf, size, (uint64_t)off);
+        if (w == 1) {
+            touch_content(ff);
+            fuse_reply_write(req, size);
+            return;
+        }
+        if (w < 0) {
+            fuse_reply_err(req, map_write_err(w));
+            return;
+        }
+    }
     int r = bd_pwrite(ff->node, buf, size, (uint64_t)off, flags);
     if (r < 0) {
         if (ff->node->io_errors++ == 0 && r != -EPERM)
@@ -477,9 +496,13 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     /* close(2) does not promise durability; fsync does. Still push our
-     * metadata caches to the file so other readers see a whole image. */
+     * gathered writes and metadata caches to the file so other readers see
+     * a whole image, and tell close of a write that failed. */
+    int w = ff->read_only ? 0 : wc_flush(ff);
     int r = ff->read_only ? 0 : bd_flush(ff->node);
-    fuse_reply_err(req, r < 0 ? EIO : 0);
+    if (r == 0)
+        r = w;
+    fuse_reply_err(req, r < 0 ? (r == -ENOSPC ? ENOSPC : EIO) : 0);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -492,9 +515,12 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
         fuse_reply_err(req, EBADF);
         return;
     }
+    int w = ff->read_only ? 0 : wc_flush(ff);
     int r = ff->read_only ? 0 : bd_flush(ff->node);
     if (r < 0)
         log_err("%s: flush failed: %s", ff->node->name, strerror(-r));
+    else
+        r = w;
     fuse_reply_err(req, r < 0 ? (r == -ENOSPC ? ENOSPC : EIO) : 0);
 }
 
@@ -544,6 +570,7 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
         fuse_reply_err(req, EOPNOTSUPP);
         return;
     }
+    wc_flush_range(ff, 0, UINT64_MAX);
     int64_t isize = bd_size(ff->node);
     if (isize < 0) {
         fuse_reply_err(req, (int)-isize);
@@ -600,6 +627,7 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
         fuse_reply_err(req, EINVAL);
         return;
     }
+    wc_flush_range(ff, 0, UINT64_MAX);
     int64_t size = bd_size(ff->node);
     if (size < 0 || off < 0 || (uint64_t)off >= (uint64_t)size) {
         fuse_reply_err(req, ENXIO);

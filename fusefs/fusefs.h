@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "core/bd.h"
+#include "wcache.h"
 
 struct fusefs_file {
     char *name;                     /* entry name in directory mode */
@@ -24,6 +25,7 @@ struct fusefs_file {
     uint64_t blocks_gen;            /* write_gen the cached count is for */
     uint64_t blocks_cache;          /* bytes holding data, guest view */
     bool blocks_valid;
+    struct fusefs_wc wc;            /* gathered sequential writes */
 };
 
 struct fusefs {
@@ -36,6 +38,11 @@ struct fusefs {
     bool splice;                    /* zero-copy replies where data maps to a fd */
     struct stat dir_st;
     struct fuse_session *se;
+    bool write_combine;             /* gather small sequential writes */
+    pthread_t wc_thread;            /* writes out idle gathered writes */
+    pthread_mutex_t wc_lock;
+    pthread_cond_t wc_cond;
+    bool wc_running, wc_stopping, wc_pending;
 };
 
 /* Fill the low-level operations table. */

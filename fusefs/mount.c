@@ -264,7 +264,11 @@ static void close_sources(struct mount_ctx *m)
 {
     for (size_t i = 0; i < m->fs.nfiles; i++) {
         struct fusefs_file *ff = &m->fs.files[i];
-        int r = bd_flush(ff->node);
+        int r = wc_flush(ff);
+        if (r < 0)
+            log_err("%s: gathered writes were lost: %s", ff->node->name,
+                    strerror(-r));
+        r = bd_flush(ff->node);
         if (r < 0)
             log_err("%s: final flush failed: %s", ff->node->name, strerror(-r));
         bd_node_close(ff->node);
@@ -401,6 +405,14 @@ static int serve(struct mount_ctx *m, const char *argv0, struct bd_err *err)
                             !c->flags.share_rw && c->flags.cache != BD_CACHE_NONE &&
                             !c->flags.read_only;
     m->fs.keep_cache = !c->flags.share_rw;
+    /* Gather small sequential writes (fusefs/wcache.h), but not when the
+     * user asked for no caching or shares the image with another writer,
+     * who must see each write at once. IMGFUSE_WRITE_COMBINE=0 turns it
+     * off, for measuring it. */
+    const char *wc = getenv("IMGFUSE_WRITE_COMBINE");
+    m->fs.write_combine = !c->flags.read_only && !c->flags.share_rw &&
+                          c->flags.cache != BD_CACHE_NONE &&
+                          (!wc || strcmp(wc, "0") != 0);
     /* IMGFUSE_SPLICE=0 turns zero-copy replies off, for measuring them */
     const char *sp = getenv("IMGFUSE_SPLICE");
     m->fs.splice = !sp || strcmp(sp, "0") != 0;
@@ -426,8 +438,11 @@ static int serve(struct mount_ctx *m, const char *argv0, struct bd_err *err)
                        "messages above)", c->mountpoint);
         goto out_signals;
     }
+    if (m->fs.write_combine && wc_start(&m->fs) < 0)
+        m->fs.write_combine = false;
     if (pthread_create(&m->ready_thread, NULL, ready_main, m) != 0) {
         r = bd_err_set(err, EAGAIN, "cannot start a thread");
+        wc_stop(&m->fs);
         goto out_unmount;
     }
     if (c->single_thread) {
@@ -441,6 +456,7 @@ static int serve(struct mount_ctx *m, const char *argv0, struct bd_err *err)
         fuse_loop_cfg_destroy(cfg);
     }
     pthread_join(m->ready_thread, NULL);
+    wc_stop(&m->fs);        /* gathered writes reach the image */
     r = r < 0 ? bd_err_set(err, -r, "the FUSE session ended with an error: %s",
                            strerror(-r)) : 0;
 out_unmount:

@@ -53,8 +53,9 @@ ls c-twoGbMaxExtentFlat-f001.vmdk c-twoGbMaxExtentSparse-s001.vmdk >/dev/null
 # a child with backing_file: size from the parent, parentCID = parent's CID
 qemu-img convert -O vmdk c-monolithicSparse.vmdk base.vmdk
 create -o backing_file=base.vmdk child.vmdk 0
-expect_eq "$(grep -a -o -m1 'parentCID=[0-9a-f]*' child.vmdk | cut -d= -f2)" \
-    "$(cid_of base.vmdk | cut -d= -f2)" "child parentCID"
+# as numbers: qemu-img writes a CID without leading zeros, we write 8 digits
+expect_eq "$((16#$(grep -a -o -m1 'parentCID=[0-9a-f]*' child.vmdk | cut -d= -f2)))" \
+    "$((16#$(cid_of base.vmdk | cut -d= -f2)))" "child parentCID"
 qemu-img check -q child.vmdk || fail "child: qemu-img check"
 cp shadow-monolithicSparse shadow-child
 mount_img child.vmdk "$T/mnt-child"

@@ -330,8 +330,36 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     /* O_TRUNC leaves the size alone, as on a block device: cp and dd
      * rewrite the content anyway. */
-    fi->keep_cache = fs->keep_cache;
-    fuse_reply_open(req, fi);
+    if ((fi->flags & O_ACCMODE) == O_WRONLY && fs->direct_wronly) {
+        /* A write-only opener (dd of=, cp into the mount) gains nothing
+         * from the kernel copying its data into the page cache on the way
+         * to us, and that copy halves the speed of large writes: its
+         * writes come straight through. Cached pages other opens hold are
+         * invalidated as they are overwritten (fs_write). */
+        fi->direct_io = 1;
+        fuse_reply_open(req, fi);
+        return;
+    }
+    atomic_fetch_add(&ff->cached_opens, 1);
+    uint64_t gen = atomic_load(&ff->direct_gen);
+    bool keep = fs->keep_cache;
+    pthread_mutex_lock(&ff->meta_lock);
+    if (ff->cache_gen != gen) {
+        keep = false;               /* written past the cache since */
+        ff->cache_gen = gen;
+    }
+    pthread_mutex_unlock(&ff->meta_lock);
+    fi->keep_cache = keep;
+    if (fuse_reply_open(req, fi) != 0)
+        atomic_fetch_sub(&ff->cached_opens, 1);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fusefs_file *ff = file_of(fs_of(req), ino);
+    if (ff && !fi->direct_io)
+        atomic_fetch_sub(&ff->cached_opens, 1);
+    fuse_reply_err(req, 0);
 }
 
 /* One I/O buffer per worker thread, freed when the worker ends. */
@@ -426,6 +454,21 @@ static int map_write_err(int r)
     }
 }
 
+/* A write through a handle that skips the page cache: pages other opens
+ * cached of that range are stale now. Opens made later drop the cache
+ * (fs_open); open ones lose the range here, before the writer hears back.
+ * Pages of a mount without kernel write caching are never dirty, so the
+ * kernel invalidates without calling back into us. */
+static void past_cache(struct fusefs *fs, struct fusefs_file *ff, fuse_ino_t ino,
+                       const struct fuse_file_info *fi, uint64_t off, size_t size)
+{
+    if (!fi->direct_io)
+        return;
+    atomic_fetch_add(&ff->direct_gen, 1);
+    if (atomic_load(&ff->cached_opens) > 0)
+        fuse_lowlevel_notify_inval_inode(fs->se, ino, (off_t)off, (off_t)size);
+}
+
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                      off_t off, struct fuse_file_info *fi)
 {
@@ -466,6 +509,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         (uint64_t)off <= (uint64_t)isize - (uint64_t)size) {
         int w = wc_write(fs, ff, buf, size, (uint64_t)off);
         if (w == 1) {
+            past_cache(fs, ff, ino, fi, (uint64_t)off, size);
             touch_content(ff);
             fuse_reply_write(req, size);
             return;
@@ -483,6 +527,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_err(req, map_write_err(r));
         return;
     }
+    past_cache(fs, ff, ino, fi, (uint64_t)off, size);
     touch_content(ff);
     fuse_reply_write(req, size);
 }
@@ -689,6 +734,7 @@ void fusefs_ops(struct fuse_lowlevel_ops *ops)
     ops->opendir = fs_opendir;
     ops->readdir = fs_readdir;
     ops->open = fs_open;
+    ops->release = fs_release;
     ops->read = fs_read;
     ops->write = fs_write;
     ops->flush = fs_flush;

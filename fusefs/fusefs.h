@@ -26,6 +26,9 @@ struct fusefs_file {
     uint64_t blocks_cache;          /* bytes holding data, guest view */
     bool blocks_valid;
     struct fusefs_wc wc;            /* gathered sequential writes */
+    _Atomic uint64_t direct_gen;    /* writes past the kernel's page cache */
+    uint64_t cache_gen;             /* direct_gen the kernel's cache is from */
+    _Atomic int cached_opens;       /* open handles that use the page cache */
 };
 
 struct fusefs {
@@ -39,6 +42,7 @@ struct fusefs {
     struct stat dir_st;
     struct fuse_session *se;
     bool write_combine;             /* gather small sequential writes */
+    bool direct_wronly;             /* write-only opens skip the page cache */
     pthread_t wc_thread;            /* writes out idle gathered writes */
     pthread_mutex_t wc_lock;
     pthread_cond_t wc_cond;

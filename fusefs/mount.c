@@ -409,6 +409,9 @@ static int serve(struct mount_ctx *m, const char *argv0, struct bd_err *err)
      * user asked for no caching or shares the image with another writer,
      * who must see each write at once. IMGFUSE_WRITE_COMBINE=0 turns it
      * off, for measuring it. */
+    /* IMGFUSE_DIRECT_WRONLY=0 keeps write-only opens on the page cache */
+    const char *dw = getenv("IMGFUSE_DIRECT_WRONLY");
+    m->fs.direct_wronly = !m->fs.writeback_cache && (!dw || strcmp(dw, "0") != 0);
     const char *wc = getenv("IMGFUSE_WRITE_COMBINE");
     m->fs.write_combine = !c->flags.read_only && !c->flags.share_rw &&
                           c->flags.cache != BD_CACHE_NONE &&

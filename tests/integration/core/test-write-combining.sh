@@ -113,4 +113,32 @@ assert os.pread(img, 8 * 4096, 0) == b'\x5a' * 8 * 4096, "not written through"
 PY
 unmount_img "$T/m"
 note "IMGFUSE_WRITE_COMBINE=0 writes straight through"
+# -- 6. write-only opens skip the page cache; cached readers stay right -----
+truncate -s 16M "$T/d.raw"
+mount_img -F raw "$T/d.raw" "$T/m"
+python3 - "$T/m" <<'PY'
+import mmap, os, sys
+m = sys.argv[1]
+r = os.open(m, os.O_RDONLY)
+mm = mmap.mmap(r, 1 << 20, prot=mmap.PROT_READ)
+assert os.pread(r, 4096, 8192) == bytes(4096) and mm[8192:8196] == bytes(4)  # now cached
+w = os.open(m, os.O_WRONLY)
+for i, v in enumerate((0x11, 0x22, 0x33)):
+    os.pwrite(w, bytes([v]) * 4096, 8192 + 4096 * i)        # gathered, too
+    assert os.pread(r, 4096, 8192 + 4096 * i) == bytes([v]) * 4096, "open reader, block %d" % i
+    assert mm[8192 + 4096 * i] == v, "mmap reader, block %d" % i
+os.pwrite(w, b'\x44' * (1 << 20), 4 << 20)                    # one large write
+os.close(w)
+r2 = os.open(m, os.O_RDONLY)
+assert os.pread(r2, 1 << 20, 4 << 20) == b'\x44' * (1 << 20), "a later open"
+assert os.pread(r, 4096, (4 << 20) + 4096) == b'\x44' * 4096, "the open reader, large write"
+PY
+unmount_img "$T/m"
+python3 - "$T/d.raw" <<'PY'
+import sys
+b = open(sys.argv[1], 'rb').read()
+assert b[8192:8192 + 3 * 4096] == b'\x11' * 4096 + b'\x22' * 4096 + b'\x33' * 4096
+assert b[4 << 20:5 << 20] == b'\x44' * (1 << 20)
+PY
+note "write-only opens: open readers, mmap and later opens see every write"
 echo "write combining: ok"

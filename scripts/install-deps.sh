@@ -15,6 +15,8 @@ PKGS=(
   python3-libvhdi libvhdi-utils tgt libiscsi-bin
   glusterfs-server glusterfs-client libglusterfs-dev
   libssh-dev openssh-server openssh-client
+  # the host_cdrom test's guest (its kernel is downloaded, not installed)
+  busybox-static cpio genisoimage
   # sanitizers
   libclang-rt-14-dev
 )

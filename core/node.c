@@ -452,6 +452,15 @@ static struct bd_node *chain_top(struct bd_node *n)
     return n;
 }
 
+/* name as it stands when absolute, else below dir; NULL without memory */
+static char *join_name(const char *dir, const char *name)
+{
+    char *joined;
+    if (name[0] == '/')
+        return strdup(name);
+    return asprintf(&joined, "%s/%s", dir, name) < 0 ? NULL : joined;
+}
+
 static bool path_within(const char *path, const char *dir)
 {
     size_t l = strlen(dir);
@@ -555,10 +564,7 @@ static int resolve_remote(struct bd_node *n, struct bd_node *p,
 
     if (!dir)
         return bd_err_set(err, ENOMEM, "out of memory");
-    if (name[0] == '/')
-        joined = strdup(name);
-    else if (asprintf(&joined, "%s/%s", dir, name) < 0)
-        joined = NULL;
+    joined = join_name(dir, name);
     free(dir);
     if (!joined)
         return bd_err_set(err, ENOMEM, "out of memory");
@@ -607,10 +613,7 @@ static int resolve(struct bd_node *n, const char *name, const char *what,
 
     if (!dir)
         return bd_err_set(err, ENOMEM, "out of memory");
-    if (name[0] == '/')
-        joined = strdup(name);
-    else if (asprintf(&joined, "%s/%s", dir, name) < 0)
-        joined = NULL;
+    joined = join_name(dir, name);
     if (!joined) {
         r = bd_err_set(err, ENOMEM, "out of memory");
         goto out;

@@ -226,15 +226,21 @@ struct bd_driver {
     int (*check)(struct bd_node *n, unsigned fix, struct bd_check *res,
                  struct bd_err *err);
 
-    /* Protocols: make an empty object at filename (O_EXCL semantics). */
+    /* Protocols: make an empty object at filename (O_EXCL semantics;
+     * -EEXIST with err filled when something is there). o holds the create
+     * options; for a file beside an image on a server (bd_create_related)
+     * it holds instead what sibling() filled, which then names the file
+     * and the connection, and filename only names it in messages. */
     int (*create_file)(const char *filename, const struct bd_opts *o,
                        struct bd_err *err);
     /* Formats: write a new image of `size` bytes onto the open, empty,
      * writable protocol node `file`. */
     int (*create)(struct bd_node *file, uint64_t size, const struct bd_opts *o,
                   struct bd_err *err);
-    /* Protocols: remove what create_file made (a create that failed). */
-    int (*remove_file)(const char *filename, struct bd_err *err);
+    /* Protocols: remove what create_file made (a create that failed);
+     * o is NULL or, as for create_file, what sibling() filled. */
+    int (*remove_file)(const char *filename, const struct bd_opts *o,
+                       struct bd_err *err);
 
     /*
      * Protocols whose objects are paths on a server (ssh, gluster): a name
@@ -314,6 +320,23 @@ int bd_resolve_related(struct bd_node *n, const char *name, char **out,
 int bd_open_related(struct bd_node *n, const char *path, bool writable,
                     struct bd_node **out, struct bd_err *err);
 void bd_node_close(struct bd_node *n);
+/*
+ * Make an empty file `name` beside the image n is creating (extent, data
+ * file) on the same storage: a local file next to a local image, a path on
+ * the same server for an image on ssh:// or gluster:// (never a local file
+ * then). A relative name is below n's directory, an absolute one is that
+ * path (on the server); confinement as for bd_resolve_related. Then open it
+ * writable as bd_open_related does (*out, owned by the caller). With excl
+ * an existing file is refused (-EEXIST); without, it is emptied and used.
+ * *path_out (may be NULL; caller frees) names the file for
+ * bd_remove_related. Returns 0 for a new file, 1 for an emptied existing
+ * one, or -errno with err filled (and nothing left behind that it made).
+ */
+int bd_create_related(struct bd_node *n, const char *name, bool excl,
+                      struct bd_node **out, char **path_out, struct bd_err *err);
+/* Remove a file bd_create_related made (a create that failed); 0 or -errno,
+ * a failure is logged since there is nobody left to tell. */
+int bd_remove_related(struct bd_node *n, const char *path);
 
 /* Name of a known image format whose magic `head` shows (even one with no
  * driver here), or NULL. */

@@ -1,7 +1,8 @@
 /*
  * Image creation: make the protocol object (refusing to overwrite), open it
  * writable, let the format driver write its structures, and remove the
- * half-made file on failure.
+ * half-made file on failure. Further files (extents, data files) the format
+ * makes itself with bd_create_related, on the same storage.
  */
 #include "bd-internal.h"
 #include "graph.h"
@@ -71,31 +72,6 @@ static int pick_protocol(const char *filename, const struct bd_driver **proto,
     return r;
 }
 
-/* Options with which a format makes or reads further files beside the
- * image (extents, data files, a parent): the drivers do that with local
- * calls, so on a server they are refused, not done on this host. */
-static int check_remote_opts(const char *filename, struct bd_opts *o,
-                             const struct bd_driver *proto, struct bd_err *err)
-{
-    const char *sub = bd_opts_get(o, "subformat");
-    size_t l = sub ? strlen(sub) : 0;
-    const char *what = NULL;
-
-    if (bd_opts_has(o, "data_file"))
-        what = "an external data file (data_file=)";
-    else if (bd_opts_has(o, "parent"))
-        what = "a parent image (parent=)";
-    else if (sub && (strncasecmp(sub, "twoGb", 5) == 0 ||
-                     (l >= 4 && strcasecmp(sub + l - 4, "Flat") == 0)))
-        what = "extent files (subformat=monolithicSparse or streamOptimized "
-               "keep one file)";
-    if (what)
-        return bd_err_set(err, ENOTSUP, "%s: imgfuse cannot create %s over "
-                          "%s; create it locally and copy it", filename, what,
-                          proto->name);
-    return 0;
-}
-
 static bool is_local(const struct bd_driver *proto)
 {
     return strcmp(proto->name, "file") == 0;
@@ -111,7 +87,7 @@ static void remove_new(const struct bd_driver *proto, const char *filename)
     else if (!proto->remove_file)
         log_warn("%s: creating the image failed; remove the half-made file",
                  filename);
-    else if (proto->remove_file(filename, &e2) < 0)
+    else if (proto->remove_file(filename, NULL, &e2) < 0)
         log_warn("%s", e2.msg);
 }
 
@@ -140,7 +116,10 @@ int bd_create_image(const char *filename, const char *fmt, uint64_t size,
 {
     const struct bd_driver *drv = bd_driver_find(fmt ? fmt : "raw");
     const struct bd_driver *proto;
-    struct bd_flags flags = { .locking = BD_LOCKING_AUTO, .growable = true };
+    /* names on the command line (data_file=, backing_file=) are the
+     * user's own, not read from an image: like qemu-img, take any path */
+    struct bd_flags flags = { .locking = BD_LOCKING_AUTO, .growable = true,
+                              .related_follow = true };
     struct bd_node *file = NULL;
     struct stat st;
     int r;
@@ -179,8 +158,6 @@ int bd_create_image(const char *filename, const char *fmt, uint64_t size,
             goto out;
     }
     r = check_create_opts(o, drv, proto, err);
-    if (r == 0 && !is_local(proto))
-        r = check_remote_opts(filename, o, proto, err);
     if (r < 0)
         goto out;
     r = proto->create_file(filename, o, err);

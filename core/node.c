@@ -709,6 +709,208 @@ int bd_open_related(struct bd_node *n, const char *path, bool writable,
     return r;
 }
 
+/* ---- files made beside a new image (extents, data files) ---- */
+
+/* The canonical form of the absolute path `path` on the storage of p: the
+ * server's for a remote node, else this host's. -ENOENT (err untouched)
+ * when nothing is there. */
+static int canon_path(struct bd_node *p, const char *path, char **out,
+                      struct bd_err *err)
+{
+    char real[PATH_MAX];
+
+    if (is_remote(p)) {
+        struct bd_err e2 = { 0 };
+        int r = p->drv->remote_realpath(p, path, out, &e2);
+        if (r < 0 && r != -ENOENT)
+            r = bd_err_set(err, e2.errnum ? e2.errnum : -r, "%s",
+                           e2.errnum ? e2.msg : strerror(-r));
+        return r;
+    }
+    if (!realpath(path, real)) {
+        if (errno == ENOENT)
+            return -ENOENT;
+        return bd_err_set(err, errno, "%s: %s", path, strerror(errno));
+    }
+    *out = strdup(real);
+    return *out ? 0 : bd_err_set(err, ENOMEM, "out of memory");
+}
+
+/* Make the empty file `path` with the protocol that serves p's files. */
+static int make_file(struct bd_node *p, const char *path, struct bd_err *err)
+{
+    bool remote = is_remote(p);
+    const struct bd_driver *d = remote ? p->drv : bd_driver_find("file");
+    struct bd_opts *o;
+    int r = 0;
+
+    if (!d || !d->create_file)
+        return bd_err_set(err, ENOTSUP, "%s: imgfuse cannot create files on "
+                          "%s", path, d ? d->name : "this storage");
+    if (!(o = bd_opts_new()))
+        return bd_err_set(err, ENOMEM, "out of memory");
+    if (remote)
+        r = sibling_opts(p, path, o, err);
+    if (r == 0)
+        r = d->create_file(remote ? bd_opts_get(o, "filename") : path, o, err);
+    bd_opts_free(o);
+    return r;
+}
+
+/* The absolute path (canonical directory, then the last component) where
+ * `name` is made beside n; confined to n's directory unless allowed. */
+static int create_path(struct bd_node *n, struct bd_node *p, const char *name,
+                       bool confine, char **root_out, char **out,
+                       struct bd_err *err)
+{
+    char *dir = is_remote(p) ? remote_dir(p) : bd_node_dirname(n);
+    char *joined = NULL, *root = NULL, *rdir = NULL, *base;
+    int r;
+
+    if (!dir || !(joined = join_name(dir, name))) {
+        r = bd_err_set(err, ENOMEM, "out of memory");
+        goto out;
+    }
+    if (joined[0] != '/' && is_remote(p)) {
+        r = bd_err_set(err, EINVAL, "%s: the server gives no absolute path "
+                       "for the image, so the file '%s' cannot be made next "
+                       "to it; give the image by its absolute path", n->name,
+                       name);
+        goto out;
+    }
+    if (joined[0] == '/')
+        normalize_abs(joined);
+    base = strrchr(joined, '/');
+    if (!base || !base[1] || !strcmp(base + 1, ".") || !strcmp(base + 1, "..")) {
+        r = bd_err_set(err, EINVAL, "%s: '%s' names a directory, not a file",
+                       n->name, name);
+        goto out;
+    }
+    *base++ = '\0';
+    r = canon_path(p, *joined ? joined : "/", &rdir, err);
+    if (r == -ENOENT)
+        r = bd_err_set(err, ENOENT, "%s: cannot create '%s': the directory "
+                       "%s does not exist%s", n->name, name,
+                       *joined ? joined : "/", is_remote(p) ? " on the server" : "");
+    if (r < 0)
+        goto out;
+    r = canon_path(p, dir, &root, err);
+    if (r == -ENOENT)
+        r = bd_err_set(err, ENOENT, "%s: its directory %s is gone", n->name, dir);
+    if (r < 0)
+        goto out;
+    if (confine && !path_within(rdir, root)) {
+        r = bd_err_set(err, EACCES, "%s: the file '%s' would lie outside %s%s, "
+                       "which the confinement rules forbid; name it relative "
+                       "to the image, below its directory", n->name, name,
+                       root, is_remote(p) ? " on the server" : "");
+        goto out;
+    }
+    if (asprintf(out, "%s/%s", strcmp(rdir, "/") ? rdir : "", base) < 0) {
+        *out = NULL;
+        r = bd_err_set(err, ENOMEM, "out of memory");
+        goto out;
+    }
+    *root_out = root;
+    root = NULL;
+out:
+    free(rdir);
+    free(root);
+    free(joined);
+    free(dir);
+    return r;
+}
+
+int bd_create_related(struct bd_node *n, const char *name, bool excl,
+                      struct bd_node **out, char **path_out, struct bd_err *err)
+{
+    bool confine = !n->flags.related_follow || n->flags.untrusted;
+    struct bd_node *p = bd_node_protocol(n);
+    char *path = NULL, *root = NULL, *real = NULL;
+    bool existed = false;
+    int r;
+
+    if (!*name)
+        return bd_err_set(err, EINVAL, "%s: the file name is empty", n->name);
+    if (!p || is_pathless(p))
+        return bd_err_set(err, ENOTSUP, "%s: cannot create the file '%s' next "
+                          "to an image on %s, which has no directories",
+                          n->name, name, p ? p->drv->name : "this storage");
+    r = create_path(n, p, name, confine, &root, &path, err);
+    if (r < 0)
+        goto out;
+    r = make_file(p, path, err);
+    if (r == -EEXIST && !excl) {
+        bd_err_clear(err);
+        existed = true;
+        /* what is there may be a symlink: it must not lead out either */
+        r = canon_path(p, path, &real, err);
+        if (r == 0 && confine && !path_within(real, root))
+            r = bd_err_set(err, EACCES, "%s: '%s' leads outside %s, which the "
+                           "confinement rules forbid", n->name, name, root);
+        if (r == -ENOENT)
+            r = bd_err_set(err, ENOENT, "%s: '%s' vanished while it was being "
+                           "replaced", n->name, path);
+    }
+    if (r < 0)
+        goto out;
+    r = bd_open_related(n, path, true, out, err);
+    if (r == 0 && existed) {
+        /* as O_TRUNC: the old contents must not show through */
+        r = bd_truncate(*out, 0, BD_PREALLOC_OFF, err);
+        if (r < 0) {
+            bd_node_close(*out);
+            *out = NULL;
+        }
+    }
+    if (r < 0) {
+        if (!existed)
+            bd_remove_related(n, path);
+        goto out;
+    }
+    if (path_out) {
+        *path_out = path;
+        path = NULL;
+    }
+    r = existed ? 1 : 0;
+out:
+    free(real);
+    free(root);
+    free(path);
+    return r;
+}
+
+int bd_remove_related(struct bd_node *n, const char *path)
+{
+    struct bd_node *p = bd_node_protocol(n);
+    struct bd_err e2 = { 0 };
+    struct bd_opts *o;
+    int r = 0;
+
+    if (!is_remote(p)) {
+        if (unlink(path) == 0 || errno == ENOENT)
+            return 0;
+        r = -errno;
+        log_warn("%s: cannot remove the half-made file: %s", path,
+                 strerror(errno));
+        return r;
+    }
+    if (!p->drv->remove_file) {
+        log_warn("%s: creating the image failed; remove the half-made file "
+                 "%s on the server", n->name, path);
+        return -ENOTSUP;
+    }
+    if (!(o = bd_opts_new()))
+        return -ENOMEM;
+    r = sibling_opts(p, path, o, &e2);
+    if (r == 0)
+        r = p->drv->remove_file(bd_opts_get(o, "filename"), o, &e2);
+    if (r < 0)
+        log_warn("%s", e2.msg);
+    bd_opts_free(o);
+    return r;
+}
+
 static bool is_same_file(const char *a, struct bd_node *n)
 {
     struct bd_node *p = bd_node_protocol(n);

@@ -6,12 +6,10 @@
 #include "qcow2.h"
 #include "overflow.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 const char *const qcow2_create_options[] = {
     "compat", "cluster_size", "refcount_bits", "lazy_refcounts",
@@ -257,36 +255,26 @@ static enum bd_prealloc file_prealloc(const struct create_params *p)
                                                : (enum bd_prealloc)p->prealloc;
 }
 
+/* The data file, on the image's storage (next to it, or a path on the
+ * same server); an existing file is emptied and used, as qemu-img does.
+ * *made_path is set when the file is new, for removal after a failure. */
 static int create_data_file(struct bd_node *file, const struct create_params *p,
-                            uint64_t size, struct bd_err *err)
+                            uint64_t size, char **made_path, struct bd_err *err)
 {
     struct bd_node *dn = NULL;
     char *path = NULL;
     int ret;
 
     /* named by the user at creation: relative to the new image */
-    if (p->data_file[0] == '/') {
-        path = strdup(p->data_file);
-    } else {
-        char *dir = bd_node_dirname(file);
-        if (dir && asprintf(&path, "%s/%s", dir, p->data_file) < 0)
-            path = NULL;
-        free(dir);
+    ret = bd_create_related(file, p->data_file, false, &dn, &path, err);
+    if (ret < 0) {
+        bd_err_prefix(err, "cannot create the data file '%s'", p->data_file);
+        return ret;
     }
-    if (!path)
-        return bd_err_set(err, ENOMEM, "out of memory");
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ret = bd_err_set(err, errno, "cannot create the data file '%s': %s",
-                         path, strerror(errno));
+    if (ret == 0)
+        *made_path = path;
+    else
         free(path);
-        return ret;
-    }
-    close(fd);
-    ret = bd_open_related(file, path, true, &dn, err);
-    free(path);
-    if (ret < 0)
-        return ret;
     ret = bd_truncate(dn, size, file_prealloc(p), err);
     bd_node_close(dn);
     return ret;
@@ -336,17 +324,20 @@ int qcow2_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
     uint64_t l2_off = l1_off + l1_cl * cs;
     uint64_t data_off = l2_off + n_l2 * cs;
     uint64_t total = 1 + k + m + l1_cl + n_l2 + n_data;
+    char *data_path = NULL;
+    uint8_t *buf = NULL, *big = NULL;
 
     if (p.data_file) {
-        ret = create_data_file(file, &p, size, err);
+        ret = create_data_file(file, &p, size, &data_path, err);
         if (ret < 0)
-            return ret;
+            goto out_free;
     }
 
-    uint8_t *buf = calloc(1, cs);
-    uint8_t *big = NULL;
-    if (!buf)
-        return bd_err_set(err, ENOMEM, "out of memory");
+    buf = calloc(1, cs);
+    if (!buf) {
+        ret = bd_err_set(err, ENOMEM, "out of memory");
+        goto out_free;
+    }
     if (build_header(buf, cs, size, &p, (uint32_t)l1_entries,
                      l1_entries ? l1_off : 0, rt_off, k) < 0) {
         ret = bd_err_set(err, EINVAL,
@@ -425,6 +416,9 @@ out_io:
     ret = bd_err_set(err, -ret, "cannot write the new qcow2 image: %s",
                      strerror(-ret));
 out_free:
+    if (ret < 0 && data_path)
+        bd_remove_related(file, data_path);
+    free(data_path);
     free(big);
     free(buf);
     return ret;

@@ -77,6 +77,39 @@ static char *vhdx_relative_path(const char *from, const char *to)
 }
 
 /*
+ * For a child on a server (ssh://, gluster://): the parent is a path on the
+ * same server, relative to the child's directory there (the server has no
+ * working directory of ours); its canonical path and the child's directory.
+ */
+static int remote_parent(struct bd_node *file, const char *name,
+                         char ppath[PATH_MAX], char cdir[PATH_MAX],
+                         struct bd_err *err)
+{
+    const char *server, *cpath, *slash;
+    char *path = NULL;
+    int ret;
+
+    ret = bd_resolve_related(file, name, &path, err);
+    if (ret < 0) {
+        bd_err_prefix(err, "parent '%s'", name);
+        return ret;
+    }
+    file->drv->remote_where(file, &server, &cpath);
+    slash = strrchr(cpath, '/');
+    if (strlen(path) >= PATH_MAX || !slash || (size_t)(slash - cpath) >= PATH_MAX) {
+        free(path);
+        return bd_err_set(err, ENAMETOOLONG, "parent '%s': path too long", name);
+    }
+    strcpy(ppath, path);
+    free(path);
+    if (slash == cpath)
+        strcpy(cdir, "/");
+    else
+        snprintf(cdir, PATH_MAX, "%.*s", (int)(slash - cpath), cpath);
+    return 0;
+}
+
+/*
  * Read what a differencing child needs from its parent: size, sector size
  * and DataWriteGuid, by opening the parent with this driver (its own parent
  * left alone).
@@ -90,15 +123,22 @@ static int vhdx_create_parent(struct bd_node *file, const char *name,
     char ppath[PATH_MAX], *dir = NULL, cdir[PATH_MAX];
     int ret;
 
-    if (!realpath(name, ppath))
-        return bd_err_set(err, errno, "parent '%s': %s", name, strerror(errno));
-    dir = bd_node_dirname(file);
-    if (!dir || !realpath(dir, cdir)) {
+    if (file->drv->remote_where) {
+        ret = remote_parent(file, name, ppath, cdir, err);
+        if (ret < 0)
+            return ret;
+    } else {
+        if (!realpath(name, ppath))
+            return bd_err_set(err, errno, "parent '%s': %s", name,
+                              strerror(errno));
+        dir = bd_node_dirname(file);
+        if (!dir || !realpath(dir, cdir)) {
+            free(dir);
+            return bd_err_set(err, ENOMEM, "cannot resolve the directory of "
+                              "%s", file->name);
+        }
         free(dir);
-        return bd_err_set(err, ENOMEM, "cannot resolve the directory of %s",
-                          file->name);
     }
-    free(dir);
     ret = bd_open_related(file, ppath, false, &pf, err);
     if (ret < 0)
         return ret;

@@ -7,14 +7,12 @@
 #include "vmdk.h"
 #include "overflow.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 enum subformat { MONO_SPARSE, MONO_FLAT, SPLIT_SPARSE, SPLIT_FLAT, STREAM };
 
@@ -119,45 +117,6 @@ out:
     return ret;
 }
 
-/* Create an empty extent file `name` next to the descriptor and open it. */
-static int new_extent_file(struct bd_node *file, const char *name,
-                           struct bd_node **out, struct bd_err *err)
-{
-    char *dir = bd_node_dirname(file), *path = NULL;
-    int fd, ret;
-
-    if (!dir || asprintf(&path, "%s/%s", dir, name) < 0) {
-        free(dir);
-        return bd_err_set(err, ENOMEM, "out of memory");
-    }
-    free(dir);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ret = bd_err_set(err, errno, "%s: cannot create the extent file: %s%s",
-                         path, strerror(errno),
-                         errno == EEXIST ? "; remove it first" : "");
-        free(path);
-        return ret;
-    }
-    close(fd);
-    ret = bd_open_related(file, path, true, out, err);
-    if (ret < 0)
-        unlink(path);
-    free(path);
-    return ret;
-}
-
-static void remove_extent_file(struct bd_node *file, const char *name)
-{
-    char *dir = bd_node_dirname(file), *path = NULL;
-
-    if (dir && asprintf(&path, "%s/%s", dir, name) >= 0) {
-        unlink(path);
-        free(path);
-    }
-    free(dir);
-}
-
 /* "disk.vmdk" -> "disk": the stem extent names are made from. */
 static char *name_stem(struct bd_node *file)
 {
@@ -180,6 +139,7 @@ struct create_plan {
     bool zeroed_grain;
     char *stem;
     char **names;               /* extent file names, n entries */
+    char **paths;               /* where each was made (bd_create_related) */
     char **lines;               /* descriptor extent lines, NULL-terminated */
     uint64_t *lens;
     size_t n;
@@ -190,8 +150,10 @@ static void plan_free(struct create_plan *p)
     for (size_t i = 0; i < p->n; i++) {
         free(p->names[i]);
         free(p->lines[i]);
+        free(p->paths[i]);
     }
     free(p->names);
+    free(p->paths);
     free(p->lines);
     free(p->lens);
     free(p->stem);
@@ -211,7 +173,8 @@ static int plan_extents(struct bd_node *file, struct create_plan *p)
     p->names = calloc(n, sizeof(char *));
     p->lines = calloc(n + 1, sizeof(char *));
     p->lens = calloc(n, sizeof(uint64_t));
-    if (!p->stem || !p->names || !p->lines || !p->lens)
+    p->paths = calloc(n, sizeof(char *));
+    if (!p->stem || !p->names || !p->lines || !p->lens || !p->paths)
         return -ENOMEM;
     if (p->fmt == MONO_SPARSE || p->fmt == STREAM) {
         const char *f = file->filename ? file->filename : file->name;
@@ -243,14 +206,20 @@ static int plan_extents(struct bd_node *file, struct create_plan *p)
     return 0;
 }
 
-static int write_extents(struct bd_node *file, const struct create_plan *p,
+/* Each extent file next to the descriptor, on the descriptor's storage
+ * (a local directory or the same server); an existing file is refused. */
+static int write_extents(struct bd_node *file, struct create_plan *p,
                          size_t *made, struct bd_err *err)
 {
     for (size_t i = 0; i < p->n; i++) {
         struct bd_node *ef;
-        int ret = new_extent_file(file, p->names[i], &ef, err);
-        if (ret < 0)
+        int ret = bd_create_related(file, p->names[i], true, &ef, &p->paths[i],
+                                    err);
+        if (ret < 0) {
+            bd_err_prefix(err, "cannot create the extent file '%s'",
+                          p->names[i]);
             return ret;
+        }
         (*made)++;
         if (p->fmt == MONO_FLAT || p->fmt == SPLIT_FLAT) {
             ret = bd_truncate(ef, p->lens[i], BD_PREALLOC_OFF, err);
@@ -363,7 +332,7 @@ int vmdk_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
     ret = write_extents(file, &p, &made, err);
     if (ret < 0) {
         for (size_t i = 0; i < made; i++)
-            remove_extent_file(file, p.names[i]);
+            bd_remove_related(file, p.paths[i]);
     }
 out:
     free(desc);

@@ -651,15 +651,25 @@ static void gl_info(struct bd_node *n, struct bd_info *info)
 
 /* ---- creating and removing files ------------------------------------------ */
 
-/* A connection (no file open) for create_file/remove_file, from the URI. */
-static int uri_volume(const char *uri, struct gl_state *s, struct bd_err *err)
+/* A connection (no file open) for create_file/remove_file: from the
+ * options sibling() filled when o has them, else from the URI. */
+static int uri_volume(const char *uri, const struct bd_opts *o,
+                      struct gl_state *s, struct bd_err *err)
 {
+    int r;
+
     s->t.debug = -1;
     s->connect_timeout_s = GL_CONNECT_TIMEOUT_S;
+    if (o && bd_opts_has(o, "volume")) {
+        if ((r = glt_from_opts(o, &s->t, err)) < 0 ||
+            (r = timeouts_from_opts(s, o, err)) < 0)
+            return r;
+        return volume_start(s, err);
+    }
     if (!strstr(uri, "://"))
         return bd_err_set(err, EINVAL, "%s: give the new file as a URI "
                           "gluster://HOST[:PORT]/VOLUME/PATH", uri);
-    int r = glt_parse_uri(uri, &s->t, err);
+    r = glt_parse_uri(uri, &s->t, err);
     if (r == 0 && s->t.srv[0].type == GLT_RDMA)
         s->t.srv[0].type = GLT_TCP;
     return r < 0 ? r : volume_start(s, err);
@@ -672,8 +682,7 @@ static int gl_create_file(const char *filename, const struct bd_opts *o,
     glfs_fd_t *fd;
     int r;
 
-    (void)o;
-    if ((r = uri_volume(filename, &s, err)) < 0)
+    if ((r = uri_volume(filename, o, &s, err)) < 0)
         goto out;
     /* O_EXCL: the volume refuses an existing file, with no race */
     fd = glfs_creat(s.fs, s.t.path, O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -698,12 +707,13 @@ out:
     return r;
 }
 
-static int gl_remove_file(const char *filename, struct bd_err *err)
+static int gl_remove_file(const char *filename, const struct bd_opts *o,
+                          struct bd_err *err)
 {
     struct gl_state s = { 0 };
     int r;
 
-    if ((r = uri_volume(filename, &s, err)) == 0 &&
+    if ((r = uri_volume(filename, o, &s, err)) == 0 &&
         glfs_unlink(s.fs, s.t.path) < 0)
         r = bd_err_set(err, errno ? errno : EIO, "%s: cannot remove the "
                        "half-made file: %s", s.display,

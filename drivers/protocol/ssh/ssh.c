@@ -450,17 +450,22 @@ static void ssh_info(struct bd_node *n, struct bd_info *info)
 
 /* ---- creating and removing files ----------------------------------------- */
 
-/* A session (no file open) for create_file/remove_file, from the URI. */
-static int uri_session(const char *uri, struct ssh_state *s, struct bd_err *err)
+/* A session (no file open) for create_file/remove_file: from the options
+ * sibling() filled when o has them, else from the URI. */
+static int uri_session(const char *uri, const struct bd_opts *o,
+                       struct ssh_state *s, struct bd_err *err)
 {
     struct bd_err step = {0};
     int r;
 
-    if (strncasecmp(uri, "ssh://", 6) != 0)
+    if (o && bd_opts_has(o, "host"))
+        r = collect_target(o, &s->target, err);
+    else if (strncasecmp(uri, "ssh://", 6) != 0)
         return bd_err_set(err, EINVAL, "%s: give the new file as a URI "
                           "ssh://[user@]host[:port]/path", uri);
-    if ((r = sshc_parse_uri(uri, &s->target, err)) < 0 ||
-        (r = session_start(s, err)) < 0)
+    else
+        r = sshc_parse_uri(uri, &s->target, err);
+    if (r < 0 || (r = session_start(s, err)) < 0)
         return r;
     sshs_call_begin(s, s->conf.connect_timeout);
     r = sftp_start(s, &step);
@@ -476,8 +481,7 @@ static int ssh_create_file(const char *filename, const struct bd_opts *o,
     struct ssh_state s = {0};
     int r, e;
 
-    (void)o;
-    if ((r = uri_session(filename, &s, err)) < 0)
+    if ((r = uri_session(filename, o, &s, err)) < 0)
         goto out;
     if (!sshs_call_begin(&s, s.conf.timeout)) {
         r = bd_err_set(err, EIO, "%s: the connection to %s timed out",
@@ -508,12 +512,13 @@ out:
     return r;
 }
 
-static int ssh_remove_file(const char *filename, struct bd_err *err)
+static int ssh_remove_file(const char *filename, const struct bd_opts *o,
+                           struct bd_err *err)
 {
     struct ssh_state s = {0};
     int r;
 
-    if ((r = uri_session(filename, &s, err)) < 0)
+    if ((r = uri_session(filename, o, &s, err)) < 0)
         goto out;
     if (!sshs_call_begin(&s, s.conf.timeout))
         r = -EIO;

@@ -519,6 +519,8 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
             return;
         }
     }
+    /* gathered bytes this write overlaps must not land after it */
+    wc_flush_range(ff, (uint64_t)off, size);
     int r = bd_pwrite(ff->node, buf, size, (uint64_t)off, flags);
     if (r < 0) {
         if (ff->node->io_errors++ == 0 && r != -EPERM)

@@ -49,7 +49,7 @@ static int write_out(struct fusefs_file *ff)
         if (!w->err)
             w->err = r;
     }
-    w->len = 0;
+    __atomic_store_n(&w->len, 0, __ATOMIC_RELAXED);
     return r;
 }
 
@@ -83,7 +83,7 @@ int wc_write(struct fusefs *fs, struct fusefs_file *ff, const void *buf,
     w->seq_end = off + size;
     if (w->len && off == w->off + w->len && w->len + size <= WC_CAP) {
         memcpy(w->buf + w->len, buf, size);
-        w->len += size;
+        __atomic_store_n(&w->len, w->len + size, __ATOMIC_RELAXED);
         w->last_ns = now_ns();
         r = 1;
         goto out;
@@ -102,7 +102,7 @@ int wc_write(struct fusefs *fs, struct fusefs_file *ff, const void *buf,
     }
     memcpy(w->buf, buf, size);
     w->off = off;
-    w->len = size;
+    __atomic_store_n(&w->len, size, __ATOMIC_RELAXED);
     w->last_ns = now_ns();
     first = true;
     r = 1;
@@ -128,8 +128,8 @@ int wc_flush(struct fusefs_file *ff)
 void wc_flush_range(struct fusefs_file *ff, uint64_t off, uint64_t len)
 {
     struct fusefs_wc *w = &ff->wc;
-    /* a racy peek is enough: a write gathered after it is not one the
-     * caller could have seen completed */
+    /* a peek without the lock is enough: a write gathered after it is not
+     * one the caller could have seen completed */
     if (!__atomic_load_n(&w->len, __ATOMIC_RELAXED))
         return;
     pthread_mutex_lock(&w->lock);

@@ -141,4 +141,26 @@ assert b[8192:8192 + 3 * 4096] == b'\x11' * 4096 + b'\x22' * 4096 + b'\x33' * 40
 assert b[4 << 20:5 << 20] == b'\x44' * (1 << 20)
 PY
 note "write-only opens: open readers, mmap and later opens see every write"
+
+# -- 7. an O_DSYNC write into gathered bytes lands after them ----------------
+truncate -s 8M "$T/e.raw"
+mount_img -F raw "$T/e.raw" "$T/m"
+python3 - "$T/m" <<'PY'
+import os, sys
+a = os.open(sys.argv[1], os.O_RDWR)
+for i in range(16):                                 # gathered
+    os.pwrite(a, b'\x01' * 4096, (1 << 20) + i * 4096)
+b = os.open(sys.argv[1], os.O_RDWR | os.O_DSYNC)   # straight through
+os.pwrite(b, b'\x02' * 4096, (1 << 20) + 8192)
+os.close(b)
+os.close(a)
+PY
+unmount_img "$T/m"
+python3 - "$T/e.raw" <<'PY'
+import sys
+b = open(sys.argv[1], 'rb').read()
+assert b[(1 << 20) + 8192:(1 << 20) + 12288] == b'\x02' * 4096, "the O_DSYNC write was overwritten"
+assert b[(1 << 20):(1 << 20) + 8192] == b'\x01' * 8192
+PY
+note "an O_DSYNC write over gathered bytes stays"
 echo "write combining: ok"

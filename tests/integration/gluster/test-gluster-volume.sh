@@ -5,7 +5,8 @@
 # both ways (imgfuse -> brick file, glusterfs FUSE -> imgfuse), the unix
 # socket and server-list forms, SEEK_DATA/SEEK_HOLE, discard and zeroes;
 # a qcow2 image on the volume read and written, with backing files on the
-# volume, and created there; missing volume, missing file,
+# volume, and created there (a vmdk with its extents there too); missing
+# volume, missing file,
 # no server and a malformed URI give clear errors quickly; a brick that
 # stops answering or dies under a mount gives EIO, not a hang.
 . "$(dirname "$0")/../lib.sh"
@@ -138,6 +139,12 @@ expect_eq "$(qemu-img info --output=json "$B/gnew.qcow2" | python3 -c \
     'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" 67108864 "created size"
 expect_fail_within 20 "$IMGFUSE" create -F qcow2 "$U/gnew.qcow2" 32M
 expect_err "already exists"
+"$IMGFUSE" create -F vmdk -o subformat=twoGbMaxExtentSparse "$U/gx.vmdk" 5G \
+    > /dev/null || fail "vmdk twoGbMaxExtentSparse create over gluster failed"
+for e in gx-s001.vmdk gx-s002.vmdk gx-s003.vmdk; do
+    [ -f "$B/$e" ] || fail "extent $e is not on the brick"
+done
+qemu-img check -q "$B/gx.vmdk" || fail "qemu-img check fails on vmdk extents made over gluster"
 
 note "errors"
 expect_fail_within 15 "$IMGFUSE" info "gluster://$GL_IP/novol/disk.img"

@@ -2,8 +2,9 @@
 # Names stored in an image over SFTP are paths on the same server: qcow2
 # backing files (relative and absolute), vmdk extents, with confinement,
 # loops and names that exist only on this host; and `imgfuse create` onto
-# an ssh:// URI. The sshd is chrooted, so server path /x is $SSH_ROOT/x here
-# and qemu-img reads the same files directly as the oracle.
+# an ssh:// URI, with its extents, data file or parent on the same server.
+# The sshd is chrooted, so server path /x is $SSH_ROOT/x here and qemu-img
+# reads the same files directly as the oracle.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/ssh-lib.sh"
 
@@ -132,4 +133,75 @@ qemu-img check -q "$R/d/mnt.qcow2" || fail "qemu-img check fails after --create 
 qemu-img convert -f qcow2 -O raw "$R/d/mnt.qcow2" "$T/mnt.raw"
 cmp <(dd if="$T/mnt.raw" bs=64k skip=16 count=16 status=none) "$T/r1" ||
     fail "--create over ssh: the data written is not in the image"
+note "create with extent files over ssh: they are made on the server, next to the descriptor"
+"$IMGFUSE" create -F vmdk -o subformat=twoGbMaxExtentSparse "$(ssh_uri /d/x.vmdk)" 5G \
+    > /dev/null || fail "vmdk twoGbMaxExtentSparse create over ssh failed"
+for e in x-s001.vmdk x-s002.vmdk x-s003.vmdk; do
+    [ -f "$R/d/$e" ] || fail "extent $e is not on the server"
+done
+[ ! -e "$R/d/x-s004.vmdk" ] || fail "a fourth extent for 5G"
+qemu-img check -q "$R/d/x.vmdk" || fail "qemu-img check fails on twoGbMaxExtentSparse over ssh"
+expect_eq "$(qemu-img info --output=json "$R/d/x.vmdk" | python3 -c '
+import json, sys
+i = json.load(sys.stdin)
+print(i["virtual-size"], len(i["format-specific"]["data"]["extents"]))')" \
+    "5368709120 3" "twoGbMaxExtentSparse: size and extents"
+"$IMGFUSE" create -F vmdk -o subformat=monolithicFlat "$(ssh_uri /d/f.vmdk)" 64M \
+    > /dev/null || fail "vmdk monolithicFlat create over ssh failed"
+expect_eq "$(stat -c %s "$R/d/f-flat.vmdk")" 67108864 "monolithicFlat extent size"
+qemu-img check -q "$R/d/f.vmdk" || fail "qemu-img check fails on monolithicFlat over ssh"
+mount_img "$(ssh_uri /d/f.vmdk)" "$T/f"
+head -c 1M /dev/urandom > "$T/r2"
+dd if="$T/r2" of="$T/f" bs=64k seek=40 conv=notrunc,fsync status=none
+unmount_img "$T/f"
+qemu-img convert -f vmdk -O raw "$R/d/f.vmdk" "$T/f.raw"
+cmp <(dd if="$T/f.raw" bs=64k skip=40 count=16 status=none) "$T/r2" ||
+    fail "monolithicFlat over ssh: the data written is not in the extent"
+
+note "an extent name that exists is refused, and nothing is left behind"
+echo keep > "$R/d/e-s002.vmdk"
+expect_fail_within 20 "$IMGFUSE" create -F vmdk -o subformat=twoGbMaxExtentSparse \
+    "$(ssh_uri /d/e.vmdk)" 5G
+expect_err "already exists"
+[ ! -e "$R/d/e.vmdk" ] && [ ! -e "$R/d/e-s001.vmdk" ] && [ ! -e "$R/d/e-s003.vmdk" ] ||
+    fail "a refused create left files behind: $(ls "$R/d")"
+expect_eq "$(cat "$R/d/e-s002.vmdk")" keep "the existing extent name is untouched"
+
+note "qcow2 with an external data file over ssh"
+"$IMGFUSE" create -F qcow2 -o data_file=y.data "$(ssh_uri /d/y.qcow2)" 64M \
+    > /dev/null || fail "qcow2 data_file create over ssh failed"
+[ -f "$R/d/y.data" ] || fail "the data file is not on the server"
+# QEMU 7.2 looks for a relative data_file name in its working directory
+(cd "$R/d" && qemu-img check -q y.qcow2) || fail "qemu-img check fails on y.qcow2"
+mount_img "$(ssh_uri /d/y.qcow2)" "$T/y"
+head -c 1M /dev/urandom > "$T/r3"
+dd if="$T/r3" of="$T/y" bs=64k seek=7 conv=notrunc,fsync status=none
+dd if="$T/r3" of="$T/y" bs=512 seek=100001 count=9 conv=notrunc,fsync status=none
+cp "$T/y" "$T/y.shadow"
+unmount_img "$T/y"
+(cd "$R/d" && qemu-img check -q y.qcow2) || fail "qemu-img check fails after writes"
+(cd "$R/d" && qemu-img compare -q -f qcow2 -F raw y.qcow2 "$T/y.shadow") ||
+    fail "y.qcow2 with its data file differs from what the mount showed"
+# and back: what qemu-io writes into the local files reads through the mount
+out=$(cd "$R/d" && qemu-io -r -f qcow2 -c "read -P 0 0 64k" y.qcow2)
+! echo "$out" | grep -q "Pattern verification failed" ||
+    fail "qemu-io: y.qcow2 does not start with zeroes: $out"
+(cd "$R/d" && qemu-io -f qcow2 -c "write -P 0x5a 20M 64k" y.qcow2 > /dev/null)
+mount_img -r "$(ssh_uri /d/y.qcow2)" "$T/y"
+expect_bytes "$T/y" $((20 << 20)) 65536 Z
+cmp <(dd if="$T/y" bs=64k skip=7 count=16 status=none) "$T/r3" ||
+    fail "y.qcow2 over ssh: the first write is not read back"
+unmount_img "$T/y"
+
+note "a vhdx differencing image over ssh: the parent is on the server"
+qemu-img create -q -f vhdx "$R/d/pbase.vhdx" 32M
+qemu-io -f vhdx -c 'write -P 0x61 1M 1M' "$R/d/pbase.vhdx" > /dev/null
+"$IMGFUSE" create -F vhdx -o parent=pbase.vhdx "$(ssh_uri /d/pchild.vhdx)" 0 \
+    > /dev/null || fail "vhdx create with parent= over ssh failed"
+"$IMGFUSE" info "$R/d/pchild.vhdx" | grep -qF 'parent relative path: .\pbase.vhdx' ||
+    fail "pchild: parent path: $("$IMGFUSE" info "$R/d/pchild.vhdx")"
+mount_img -r "$(ssh_uri /d/pchild.vhdx)" "$T/pc"
+expect_eq "$(sha "$T/pc")" "$(qemu_raw_sha "$R/d/pbase.vhdx" vhdx)" \
+    "a fresh vhdx child over ssh reads as its parent"
+unmount_img "$T/pc"
 echo OK

@@ -6,9 +6,9 @@
 # socket and server-list forms, SEEK_DATA/SEEK_HOLE, discard and zeroes;
 # a qcow2 image on the volume read and written, with backing files on the
 # volume, and created there (a vmdk with its extents there too); missing
-# volume, missing file,
-# no server and a malformed URI give clear errors quickly; a brick that
-# stops answering or dies under a mount gives EIO, not a hang.
+# volume, missing file, no server and a malformed URI give clear errors
+# quickly; a brick that stops answering or dies under a mount gives EIO,
+# not a hang.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/gluster-lib.sh"
 

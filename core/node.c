@@ -789,9 +789,9 @@ static int create_path(struct bd_node *n, struct bd_node *p, const char *name,
     *base++ = '\0';
     r = canon_path(p, *joined ? joined : "/", &rdir, err);
     if (r == -ENOENT)
-        r = bd_err_set(err, ENOENT, "%s: cannot create '%s': the directory "
-                       "%s does not exist%s", n->name, name,
-                       *joined ? joined : "/", is_remote(p) ? " on the server" : "");
+        r = bd_err_set(err, ENOENT, "%s: there is no directory %s%s to "
+                       "make it in", n->name, *joined ? joined : "/",
+                       is_remote(p) ? " on the server" : "");
     if (r < 0)
         goto out;
     r = canon_path(p, dir, &root, err);

@@ -33,6 +33,25 @@ expect_eq() {
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# oracle_agrees IMAGE FMT SHADOW WHAT: qemu-img check finds IMAGE clean and
+# qemu-img compare finds it equal to the raw SHADOW.
+oracle_agrees() {
+    qemu-img check -q "$1" || fail "$4: qemu-img check finds errors"
+    qemu-img compare -q -f "$2" -F raw "$1" "$3" || fail "$4: differs from the shadow"
+}
+
+# vmdk_extents_made IMAGE DIR PREFIX N WHAT: `imgfuse create` of a 5G
+# twoGbMaxExtentSparse vmdk at IMAGE put exactly PREFIX-s001..N in DIR.
+vmdk_extents_made() {
+    local i
+    "$IMGFUSE" create -F vmdk -o subformat=twoGbMaxExtentSparse "$1" 5G \
+        > /dev/null || fail "$5: vmdk twoGbMaxExtentSparse create failed"
+    for i in $(seq 1 "$4"); do
+        [ -f "$2/$3-s00$i.vmdk" ] || fail "$5: extent $3-s00$i.vmdk is not there"
+    done
+    [ ! -e "$2/$3-s00$(($4 + 1)).vmdk" ] || fail "$5: one extent too many"
+}
+
 # Raw content hash of an image, by the oracle.
 qemu_raw_sha() {
     local img=$1 fmt=${2:-}

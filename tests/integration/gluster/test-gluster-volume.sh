@@ -139,11 +139,7 @@ expect_eq "$(qemu-img info --output=json "$B/gnew.qcow2" | python3 -c \
     'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" 67108864 "created size"
 expect_fail_within 20 "$IMGFUSE" create -F qcow2 "$U/gnew.qcow2" 32M
 expect_err "already exists"
-"$IMGFUSE" create -F vmdk -o subformat=twoGbMaxExtentSparse "$U/gx.vmdk" 5G \
-    > /dev/null || fail "vmdk twoGbMaxExtentSparse create over gluster failed"
-for e in gx-s001.vmdk gx-s002.vmdk gx-s003.vmdk; do
-    [ -f "$B/$e" ] || fail "extent $e is not on the brick"
-done
+vmdk_extents_made "$U/gx.vmdk" "$B" gx 3 "create over gluster"
 qemu-img check -q "$B/gx.vmdk" || fail "qemu-img check fails on vmdk extents made over gluster"
 
 note "errors"

@@ -34,9 +34,7 @@ dd if="$T/rand" of="$T/q" bs=1M seek=12 conv=notrunc,fsync status=none
 dd if="$T/rand" of="$T/q" bs=512 seek=3 count=5 conv=notrunc,fsync status=none
 cp "$T/q" "$T/q.raw"
 unmount_img "$T/q"
-qemu-img check -q "$SSH_S/disk.qcow2" || fail "qemu-img check fails after writes over ssh"
-qemu-img compare -q -f qcow2 -F raw "$SSH_S/disk.qcow2" "$T/q.raw" ||
-    fail "remote qcow2 differs from what the mount showed"
+oracle_agrees "$SSH_S/disk.qcow2" qcow2 "$T/q.raw" "remote qcow2 after writes over ssh"
 
 note "dotted options and a key file without the agent"
 (

@@ -126,13 +126,16 @@ int qcow2_rebuild_refcounts(struct qcow2_state *s, struct bd_err *err)
     uint8_t *buf = NULL, *table = NULL;
     int ret;
 
-    /* consistent bitmaps own clusters we do not count; inconsistent ones
-     * (autoclear bit clear) are garbage anyway */
-    if (s->x.has_bitmaps && (s->h.autoclear & QCOW2_AUTOCLEAR_BITMAPS))
+    /* consistent bitmaps (autoclear bit set) own clusters too; a damaged
+     * directory we cannot count is left to qemu-img check */
+    uint64_t *bmv = NULL;
+    size_t bmn = 0;
+    if (s->x.has_bitmaps && (s->h.autoclear & QCOW2_AUTOCLEAR_BITMAPS) &&
+        qcow2_bitmap_clusters(s, &bmv, &bmn) < 0)
         return bd_err_set(err, ENOTSUP,
                           "%s: cannot rebuild the refcounts of an image with "
-                          "persistent bitmaps; repair it with qemu-img check "
-                          "-r all",
+                          "damaged persistent bitmaps; repair it with qemu-img "
+                          "check -r all",
                           s->node->name);
     bool was_dirty = s->h.incompat & QCOW2_INCOMPAT_DIRTY;
     uint64_t p = (s->file_size + cs - 1) / cs;
@@ -145,9 +148,11 @@ int qcow2_rebuild_refcounts(struct qcow2_state *s, struct bd_err *err)
         nm = m2;
         nk = k2;
     }
-    if (nk * cs > QCOW2_MAX_REFTABLE_BYTES)
+    if (nk * cs > QCOW2_MAX_REFTABLE_BYTES) {
+        free(bmv);
         return bd_err_set(err, EFBIG, "%s: image too large to rebuild its "
                           "refcounts", s->node->name);
+    }
     k.n = p + nk + nm;
     k.c = calloc(k.n, sizeof(*k.c));
     buf = malloc(cs);
@@ -157,6 +162,8 @@ int qcow2_rebuild_refcounts(struct qcow2_state *s, struct bd_err *err)
         goto out_free;
     }
     ret = count_all(s, &k, err);
+    for (size_t i = 0; ret == 0 && i < bmn; i++)
+        ret = add(s, &k, bmv[i], 1, err);
     if (ret < 0)
         goto out_free;
     for (uint64_t i = p; i < k.n; i++)
@@ -222,13 +229,14 @@ out_io:
     ret = bd_err_set(err, -ret, "%s: cannot write rebuilt refcounts: %s",
                      s->node->name, strerror(-ret));
 out_free:
+    free(bmv);
     free(k.c);
     free(buf);
     free(table);
     return ret;
 }
 
-/* ---- persistent bitmaps we do not maintain ----------------------------- */
+/* ---- persistent bitmaps: the clusters they own ----------------------------- */
 
 static int collect(struct qcow2_state *s, uint64_t off, uint64_t bytes,
                    uint64_t **v, size_t *n, size_t *cap)
@@ -255,7 +263,7 @@ static int collect(struct qcow2_state *s, uint64_t off, uint64_t bytes,
     return 0;
 }
 
-int qcow2_free_bitmaps(struct qcow2_state *s)
+int qcow2_bitmap_clusters(struct qcow2_state *s, uint64_t **out, size_t *out_n)
 {
     uint64_t dsize = s->x.bitmap_dir_size, doff = s->x.bitmap_dir_off;
     uint64_t *v = NULL;
@@ -263,9 +271,12 @@ int qcow2_free_bitmaps(struct qcow2_state *s)
     uint8_t *dir = NULL, *tab = NULL;
     int ret;
 
-    if (!s->x.has_bitmaps || !dsize || dsize > (64u << 20) ||
-        s->x.nb_bitmaps > 65535 || s->data_node)
+    *out = NULL;
+    *out_n = 0;
+    if (!s->x.has_bitmaps || !dsize)
         return 0;
+    if (dsize > (64u << 20) || s->x.nb_bitmaps > 65535 || s->data_node)
+        return -EINVAL;
     ret = collect(s, doff, dsize, &v, &n, &cap);
     if (ret < 0)
         goto out;
@@ -289,6 +300,8 @@ int qcow2_free_bitmaps(struct qcow2_state *s)
             break;
         }
         pos += bd_align_up(len, 8);
+        if (pos > dsize)
+            pos = dsize;
         ret = collect(s, toff, tsize * 8, &v, &n, &cap);
         if (ret < 0 || !tsize)
             continue;
@@ -305,6 +318,27 @@ int qcow2_free_bitmaps(struct qcow2_state *s)
                 ret = collect(s, d, 1, &v, &n, &cap);
         }
     }
+out:
+    free(dir);
+    free(tab);
+    if (ret < 0) {
+        free(v);
+        return ret;
+    }
+    *out = v;
+    *out_n = n;
+    return 0;
+}
+
+int qcow2_free_bitmaps(struct qcow2_state *s)
+{
+    uint64_t *v;
+    size_t n;
+    int ret;
+
+    if (!s->x.has_bitmaps || !s->x.bitmap_dir_size || s->data_node)
+        return 0;
+    ret = qcow2_bitmap_clusters(s, &v, &n);
     /* only a fully understood directory is freed */
     for (size_t i = 0; ret == 0 && i < n; i++) {
         uint64_t rc;
@@ -312,10 +346,8 @@ int qcow2_free_bitmaps(struct qcow2_state *s)
         if (ret == 0 && rc)
             ret = qcow2_release_cluster(s, v[i]);
     }
-out:
-    free(v);
-    free(dir);
-    free(tab);
+    if (ret == 0)
+        free(v);
     if (ret < 0)
         log_warn("%s: could not free the clusters of the persistent bitmaps: "
                  "%s", s->node->name, strerror(-ret));

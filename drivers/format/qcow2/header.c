@@ -271,6 +271,8 @@ int qcow2_exts_decode(const uint8_t *buf, size_t len,
         }
         case QCOW2_EXT_BITMAPS:
             x->has_bitmaps = true;
+            if (elen >= 24)
+                x->bitmaps_ext_off = off + 8;
             if (elen >= 4)
                 x->nb_bitmaps = bd_be32(data);
             if (elen >= 24) {

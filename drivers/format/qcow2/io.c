@@ -260,6 +260,10 @@ static int prepare_write(struct qcow2_state *s)
         return -EROFS;
     if (s->h.version >= 3) {
         uint64_t keep = s->h.autoclear & QCOW2_AUTOCLEAR_DATA_RAW;
+        /* bitmaps we can keep up to date stay valid, as with QEMU */
+        if ((s->h.autoclear & QCOW2_AUTOCLEAR_BITMAPS) &&
+            (!s->x.has_bitmaps || qcow2_bitmaps_load(s) == 0))
+            keep |= QCOW2_AUTOCLEAR_BITMAPS;
         if (keep != s->h.autoclear) {
             bool bitmaps = s->h.autoclear & QCOW2_AUTOCLEAR_BITMAPS;
             ret = qcow2_header_write_u64(s, 88, keep);
@@ -651,6 +655,7 @@ int qcow2_write(struct qcow2_state *s, const void *buf, uint64_t len,
         if (ret < 0)
             return ret;
     }
+    qcow2_bitmaps_mark(s, off, len);
     while (len) {
         struct qcow2_extent e;
         ret = qcow2_map(s, off, len, &e);
@@ -853,6 +858,7 @@ static int zero_or_discard(struct qcow2_state *s, uint64_t len, uint64_t off,
         if (ret < 0)
             return ret;
     }
+    qcow2_bitmaps_mark(s, a, b - a);
     /* exclusive: requests that mapped these clusters finish first */
     pthread_rwlock_wrlock(&s->io_lock);
     for (uint64_t pos = a; pos < b;) {
@@ -1012,6 +1018,12 @@ int qcow2_resize(struct qcow2_state *s, uint64_t size, struct bd_err *err)
         return bd_err_set(err, EROFS, "%s: read-only", name);
     if (size > (1ull << 62))
         return bd_err_set(err, EFBIG, "%s: size too large", name);
+    /* as QEMU: the bitmap tables are sized for the disk */
+    if (s->x.has_bitmaps && s->x.nb_bitmaps &&
+        (s->h.autoclear & QCOW2_AUTOCLEAR_BITMAPS))
+        return bd_err_set(err, ENOTSUP, "%s: cannot resize an image with "
+                          "persistent bitmaps; remove them with qemu-img "
+                          "bitmap --remove first", name);
     pthread_mutex_lock(&s->alloc_lock);
     ret = prepare_write(s);
     if (ret < 0) {

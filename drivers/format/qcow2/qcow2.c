@@ -371,7 +371,11 @@ static void qcow2_close(struct bd_node *n)
         return;
     if (s->locks_ready && !s->read_only && s->writes_started) {
         pthread_mutex_lock(&s->meta_lock);
-        int ret = qcow2_meta_flush(s, true);
+        int ret = qcow2_bitmaps_store(s);
+        if (ret < 0)
+            log_err("%s: cannot store the persistent bitmaps: %s (they stay "
+                    "marked in use)", n->name, strerror(-ret));
+        ret = qcow2_meta_flush(s, true);
         if (ret == 0 && (s->h.incompat & QCOW2_INCOMPAT_DIRTY)) {
             ret = qcow2_header_write_u64(s, 72,
                                          s->h.incompat & ~QCOW2_INCOMPAT_DIRTY);
@@ -383,6 +387,7 @@ static void qcow2_close(struct bd_node *n)
                     strerror(-ret));
         pthread_mutex_unlock(&s->meta_lock);
     }
+    qcow2_bitmaps_free(s);
     if (s->data_node)
         bd_node_close(s->data_node);
     s->data_node = NULL;

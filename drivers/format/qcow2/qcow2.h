@@ -96,6 +96,7 @@ struct qcow2_exts {
     uint32_t nb_bitmaps;
     uint64_t bitmap_dir_size;
     uint64_t bitmap_dir_off;
+    uint64_t bitmaps_ext_off;     /* extension data in the header, 0 = none */
     bool has_crypto;
     size_t nb_unknown;            /* kept on disk untouched: we never rewrite */
     uint64_t end;                 /* first byte after the extension area */
@@ -188,6 +189,8 @@ struct qcow2_state {
     uint64_t file_size;           /* known end of n->file (grows with writes) */
     uint64_t data_size;           /* known end of the data node */
     uint64_t backing_size;        /* clamp for backing reads */
+
+    struct qcow2_bitmaps *bm;     /* bitmaps tracked while open, or NULL */
 
     struct qcow2_snapshot *snapshots;
     uint32_t nb_snapshots;
@@ -355,12 +358,30 @@ extern const char *const qcow2_create_options[];
 int qcow2_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
                  struct bd_err *err);
 
+/* ---- bitmap.c --------------------------------------------------------- */
+
+/* Before the first write (autoclear bitmaps bit set): load the enabled,
+ * consistent bitmaps and mark them in_use on disk. 0, or -errno when the
+ * bitmaps cannot be maintained (logged; the caller drops them). Caller
+ * holds alloc_lock. */
+int qcow2_bitmaps_load(struct qcow2_state *s);
+/* Set the bits of [off, off+len) in every tracked bitmap. Lock-free. */
+void qcow2_bitmaps_mark(struct qcow2_state *s, uint64_t off, uint64_t len);
+/* Write the tracked bitmaps back (in_use cleared) and forget them. Caller
+ * holds meta_lock and no request runs. */
+int qcow2_bitmaps_store(struct qcow2_state *s);
+void qcow2_bitmaps_free(struct qcow2_state *s);
+
 /* ---- check.c ----------------------------------------------------------- */
 
 /* The bitmaps were just declared inconsistent (autoclear bit cleared on
  * disk): give their clusters back. Damaged directories are left alone
  * (the clusters leak, nothing breaks). Caller holds meta_lock. */
 int qcow2_free_bitmaps(struct qcow2_state *s);
+/* Every cluster the bitmaps use (directory, tables, data), one entry per
+ * cluster reference, into *v (caller frees). -EINVAL on a damaged
+ * directory. Caller holds meta_lock or runs at open. */
+int qcow2_bitmap_clusters(struct qcow2_state *s, uint64_t **v, size_t *n);
 
 /* Rebuild refcounts from L1/L2/snapshot tables (dirty image opened rw). */
 int qcow2_rebuild_refcounts(struct qcow2_state *s, struct bd_err *err);

@@ -40,6 +40,27 @@ oracle_agrees() {
     qemu-img compare -q -f "$2" -F raw "$1" "$3" || fail "$4: differs from the shadow"
 }
 
+# crash_daemon PID MOUNTPOINT: kill -9 a daemon, take its mount down and wait
+# until it has let go of its locks (a zombie waiting for its reaper has).
+crash_daemon() {
+    kill -9 "$1"
+    fusermount3 -u "$2" 2>/dev/null || umount -l "$2" 2>/dev/null || true
+    for _ in $(seq 1 200); do
+        grep -qs "^State:.*[RSD]" /proc/"$1"/status || break
+        sleep 0.02
+    done
+    rm -f "$T"/pid.*
+}
+
+# no_corruption IMAGE WHAT: qemu-img check finds no corruption (leaks are
+# allowed: a crash may leave some).
+no_corruption() {
+    local rc=0
+    qemu-img check -q "$1" >"$T/check" 2>&1 || rc=$?
+    [ $rc -eq 0 ] || [ $rc -eq 3 ] ||
+        fail "$2: qemu-img check rc $rc: $(head -5 "$T/check")"
+}
+
 # vmdk_extents_made IMAGE DIR PREFIX N WHAT: `imgfuse create` of a 5G
 # twoGbMaxExtentSparse vmdk at IMAGE put exactly PREFIX-s001..N in DIR.
 vmdk_extents_made() {

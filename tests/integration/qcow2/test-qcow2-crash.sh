@@ -18,20 +18,9 @@ crash_rounds() {
             >/dev/null 2>&1 &
         wpid=$!
         sleep "0.$((RANDOM % 4 + 1))"
-        kill -9 "$pid"
+        crash_daemon "$pid" "$mnt"
         wait "$wpid" 2>/dev/null || true
-        fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-        # the killed daemon holds its locks until it has exited (a zombie
-        # waiting for its reaper has let go of them)
-        for _ in $(seq 1 200); do
-            grep -qs "^State:.*[RSD]" /proc/"$pid"/status || break
-            sleep 0.02
-        done
-        rm -f "$T"/pid.*
-        rc=0
-        qemu-img check -q "$img" >"$T/check" 2>&1 || rc=$?
-        [ $rc -eq 0 ] || [ $rc -eq 3 ] ||
-            fail "$what round $i: qemu-img check rc $rc: $(head -5 "$T/check")"
+        no_corruption "$img" "$what round $i"
     done
     note "$what: 20 kills, no corruption"
 }

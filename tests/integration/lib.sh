@@ -73,6 +73,114 @@ vmdk_extents_made() {
     [ ! -e "$2/$3-s00$(($4 + 1)).vmdk" ] || fail "$5: one extent too many"
 }
 
+# Data/hole ranges of a file as the kernel reports them (SEEK_DATA/SEEK_HOLE).
+seek_map() {
+    python3 - "$1" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+off = 0
+while off < size:
+    try:
+        d = os.lseek(fd, off, os.SEEK_DATA)
+    except OSError:
+        break
+    h = os.lseek(fd, d, os.SEEK_HOLE)
+    print(d, h)
+    off = h
+EOF
+}
+
+# The same ranges from qemu-img map of an image (the oracle), merged.
+qemu_data_map() {
+    qemu-img map --output=json "$@" | python3 -c '
+import json, sys
+out = []
+for e in json.load(sys.stdin):
+    if not e["data"]:
+        continue
+    s, t = e["start"], e["start"] + e["length"]
+    if out and out[-1][1] == s:
+        out[-1][1] = t
+    else:
+        out.append([s, t])
+for s, t in out:
+    print(s, t)'
+}
+
+# Run a command that must fail within SECS; its stderr goes to $T/err.
+expect_fail_within() {
+    local secs=$1; shift
+    local start end rc
+    start=$(date +%s.%N)
+    set +e
+    timeout -k 2 $((secs + 5)) "$@" > "$T/out" 2> "$T/err"
+    rc=$?
+    set -e
+    end=$(date +%s.%N)
+    [ $rc -ne 0 ] || fail "'$*' succeeded; expected a failure"
+    [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "'$*' hung (killed after $((secs + 5)) s)"
+    python3 -c "import sys; sys.exit(0 if $end - $start <= $secs else 1)" ||
+        fail "'$*' took more than $secs s to fail"
+}
+
+expect_err() {
+    grep -qF -- "$1" "$T/err" || fail "expected '$1' in the error, got: $(cat "$T/err")"
+}
+
+# mirror_writes TARGET SHADOW SEED COUNT: the same random writes to both
+mirror_writes() {
+    python3 - "$@" <<'PY'
+import os, random, sys
+tgt, shadow, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rnd = random.Random(seed)
+a = os.open(tgt, os.O_WRONLY)
+b = os.open(shadow, os.O_WRONLY)
+size = os.fstat(b).st_size
+for i in range(count):
+    ln = rnd.randint(1, 3 << 20 if i % 5 == 0 else 70000)
+    off = rnd.randrange(size)
+    ln = min(ln, size - off)
+    buf = rnd.randbytes(ln)
+    assert os.pwrite(a, buf, off) == ln
+    os.pwrite(b, buf, off)
+os.fsync(a)
+PY
+}
+
+# mirror_parallel_writes TARGET SHADOW: 4 processes writing interleaved 64 KiB
+# stripes (disjoint bytes, shared blocks), so allocations race
+mirror_parallel_writes() {
+    python3 - "$@" <<'PY'
+import os, random, sys
+from multiprocessing import Process
+tgt, shadow, nproc, stripe = sys.argv[1], sys.argv[2], 4, 65536
+size = os.path.getsize(shadow)
+def worker(k):
+    rnd = random.Random(k)
+    a = os.open(tgt, os.O_WRONLY)
+    b = os.open(shadow, os.O_WRONLY)
+    for i in range(150):
+        s = rnd.randrange(size // stripe)
+        s += k - s % nproc
+        if s * stripe >= size:
+            continue
+        off = s * stripe + rnd.randrange(stripe - 512)
+        ln = min(rnd.randint(1, stripe), (s + 1) * stripe - off, size - off)
+        buf = rnd.randbytes(ln)
+        os.pwrite(a, buf, off)
+        os.pwrite(b, buf, off)
+    os.fsync(a)
+ps = [Process(target=worker, args=(k,)) for k in range(nproc)]
+for p in ps:
+    p.start()
+for p in ps:
+    p.join()
+    if p.exitcode:
+        sys.exit(1)
+PY
+}
+
 # Raw content hash of an image, by the oracle.
 qemu_raw_sha() {
     local img=$1 fmt=${2:-}

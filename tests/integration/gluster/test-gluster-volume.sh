@@ -12,41 +12,6 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/gluster-lib.sh"
 
-seek_map() {
-    python3 - "$1" <<'EOF'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-size = os.fstat(fd).st_size
-off = 0
-while off < size:
-    try:
-        d = os.lseek(fd, off, os.SEEK_DATA)
-    except OSError:
-        break
-    h = os.lseek(fd, d, os.SEEK_HOLE)
-    print(d, h)
-    off = h
-EOF
-}
-
-# Like nbd-lib's: run a command that must fail within SECS; stderr in $T/err.
-expect_fail_within() {
-    local secs=$1; shift
-    local start end rc
-    start=$(date +%s.%N)
-    set +e
-    timeout -k 2 $((secs + 5)) "$@" > "$T/out" 2> "$T/err"
-    rc=$?
-    set -e
-    end=$(date +%s.%N)
-    [ $rc -ne 0 ] || fail "'$*' succeeded; expected a failure"
-    [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "'$*' hung"
-    python3 -c "import sys; sys.exit(0 if $end - $start <= $secs else 1)" ||
-        fail "'$*' took more than $secs s to fail"
-}
-expect_err() {
-    grep -qF -- "$1" "$T/err" || fail "expected '$1' in the error, got: $(cat "$T/err")"
-}
 
 gl_start
 V=$GL_S/vol                      # the volume through glusterfs FUSE

@@ -142,22 +142,3 @@ ssh_uri() {
     echo "ssh://root@127.0.0.1:$SSH_PORT$1?known_hosts=$SSH_KNOWN${2:+&$2}"
 }
 
-# Run a command that must fail within SECS; its stderr goes to $T/err.
-expect_fail_within() {
-    local secs=$1; shift
-    local start end rc
-    start=$(date +%s.%N)
-    set +e
-    timeout -k 2 $((secs + 5)) "$@" > "$T/out" 2> "$T/err"
-    rc=$?
-    set -e
-    end=$(date +%s.%N)
-    [ $rc -ne 0 ] || fail "'$*' succeeded; expected a failure"
-    [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "'$*' hung (killed after $((secs + 5)) s)"
-    python3 -c "import sys; sys.exit(0 if $end - $start <= $secs else 1)" ||
-        fail "'$*' took more than $secs s to fail"
-}
-
-expect_err() {
-    grep -qF -- "$1" "$T/err" || fail "expected '$1' in the error, got: $(cat "$T/err")"
-}

@@ -5,39 +5,6 @@
 # qemu-img map reports it.
 . "$(dirname "$0")/../lib.sh"
 
-# data_runs FILE: "start-end ..." of the data regions, via SEEK_DATA/HOLE
-data_runs() {
-    python3 - "$1" <<'PY'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-size, off, out = os.fstat(fd).st_size, 0, []
-while off < size:
-    try:
-        d = os.lseek(fd, off, os.SEEK_DATA)
-    except OSError:
-        break
-    h = os.lseek(fd, d, os.SEEK_HOLE)
-    out.append("%d-%d" % (d, h))
-    off = h
-print(" ".join(out))
-PY
-}
-
-# qemu_runs IMG: the same from qemu-img map
-qemu_runs() {
-    qemu-img map -f vdi --output=json "$1" | python3 -c '
-import json, sys
-runs = []
-for e in json.load(sys.stdin):
-    if e["data"]:
-        s, t = e["start"], e["start"] + e["length"]
-        if runs and runs[-1][1] == s:
-            runs[-1][1] = t
-        else:
-            runs.append([s, t])
-print(" ".join("%d-%d" % (a, b) for a, b in runs))'
-}
-
 # check NAME WANT: the mounted image hashes to WANT and to qemu's hash, and
 # its data runs are qemu-img map's
 check() {
@@ -45,7 +12,7 @@ check() {
     got=$(sha "$raw")
     [ "$want" = qemu ] || expect_eq "$got" "$want" "$1 content"
     expect_eq "$got" "$(qemu_raw_sha "$img" vdi)" "$1 vs qemu"
-    expect_eq "$(data_runs "$raw")" "$(qemu_runs "$img")" "$1 data runs"
+    expect_eq "$(seek_map "$raw")" "$(qemu_data_map -f vdi "$img")" "$1 data runs"
     note "$1: ok"
 }
 

@@ -6,58 +6,6 @@
 # fresh mount reads back in qemu.
 . "$(dirname "$0")/../lib.sh"
 
-random_writes() {
-    python3 - "$@" <<'PY'
-import os, random, sys
-tgt, shadow, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rnd = random.Random(seed)
-a = os.open(tgt, os.O_WRONLY)
-b = os.open(shadow, os.O_WRONLY)
-size = os.fstat(b).st_size
-for i in range(count):
-    ln = rnd.randint(1, 3 << 20 if i % 5 == 0 else 70000)
-    off = rnd.randrange(size)
-    ln = min(ln, size - off)
-    buf = rnd.randbytes(ln)
-    assert os.pwrite(a, buf, off) == ln
-    os.pwrite(b, buf, off)
-os.fsync(a)
-PY
-}
-
-# parallel_writes TARGET SHADOW: 4 processes writing interleaved 64 KiB
-# stripes (disjoint bytes, shared blocks), so allocations race
-parallel_writes() {
-    python3 - "$@" <<'PY'
-import os, random, sys
-from multiprocessing import Process
-tgt, shadow, nproc, stripe = sys.argv[1], sys.argv[2], 4, 65536
-size = os.path.getsize(shadow)
-def worker(k):
-    rnd = random.Random(k)
-    a = os.open(tgt, os.O_WRONLY)
-    b = os.open(shadow, os.O_WRONLY)
-    for i in range(150):
-        s = rnd.randrange(size // stripe)
-        s += k - s % nproc
-        if s * stripe >= size:
-            continue
-        off = s * stripe + rnd.randrange(stripe - 512)
-        ln = min(rnd.randint(1, stripe), (s + 1) * stripe - off, size - off)
-        buf = rnd.randbytes(ln)
-        os.pwrite(a, buf, off)
-        os.pwrite(b, buf, off)
-    os.fsync(a)
-ps = [Process(target=worker, args=(k,)) for k in range(nproc)]
-for p in ps:
-    p.start()
-for p in ps:
-    p.join()
-    if p.exitcode:
-        sys.exit(1)
-PY
-}
-
 qemu_clean() {
     qemu-img check -f vdi "$1" >"$T/check.out" 2>&1 ||
         fail "$2: qemu-img check: $(cat "$T/check.out")"
@@ -73,7 +21,7 @@ for name in basic dynamic static; do
     esac
     qemu-img convert -f vdi -O raw "$img" "$T/$name.shadow"
     mount_img "$img" "$T/mnt-$name"
-    random_writes "$T/mnt-$name" "$T/$name.shadow" 3 120
+    mirror_writes "$T/mnt-$name" "$T/$name.shadow" 3 120
     unmount_img "$T/mnt-$name"
     qemu_clean "$img" "$name"
     "$IMGFUSE" check "$img" >/dev/null || fail "$name: imgfuse check"
@@ -86,7 +34,7 @@ done
 qemu-img create -q -f vdi "$T/par.vdi" 40M
 qemu-img convert -f vdi -O raw "$T/par.vdi" "$T/par.shadow"
 mount_img "$T/par.vdi" "$T/mnt-par"
-parallel_writes "$T/mnt-par" "$T/par.shadow" || fail "parallel writers failed"
+mirror_parallel_writes "$T/mnt-par" "$T/par.shadow" || fail "parallel writers failed"
 unmount_img "$T/mnt-par"
 qemu_clean "$T/par.vdi" parallel
 qemu-img compare -q -f vdi -F raw "$T/par.vdi" "$T/par.shadow" ||

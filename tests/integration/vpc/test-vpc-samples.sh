@@ -60,37 +60,8 @@ PY
 cmp -s <(head -c 4M "$hv") <(head -c 4M /dev/zero) || fail "hyper-v disk not zero"
 
 # holes: SEEK_DATA/SEEK_HOLE follow the block allocation (qemu-img map)
-data_runs() {
-    python3 - "$1" <<'PY'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-size, off, out = os.fstat(fd).st_size, 0, []
-while off < size:
-    try:
-        d = os.lseek(fd, off, os.SEEK_DATA)
-    except OSError:
-        break
-    h = os.lseek(fd, d, os.SEEK_HOLE)
-    out.append("%d-%d" % (d, h))
-    off = h
-print(" ".join(out))
-PY
-}
-qemu_runs() {
-    qemu-img map -f vpc --output=json "$1" | python3 -c '
-import json, sys
-runs = []
-for e in json.load(sys.stdin):
-    if e["data"]:
-        s, t = e["start"], e["start"] + e["length"]
-        if runs and runs[-1][1] == s:
-            runs[-1][1] = t
-        else:
-            runs.append([s, t])
-print(" ".join("%d-%d" % (a, b) for a, b in runs))'
-}
 for f in ext2 q-subformat-dynamic dissect-dynamic; do
-    expect_eq "$(data_runs "$T/m/$f.raw")" "$(qemu_runs "$T/img/$f.vhd")" "$f data runs"
+    expect_eq "$(seek_map "$T/m/$f.raw")" "$(qemu_data_map -f vpc "$T/img/$f.vhd")" "$f data runs"
 done
 unmount_img "$T/m"
 

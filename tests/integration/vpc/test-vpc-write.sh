@@ -5,58 +5,6 @@
 # its parent untouched and reads the overlay back.
 . "$(dirname "$0")/../lib.sh"
 
-# random_writes TARGET SHADOW SEED COUNT: the same random writes to both
-random_writes() {
-    python3 - "$@" <<'PY'
-import os, random, sys
-tgt, shadow, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rnd = random.Random(seed)
-a = os.open(tgt, os.O_WRONLY)
-b = os.open(shadow, os.O_WRONLY)
-size = os.fstat(b).st_size
-for i in range(count):
-    ln = rnd.randint(1, 3 << 20 if i % 5 == 0 else 70000)
-    off = rnd.randrange(size)
-    ln = min(ln, size - off)
-    buf = rnd.randbytes(ln)
-    assert os.pwrite(a, buf, off) == ln
-    os.pwrite(b, buf, off)
-os.fsync(a)
-PY
-}
-
-# parallel_writes TARGET SHADOW: 4 processes writing interleaved 64 KiB
-# stripes (disjoint bytes, shared blocks), so allocations race
-parallel_writes() {
-    python3 - "$@" <<'PY'
-import os, random, sys
-from multiprocessing import Process
-tgt, shadow, nproc, stripe = sys.argv[1], sys.argv[2], 4, 65536
-size = os.path.getsize(shadow)
-def worker(k):
-    rnd = random.Random(k)
-    a = os.open(tgt, os.O_WRONLY)
-    b = os.open(shadow, os.O_WRONLY)
-    for i in range(150):
-        s = rnd.randrange(size // stripe)
-        s += k - s % nproc
-        if s * stripe >= size:
-            continue
-        off = s * stripe + rnd.randrange(stripe - 512)
-        ln = min(rnd.randint(1, stripe), (s + 1) * stripe - off, size - off)
-        buf = rnd.randbytes(ln)
-        os.pwrite(a, buf, off)
-        os.pwrite(b, buf, off)
-    os.fsync(a)
-ps = [Process(target=worker, args=(k,)) for k in range(nproc)]
-for p in ps:
-    p.start()
-for p in ps:
-    p.join()
-    if p.exitcode:
-        sys.exit(1)
-PY
-}
 
 # write_test NAME CREATE_OPTS FORMAT_ARGS...
 write_test() {
@@ -65,7 +13,7 @@ write_test() {
     qemu-img create -q -f vpc -o "$opts" "$img" 37M
     qemu-img convert -f vpc -O raw "$img" "$T/$name.shadow"
     mount_img "$@" "$img" "$mnt"
-    random_writes "$mnt" "$T/$name.shadow" 11 120
+    mirror_writes "$mnt" "$T/$name.shadow" 11 120
     unmount_img "$mnt"
     qemu-img compare -q -f vpc -F raw "$img" "$T/$name.shadow" ||
         fail "$name: qemu-img compare finds the image differs from the shadow"
@@ -85,7 +33,7 @@ write_test fixed subformat=fixed -F vpc
 qemu-img create -q -f vpc "$T/par.vhd" 40M
 qemu-img convert -f vpc -O raw "$T/par.vhd" "$T/par.shadow"
 mount_img "$T/par.vhd" "$T/mnt-par"
-parallel_writes "$T/mnt-par" "$T/par.shadow" || fail "parallel writers failed"
+mirror_parallel_writes "$T/mnt-par" "$T/par.shadow" || fail "parallel writers failed"
 unmount_img "$T/mnt-par"
 qemu-img compare -q -f vpc -F raw "$T/par.vhd" "$T/par.shadow" ||
     fail "parallel writes: the image differs from the shadow"
@@ -105,8 +53,8 @@ mnt=$T/mnt-child
 mount_img "$T/child.vhd" "$mnt"
 expect_eq "$(sha "$mnt")" "$(sha "$T/diff.shadow")" "fresh child reads as parent"
 expect_eq "$(stat -c %s "$mnt")" "$size" "child size"
-random_writes "$mnt" "$T/diff.shadow" 5 80
-parallel_writes "$mnt" "$T/diff.shadow" || fail "parallel writers failed"
+mirror_writes "$mnt" "$T/diff.shadow" 5 80
+mirror_parallel_writes "$mnt" "$T/diff.shadow" || fail "parallel writers failed"
 unmount_img "$mnt"
 expect_eq "$(sha "$T/parent.vhd")" "$parent_sha" "parent is untouched"
 mount_img -r "$T/child.vhd" "$mnt"

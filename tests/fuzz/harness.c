@@ -62,6 +62,37 @@ void fuzz_read_all(struct bd_node *n, uint8_t *buf, int64_t limit,
     }
 }
 
+void fuzz_image_mode(const uint8_t *data, size_t size, const char *fmt,
+                     void (*use)(struct bd_node *n, void *arg))
+{
+    struct bd_flags flags = { .backing = BD_BACKING_NONE };
+    struct fuzz_input in;
+
+    if (size < 2)
+        return;
+    in = (struct fuzz_input){ data + 1, size - 1, data[0] & 1 };
+    flags.read_only = !in.rw;
+    fuzz_image(in.data, in.size, fmt, &flags, use, &in);
+}
+
+void fuzz_read_then_write(struct bd_node *n, void *arg)
+{
+    const struct fuzz_input *in = arg;
+    int64_t len = bd_size(n);
+    uint8_t *buf = calloc(1, 1 << 20);
+
+    fuzz_read_all(n, buf, 64 << 20, true);
+    for (int i = 0; in->rw && buf && i < 4 && len > 0; i++) {
+        uint64_t off = (uint64_t)(in->data[i % in->size] * 7919u) %
+                       (uint64_t)len;
+        uint64_t l = (uint64_t)len - off < 70000 ? (uint64_t)len - off : 70000;
+
+        if (bd_pwrite(n, buf, l, off, 0) < 0)
+            break;
+    }
+    free(buf);
+}
+
 size_t fuzz_mutate_text(uint8_t *m, size_t len, const char *alphabet)
 {
     size_t ml = len, na = strlen(alphabet);

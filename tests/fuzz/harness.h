@@ -70,6 +70,23 @@ void fuzz_image(const uint8_t *data, size_t size, const char *fmt,
                 const struct bd_flags *flags,
                 void (*use)(struct bd_node *n, void *arg), void *arg);
 
+/* An input whose first byte picks the mode (bit 0: read-write) and whose
+ * rest is a whole image. */
+struct fuzz_input {
+    const uint8_t *data;        /* the image */
+    size_t size;
+    bool rw;
+};
+
+/* fuzz_image() of such an input as format fmt, without backing files;
+ * use() gets the node and the struct fuzz_input. */
+void fuzz_image_mode(const uint8_t *data, size_t size, const char *fmt,
+                     void (*use)(struct bd_node *n, void *arg));
+
+/* A use() for fuzz_image_mode(): reads the first 64 MiB with block status,
+ * then, read-write, 70000 bytes at 4 offsets drawn from the input. */
+void fuzz_read_then_write(struct bd_node *n, void *arg);
+
 /*
  * Read n from offset 0 in 1 MiB requests into buf (1 MiB), at most limit
  * bytes; with status, ask bd_block_status() for each range first. Stops at

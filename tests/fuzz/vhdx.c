@@ -19,7 +19,7 @@
 
 static void use_image(struct bd_node *n, void *arg)
 {
-    bool rw = *(const bool *)arg;
+    bool rw = ((const struct fuzz_input *)arg)->rw;
     int64_t len = bd_size(n);
     uint8_t *buf = malloc(1 << 20);
 
@@ -43,14 +43,7 @@ static void use_image(struct bd_node *n, void *arg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct bd_flags flags = { .backing = BD_BACKING_NONE };
-    bool rw;
-
-    if (size < 2)
-        return 0;
-    rw = data[0] & 1;
-    flags.read_only = !rw;
-    fuzz_image(data + 1, size - 1, "vhdx", &flags, use_image, &rw);
+    fuzz_image_mode(data, size, "vhdx", use_image);
     return 0;
 }
 

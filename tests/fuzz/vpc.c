@@ -13,41 +13,9 @@
 
 #include <stdlib.h>
 
-struct image {
-    const uint8_t *data;
-    size_t size;
-    bool rw;
-};
-
-static void use_image(struct bd_node *n, void *arg)
-{
-    const struct image *im = arg;
-    int64_t len = bd_size(n);
-    uint8_t *buf = calloc(1, 1 << 20);
-
-    /* at most 64 MiB: enough for every block of a small image */
-    fuzz_read_all(n, buf, 64 << 20, true);
-    for (int i = 0; im->rw && buf && i < 4 && len > 0; i++) {
-        uint64_t off = (uint64_t)(im->data[i % im->size] * 7919u) %
-                       (uint64_t)len;
-        uint64_t l = (uint64_t)len - off < 70000 ? (uint64_t)len - off : 70000;
-
-        if (bd_pwrite(n, buf, l, off, 0) < 0)
-            break;
-    }
-    free(buf);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct bd_flags flags = { .backing = BD_BACKING_NONE };
-    struct image im;
-
-    if (size < 2)
-        return 0;
-    im = (struct image){ data + 1, size - 1, data[0] & 1 };
-    flags.read_only = !im.rw;
-    fuzz_image(im.data, im.size, "vpc", &flags, use_image, &im);
+    fuzz_image_mode(data, size, "vpc", fuzz_read_then_write);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define BD_SECTOR 512u
 #define BD_MAX_CHAIN_DEFAULT 256u
@@ -360,6 +361,12 @@ void bd_uri_free(struct bd_uri *u);
 char *bd_uri_query_get(const char *query, const char *key);
 /* NULL for a bad escape or an escaped NUL; caller frees. */
 char *bd_percent_decode(const char *s);
+/* Strictly: s[0..len) decoded into *out (caller frees); -EINVAL when a '%'
+ * is not followed by two hex digits or encodes NUL, -ENOMEM. */
+int bd_percent_decode_n(const char *s, size_t len, char **out);
+/* Write s to f percent-encoded: RFC 3986 unreserved characters and those
+ * in keep (may be NULL) stay as they are. */
+void bd_percent_encode(FILE *f, const char *s, const char *keep);
 
 /* ---- logging (core/log.c) ---------------------------------------------- */
 

@@ -38,6 +38,50 @@ char *bd_percent_decode(const char *s)
     return out;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int bd_percent_decode_n(const char *s, size_t len, char **out)
+{
+    char *d = malloc(len + 1), *o = d;
+    if (!d)
+        return -ENOMEM;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            *o++ = s[i];
+            continue;
+        }
+        int v = -1;
+        if (i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0)
+            v = hexval(s[i + 1]) << 4 | hexval(s[i + 2]);
+        if (v <= 0) {
+            free(d);
+            return -EINVAL;
+        }
+        *o++ = (char)v;
+        i += 2;
+    }
+    *o = '\0';
+    *out = d;
+    return 0;
+}
+
+void bd_percent_encode(FILE *f, const char *s, const char *keep)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || strchr("-._~", ch) || (keep && strchr(keep, ch)))
+            fputc(ch, f);
+        else
+            fprintf(f, "%%%02X", ch);
+    }
+}
+
 /* scheme ":" ... : RFC 3986 scheme characters. */
 static size_t scheme_len(const char *s)
 {

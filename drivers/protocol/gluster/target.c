@@ -31,40 +31,6 @@ void glt_free(struct glt *t)
     t->debug = -1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode s[0..len) into *out; -EINVAL on a bad escape or %00. */
-static int pct_decode(const char *s, size_t len, char **out)
-{
-    char *d = malloc(len + 1), *o = d;
-    if (!d)
-        return -ENOMEM;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != '%') {
-            *o++ = s[i];
-            continue;
-        }
-        int v = -1;
-        if (i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0)
-            v = hexval(s[i + 1]) << 4 | hexval(s[i + 2]);
-        if (v <= 0) {
-            free(d);
-            return -EINVAL;
-        }
-        *o++ = (char)v;
-        i += 2;
-    }
-    *o = '\0';
-    *out = d;
-    return 0;
-}
-
 static int set_str(char **dst, const char *s, size_t len)
 {
     char *d = strndup(s, len);
@@ -79,7 +45,7 @@ static int set_decoded(char **dst, const char *s, size_t len, const char *src,
                        const char *what, struct bd_err *err)
 {
     char *d;
-    int r = pct_decode(s, len, &d);
+    int r = bd_percent_decode_n(s, len, &d);
     if (r == -EINVAL)
         return bd_err_set(err, EINVAL, "%s: bad percent escape in the %s",
                           src, what);

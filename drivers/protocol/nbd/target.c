@@ -66,56 +66,16 @@ static int set_n(struct nbdt *t, enum nbdt_key k, const char *s, size_t len)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Percent-decode s[0..len) into a new string; NULL on a bad escape, %00 or
- * no memory (errno says which). */
-static char *pct_decode(const char *s, size_t len)
-{
-    char *out = malloc(len + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != '%') {
-            *o++ = s[i];
-            continue;
-        }
-        if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
-            free(out);
-            errno = EINVAL;
-            return NULL;
-        }
-        int v = hexval(s[i + 1]) << 4 | hexval(s[i + 2]);
-        if (v == 0) {
-            free(out);
-            errno = EINVAL;
-            return NULL;
-        }
-        *o++ = (char)v;
-        i += 2;
-    }
-    *o = '\0';
-    return out;
-}
-
 static int set_decoded(struct nbdt *t, enum nbdt_key k, const char *s, size_t len,
                        const char *src, const char *what, struct bd_err *err)
 {
-    char *d = pct_decode(s, len);
-    if (!d) {
-        if (errno == ENOMEM)
-            return -ENOMEM;
+    char *d;
+    int r = bd_percent_decode_n(s, len, &d);
+    if (r == -EINVAL)
         return bd_err_set(err, EINVAL, "%s: bad percent escape in the %s",
                           src, what);
-    }
+    if (r < 0)
+        return r;
     free(t->v[k]);
     t->v[k] = d;
     return 0;
@@ -476,18 +436,6 @@ int nbdt_conf(const struct nbdt *t, struct nbd_conf *c, struct bd_err *err)
     return 0;
 }
 
-/* Escape what would break a URI: the result is for people, not parsers. */
-static void put_escaped(FILE *f, const char *s, const char *keep)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch) || strchr("-._~", ch) || (keep && strchr(keep, ch)))
-            fputc(ch, f);
-        else
-            fprintf(f, "%%%02X", ch);
-    }
-}
-
 char *nbdt_display(const struct nbd_conf *c)
 {
     char *buf = NULL;
@@ -505,10 +453,10 @@ char *nbdt_display(const struct nbd_conf *c)
             fprintf(f, ":%s", c->port);
     }
     fputc('/', f);
-    put_escaped(f, c->export, "/:@!$&'()*+,;=");
+    bd_percent_encode(f, c->export, "/:@!$&'()*+,;=");
     if (c->is_unix) {
         fputs("?socket=", f);
-        put_escaped(f, c->path, "/");
+        bd_percent_encode(f, c->path, "/");
     }
     if (fclose(f) != 0) {
         free(buf);

@@ -301,19 +301,6 @@ int sshc_conf(const struct sshc *t, struct ssh_conf *c, struct bd_err *err)
     return ssh_hkc_parse(t->v[SSHC_HOST_KEY_CHECK], &c->hkc, err);
 }
 
-/* Append s percent-encoded: unreserved characters (RFC 3986) and those in
- * keep stay as they are. */
-static void put_encoded(FILE *f, const char *s, const char *keep)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch) || strchr("-._~", ch) || (keep && strchr(keep, ch)))
-            fputc(ch, f);
-        else
-            fprintf(f, "%%%02X", ch);
-    }
-}
-
 char *sshc_display(const struct ssh_conf *c)
 {
     char *out = NULL;
@@ -324,7 +311,7 @@ char *sshc_display(const struct ssh_conf *c)
         return NULL;
     fputs("ssh://", f);
     if (c->user) {
-        put_encoded(f, c->user, NULL);
+        bd_percent_encode(f, c->user, NULL);
         fputc('@', f);
     }
     /* URI hosts are not percent-decoded; sshc_conf refused the odd ones */
@@ -333,7 +320,7 @@ char *sshc_display(const struct ssh_conf *c)
         fprintf(f, ":%u", c->port);
     if (c->path[0] != '/')
         fputc('/', f);
-    put_encoded(f, c->path, "/");
+    bd_percent_encode(f, c->path, "/");
     if (fclose(f) != 0) {
         free(out);
         return NULL;

@@ -367,6 +367,15 @@ int bd_percent_decode_n(const char *s, size_t len, char **out);
 /* Write s to f percent-encoded: RFC 3986 unreserved characters and those
  * in keep (may be NULL) stay as they are. */
 void bd_percent_encode(FILE *f, const char *s, const char *keep);
+/* A port number 1..65535 from s[0..len), or -1. */
+int bd_port_parse(const char *s, size_t len);
+/* Split "host[:port]" or "[v6addr][:port]" from s[0..len): the host
+ * without brackets, and the port's text (*port NULL when there is none).
+ * -EINVAL with err (naming src) for a missing ']' or text after it; what
+ * the parts say is the caller's to check. */
+int bd_hostport_split(const char *s, size_t len, const char **host,
+                      size_t *hlen, const char **port, size_t *plen,
+                      const char *src, struct bd_err *err);
 
 /* ---- logging (core/log.c) ---------------------------------------------- */
 

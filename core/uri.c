@@ -82,6 +82,52 @@ void bd_percent_encode(FILE *f, const char *s, const char *keep)
     }
 }
 
+int bd_port_parse(const char *s, size_t len)
+{
+    long v = 0;
+    if (len == 0 || len > 5)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v >= 1 && v <= 65535 ? (int)v : -1;
+}
+
+int bd_hostport_split(const char *s, size_t len, const char **host,
+                      size_t *hlen, const char **port, size_t *plen,
+                      const char *src, struct bd_err *err)
+{
+    const char *end = s + len, *hend;
+    *host = s;
+    *port = NULL;
+    *plen = 0;
+    if (len > 0 && *s == '[') {
+        hend = memchr(s, ']', len);
+        if (!hend)
+            return bd_err_set(err, EINVAL, "%s: missing ']' after the IPv6 "
+                              "address", src);
+        *host = s + 1;
+        if (hend + 1 < end) {
+            if (hend[1] != ':')
+                return bd_err_set(err, EINVAL, "%s: unexpected text after "
+                                  "the IPv6 address", src);
+            *port = hend + 2;
+        }
+    } else {
+        hend = memchr(s, ':', len);
+        if (hend)
+            *port = hend + 1;
+        else
+            hend = end;
+    }
+    *hlen = (size_t)(hend - *host);
+    if (*port)
+        *plen = (size_t)(end - *port);
+    return 0;
+}
+
 /* scheme ":" ... : RFC 3986 scheme characters. */
 static size_t scheme_len(const char *s)
 {

@@ -56,55 +56,24 @@ static int set_decoded(char **dst, const char *s, size_t len, const char *src,
     return 0;
 }
 
-/* A port number 1..65535 from s[0..len), or -1. */
-static int parse_port(const char *s, size_t len)
-{
-    long v = 0;
-    if (len == 0 || len > 5)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v >= 1 && v <= 65535 ? (int)v : -1;
-}
-
 static int parse_hostport(struct glt_server *sv, const char *s, size_t len,
                           const char *src, struct bd_err *err)
 {
-    const char *end = s + len, *host = s, *hend, *port = NULL;
-    if (*s == '[') {
-        hend = memchr(s, ']', len);
-        if (!hend)
-            return bd_err_set(err, EINVAL, "%s: missing ']' after the IPv6 "
-                              "address", src);
-        host = s + 1;
-        if (hend + 1 < end) {
-            if (hend[1] != ':')
-                return bd_err_set(err, EINVAL, "%s: unexpected text after "
-                                  "the IPv6 address", src);
-            port = hend + 2;
-        }
-    } else {
-        hend = memchr(s, ':', len);
-        if (hend)
-            port = hend + 1;
-        else
-            hend = end;
-    }
-    if (hend == host)
+    const char *host, *port;
+    size_t hlen, plen;
+    int r = bd_hostport_split(s, len, &host, &hlen, &port, &plen, src, err);
+    if (r < 0)
+        return r;
+    if (!hlen)
         return bd_err_set(err, EINVAL, "%s: no server host name; write "
                           "gluster://HOST[:PORT]/VOLUME/PATH", src);
-    int r = set_decoded(&sv->host, host, (size_t)(hend - host), src,
-                        "host name", err);
+    r = set_decoded(&sv->host, host, hlen, src, "host name", err);
     if (r < 0)
         return r;
     sv->port = GLT_DEFAULT_PORT;
-    if (port && (sv->port = parse_port(port, (size_t)(end - port))) < 0)
+    if (port && (sv->port = bd_port_parse(port, plen)) < 0)
         return bd_err_set(err, EINVAL, "%s: bad port '%.*s'; a port is a "
-                          "number from 1 to 65535", src, (int)(end - port),
-                          port);
+                          "number from 1 to 65535", src, (int)plen, port);
     return 0;
 }
 
@@ -291,7 +260,7 @@ static int server_from_opts(const struct bd_opts *o, unsigned i,
         return bd_err_set(err, EINVAL, "gluster: bad server host name '%s'",
                           host);
     sv->port = GLT_DEFAULT_PORT;
-    if (port && (sv->port = parse_port(port, strlen(port))) < 0)
+    if (port && (sv->port = bd_port_parse(port, strlen(port))) < 0)
         return bd_err_set(err, EINVAL, "gluster option server.%u.port='%s': "
                           "expected a number from 1 to 65535", i, port);
     r = set_str(&sv->host, host, strlen(host));

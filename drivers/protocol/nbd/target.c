@@ -81,57 +81,27 @@ static int set_decoded(struct nbdt *t, enum nbdt_key k, const char *s, size_t le
     return 0;
 }
 
-static bool port_ok(const char *s, size_t len)
-{
-    unsigned long v = 0;
-    if (len == 0 || len > 5)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    return v >= 1 && v <= 65535;
-}
-
 /* host[:port] or [v6]:port from s[0..len). */
 static int parse_hostport(struct nbdt *t, const char *s, size_t len,
                           const char *src, struct bd_err *err)
 {
-    const char *end = s + len, *host = s, *hend, *port = NULL;
-    if (len > 0 && *s == '[') {
-        hend = memchr(s, ']', len);
-        if (!hend)
-            return bd_err_set(err, EINVAL, "%s: missing ']' after the IPv6 "
-                              "address", src);
-        host = s + 1;
-        if (hend + 1 < end) {
-            if (hend[1] != ':')
-                return bd_err_set(err, EINVAL, "%s: unexpected text after "
-                                  "the IPv6 address", src);
-            port = hend + 2;
-        }
-    } else {
-        hend = memchr(s, ':', len);
-        if (hend)
-            port = hend + 1;
-        else
-            hend = end;
-    }
-    if (hend == host)
+    const char *host, *port;
+    size_t hlen, plen;
+    int r = bd_hostport_split(s, len, &host, &hlen, &port, &plen, src, err);
+    if (r < 0)
+        return r;
+    if (!hlen)
         return bd_err_set(err, EINVAL, "%s: no server host name; write "
                           "nbd://HOST[:PORT]/EXPORT or "
                           "nbd+unix:///EXPORT?socket=PATH", src);
-    int r = set_decoded(t, NBDT_HOST, host, (size_t)(hend - host), src,
-                        "host name", err);
+    r = set_decoded(t, NBDT_HOST, host, hlen, src, "host name", err);
     if (r < 0)
         return r;
     if (port) {
-        if (!port_ok(port, (size_t)(end - port)))
+        if (bd_port_parse(port, plen) < 0)
             return bd_err_set(err, EINVAL, "%s: bad port '%.*s'; a port is a "
-                              "number from 1 to 65535", src,
-                              (int)(end - port), port);
-        return set_n(t, NBDT_PORT, port, (size_t)(end - port));
+                              "number from 1 to 65535", src, (int)plen, port);
+        return set_n(t, NBDT_PORT, port, plen);
     }
     return 0;
 }
@@ -378,7 +348,7 @@ int nbdt_conf(const struct nbdt *t, struct nbd_conf *c, struct bd_err *err)
             return bd_err_set(err, EINVAL, "nbd: bad server host name '%s'",
                               c->host);
         c->port = v[NBDT_PORT] ? v[NBDT_PORT] : NBD_DEFAULT_PORT;
-        if (!port_ok(c->port, strlen(c->port)))
+        if (bd_port_parse(c->port, strlen(c->port)) < 0)
             return bd_err_set(err, EINVAL, "nbd option server.port='%s': "
                               "expected a number from 1 to 65535", c->port);
     }

@@ -162,32 +162,134 @@ struct bd_check {
     uint64_t leaks_fixed;
 };
 
-/* ---- the driver ops struct --------------------------------------------- */
+/* ---- the driver contract ----------------------------------------------- */
 
+/*
+ * Three kinds of driver build a graph of nodes:
+ *  - BD_PROTOCOL: the bottom of a graph; reaches the bytes (a local file, a
+ *    device, a server). Has no n->file.
+ *  - BD_FORMAT: an image format over one protocol (or format) child,
+ *    n->file, opened by core before the format's open. Probed by its magic.
+ *  - BD_FILTER: a pass-through node over n->file that changes one aspect of
+ *    I/O (preallocation, logging, a guard). Never probed: opened only by
+ *    name (driver=NAME,file.driver=...). Every I/O callback a filter leaves
+ *    NULL is forwarded by core to n->file unchanged, so a filter implements
+ *    only what it changes; its size, limits and block status are n->file's
+ *    unless it says otherwise.
+ *
+ * struct bd_driver holds what every node does. Capabilities with rules of
+ * their own live in optional const sub-tables below: a sub-table is either
+ * absent (NULL) or has every callback set. tests/unit/test-registry.c walks
+ * the registry and checks each driver against these rules with
+ * bd_driver_contract_check(), so a new driver that breaks one fails CI.
+ */
 enum bd_kind { BD_FORMAT, BD_PROTOCOL, BD_FILTER };
+
+/* Protocols named by a URI (nbd://, ssh://...); protocols only. */
+struct bd_uri_ops {
+    const char *const *schemes;     /* NULL-terminated, matched without case */
+    /* Turn the URI into options of this driver (filename=, host=...) in o,
+     * a view core has already narrowed to the protocol node. */
+    int (*parse)(const char *uri, struct bd_opts *o, struct bd_err *err);
+};
+
+/* Formats that write new images (`imgfuse create`, --create). */
+struct bd_create_ops {
+    const char *const *options;     /* what `create -o` accepts; may be NULL */
+    /* Write a new image of `size` bytes onto the open, empty, writable
+     * protocol node `file`. 0 or -errno with err filled; core removes the
+     * file on failure. */
+    int (*create)(struct bd_node *file, uint64_t size, const struct bd_opts *o,
+                  struct bd_err *err);
+};
+
+/* Protocols that make and remove objects (the file an image is created
+ * in, and the extents or data files beside it). */
+struct bd_files_ops {
+    const char *const *options;     /* create options for the object; may be
+                                       NULL */
+    /* Make an empty object at filename (O_EXCL semantics; -EEXIST with err
+     * filled when something is there). o holds the create options; for a
+     * file beside an image on a server (bd_create_related) it holds instead
+     * what bd_remote_ops.sibling filled, which then names the file and the
+     * connection, and filename only names it in messages. */
+    int (*create_file)(const char *filename, const struct bd_opts *o,
+                       struct bd_err *err);
+    /* Remove what create_file made (a create that failed); o is NULL or, as
+     * for create_file, what sibling filled. */
+    int (*remove_file)(const char *filename, const struct bd_opts *o,
+                       struct bd_err *err);
+};
+
+/*
+ * Protocols whose objects are paths on a server (ssh, gluster): a name
+ * stored in an image on such a node (backing file, extent, data file) is a
+ * path on the same server, and core resolves it with these, never on the
+ * local host. A driver with this table also has bd_uri_ops and
+ * bd_files_ops (sibling's options must be creatable and removable).
+ */
+struct bd_remote_ops {
+    /* The server behind n as "scheme://[user@]host[:port]" (gluster: with
+     * the volume), without secrets: equal strings reach the same files;
+     * and n's canonical absolute path there. Both borrowed while n is
+     * open. */
+    void (*where)(struct bd_node *n, const char **server, const char **path);
+    /* The server's canonical form of the absolute path (symlinks, "." and
+     * ".." resolved there); caller frees *out. -ENOENT when nothing is at
+     * path; other failures with err filled. */
+    int (*realpath)(struct bd_node *n, const char *path, char **out,
+                    struct bd_err *err);
+    /* Fill the empty view o so that this driver opens the absolute path on
+     * n's server with n's connection settings (host, port, user, keys,
+     * timeouts; gluster: volume and servers). Its "filename" is a URI
+     * naming the new node in messages, without secrets. */
+    int (*sibling)(struct bd_node *n, const char *path, struct bd_opts *o,
+                   struct bd_err *err);
+};
+
+/*
+ * Formats that free storage (discard, shrink) while other requests run and
+ * map reads through block status (BD_STATUS_OFFSET): hold that freeing off
+ * while a mapping given out is read outside the driver (from core's
+ * bd_map_fd until bd_map_fd_done). Formats with block_status and without
+ * map_fd only. pin may be called from any thread; each pin is matched by
+ * exactly one unpin.
+ */
+struct bd_pin_ops {
+    void (*pin)(struct bd_node *n);
+    void (*unpin)(struct bd_node *n);
+};
 
 struct bd_driver {
     const char *name;               /* "qcow2", "nbd", ... */
-    enum bd_kind kind;              /* BD_FORMAT, BD_PROTOCOL, BD_FILTER */
-    const char *const *schemes;     /* URI schemes, protocol drivers only */
+    enum bd_kind kind;
     const char *const *options;     /* NULL-terminated option names it reads */
-    const char *const *create_options; /* what `create -o` accepts */
     size_t state_size;              /* per-node private state, zeroed by core */
-    bool parallel;                  /* safe to call from many threads at once */
-    bool read_only;                 /* the format cannot be written */
+    bool parallel;                  /* safe to call from many threads at once;
+                                       false: core serializes with n->lock */
+    bool read_only;                 /* formats: the format cannot be written
+                                       (then no write callbacks, no create) */
 
-    int  (*probe)(const uint8_t *head, size_t len);           /* score 0..100 */
-    /* Formats identified by a trailer (dmg): the file's last bytes. */
-    int  (*probe_tail)(const uint8_t *tail, size_t len);      /* score 0..100 */
-    /* Protocols: turn a URI or legacy string into options (filename=...). */
-    int  (*parse_uri)(const char *uri, struct bd_opts *o, struct bd_err *err);
-    /* Format nodes arrive with n->file already open; protocols open it.
-     * On failure core still calls close, which must cope with a
-     * half-finished open.
-     * Option strings live only until open returns: copy what you keep. */
+    /* Formats: score the first bytes (BD_PROBE_BYTES or the whole file) for
+     * this format's magic, 0..100; the highest score wins, a tie is a bug.
+     * Identified by a trailer (dmg): probe_tail scores the last bytes. */
+    int  (*probe)(const uint8_t *head, size_t len);
+    int  (*probe_tail)(const uint8_t *tail, size_t len);
+
+    /* Formats and filters arrive with n->file already open; protocols open
+     * their object. On failure core still calls close, which must cope with
+     * a half-finished open. Option strings live only until open returns:
+     * copy what you keep. Required. */
     int  (*open)(struct bd_node *n, const struct bd_opts *o, struct bd_err *err);
     void (*close)(struct bd_node *n);
 
+    /*
+     * I/O. Core promises: off and len are multiples of request_alignment,
+     * off + len <= size, len <= max_transfer, and no write reaches a
+     * read-only node. Return 0 or -errno. NULL means not supported: core
+     * writes buffers of zeroes for pwrite_zeroes, ignores discard, reports
+     * all data for block_status (a filter: forwards each to n->file).
+     */
     void    (*limits)(struct bd_node *n, struct bd_limits *lim);
     int64_t (*size)(struct bd_node *n);
     int (*pread)(struct bd_node *n, void *buf, uint64_t len, uint64_t off);
@@ -205,66 +307,29 @@ struct bd_driver {
      * front-end can splice; -ENOTSUP otherwise. Must not block. */
     int (*map_fd)(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
                   uint64_t *fd_off);
-    /* Formats that free clusters (discard, shrink) while other requests
-     * run: hold that off while a mapping given out through block status is
-     * read outside the driver (core's bd_map_fd until bd_map_fd_done). */
-    void (*pin)(struct bd_node *n);
-    void (*unpin)(struct bd_node *n);
     /* Resize (growable mounts, create). Formats and protocols alike. */
     int (*truncate)(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
                     struct bd_err *err);
     /* Bytes the node uses on its storage (info's "disk size"), -errno. */
     int64_t (*allocated_size)(struct bd_node *n);
-    /* Internal snapshots: a malloc'd array of malloc'd names (the id when
-     * a snapshot has no name), each one usable as the node's snapshot=
-     * option. Returns the count or -errno. */
-    int (*snapshots)(struct bd_node *n, char ***names);
-    /* Format-specific fields for `imgfuse info`. */
+    /* Fields for `imgfuse info`. */
     void (*info)(struct bd_node *n, struct bd_info *info);
 
-    /* Check (and with fix flags, repair) the image's metadata. The node
-     * is open read-write when fix != 0. Fills res; 0 or -errno. */
+    /* Formats: internal snapshots, a malloc'd array of malloc'd names (the
+     * id when a snapshot has no name), each one usable as the node's
+     * snapshot= option. Returns the count or -errno. */
+    int (*snapshots)(struct bd_node *n, char ***names);
+    /* Formats: check (and with fix flags, repair) the image's metadata. The
+     * node is open read-write when fix != 0. Fills res; 0 or -errno. */
     int (*check)(struct bd_node *n, unsigned fix, struct bd_check *res,
                  struct bd_err *err);
 
-    /* Protocols: make an empty object at filename (O_EXCL semantics;
-     * -EEXIST with err filled when something is there). o holds the create
-     * options; for a file beside an image on a server (bd_create_related)
-     * it holds instead what sibling() filled, which then names the file
-     * and the connection, and filename only names it in messages. */
-    int (*create_file)(const char *filename, const struct bd_opts *o,
-                       struct bd_err *err);
-    /* Formats: write a new image of `size` bytes onto the open, empty,
-     * writable protocol node `file`. */
-    int (*create)(struct bd_node *file, uint64_t size, const struct bd_opts *o,
-                  struct bd_err *err);
-    /* Protocols: remove what create_file made (a create that failed);
-     * o is NULL or, as for create_file, what sibling() filled. */
-    int (*remove_file)(const char *filename, const struct bd_opts *o,
-                       struct bd_err *err);
-
-    /*
-     * Protocols whose objects are paths on a server (ssh, gluster): a name
-     * stored in an image on such a node (backing file, extent, data file)
-     * is a path on the same server, and core resolves it with these three,
-     * never on the local host. A driver sets all three or none.
-     */
-    /* The server behind n as "scheme://[user@]host[:port]" (gluster: with
-     * the volume), without secrets: equal strings reach the same files;
-     * and n's canonical absolute path there. Both borrowed while n is open. */
-    void (*remote_where)(struct bd_node *n, const char **server,
-                         const char **path);
-    /* The server's canonical form of the absolute path (symlinks, "." and
-     * ".." resolved there); caller frees *out. -ENOENT when nothing is at
-     * path; other failures with err filled. */
-    int (*remote_realpath)(struct bd_node *n, const char *path, char **out,
-                           struct bd_err *err);
-    /* Fill the empty view o so that this driver opens the absolute path on
-     * n's server with n's connection settings (host, port, user, keys,
-     * timeouts; gluster: volume and servers). Its "filename" is a URI
-     * naming the new node in messages, without secrets. */
-    int (*sibling)(struct bd_node *n, const char *path, struct bd_opts *o,
-                   struct bd_err *err);
+    /* Optional capabilities, each NULL or complete (see above). */
+    const struct bd_uri_ops *uri;           /* protocols */
+    const struct bd_files_ops *files;       /* protocols */
+    const struct bd_remote_ops *remote;     /* protocols on a server */
+    const struct bd_create_ops *create;     /* formats */
+    const struct bd_pin_ops *pin;           /* formats */
 };
 
 /* ---- what drivers may call on their children --------------------------- */
@@ -302,7 +367,7 @@ void bd_map_fd_done(struct bd_node *n);
 /*
  * Open a backing (parent) image named inside the image `n`: resolves a
  * relative name against the directory of n's file (on n's server when n's
- * protocol has remote_where: an absolute name is then a path on that same
+ * protocol has bd_remote_ops: an absolute name is then a path on that same
  * server, never a local file), applies the backing
  * policy (follow/confine/none), the depth limit and loop detection, opens it
  * read-only with read locks, and probes when fmt is NULL. Sets n->backing

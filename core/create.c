@@ -15,32 +15,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int check_create_opts(struct bd_opts *o, const struct bd_driver *fmt,
+static int check_create_opts(struct bd_opts *o, const struct bd_driver *drv,
                              const struct bd_driver *proto, struct bd_err *err)
 {
     struct bd_opt_tree *t = o->tree;
+    const char *const *fmt_opts = drv->create->options;
+    const char *const *proto_opts = proto->files->options;
     for (size_t i = 0; i < t->n; i++) {
         const char *k = t->v[i].key;
         bool known = false;
-        for (const char *const *c = fmt->create_options; c && *c && !known; c++)
+        for (const char *const *c = fmt_opts; c && *c && !known; c++)
             known = bd_key_eq(k, *c);
-        for (const char *const *c = proto->create_options; c && *c && !known; c++)
+        for (const char *const *c = proto_opts; c && *c && !known; c++)
             known = bd_key_eq(k, *c);
         if (known)
             continue;
-        const char *hint = bd_suggest(k, fmt->create_options);
+        const char *hint = bd_suggest(k, fmt_opts);
         if (!hint)
-            hint = bd_suggest(k, proto->create_options);
+            hint = bd_suggest(k, proto_opts);
         char list[512] = "";
-        for (const char *const *c = fmt->create_options; c && *c; c++) {
+        for (const char *const *c = fmt_opts; c && *c; c++) {
             size_t l = strlen(list);
             snprintf(list + l, sizeof(list) - l, "%s%s", *list ? ", " : "", *c);
         }
         if (hint)
             return bd_err_set(err, EINVAL, "unknown option '%s' for creating "
-                              "a %s image (did you mean '%s'?)", k, fmt->name, hint);
+                              "a %s image (did you mean '%s'?)", k, drv->name, hint);
         return bd_err_set(err, EINVAL, "unknown option '%s' for creating a %s "
-                          "image; %s takes: %s", k, fmt->name, fmt->name,
+                          "image; %s takes: %s", k, drv->name, drv->name,
                           *list ? list : "no options");
     }
     return 0;
@@ -61,7 +63,7 @@ static int pick_protocol(const char *filename, const struct bd_driver **proto,
         return 0;
     }
     const struct bd_driver *d = bd_driver_for_scheme(scheme);
-    if (d && d->create_file && d->parse_uri)
+    if (d && d->files && d->uri)
         *proto = d;
     else if (d || strstr(filename, "://"))
         r = bd_err_set(err, ENOTSUP, "%s: imgfuse cannot create images over "
@@ -82,13 +84,9 @@ static void remove_new(const struct bd_driver *proto, const char *filename)
 {
     struct bd_err e2 = { 0 };
 
-    if (is_local(proto))
-        unlink(filename);
-    else if (!proto->remove_file)
-        log_warn("%s: creating the image failed; remove the half-made file",
-                 filename);
-    else if (proto->remove_file(filename, NULL, &e2) < 0)
-        log_warn("%s", e2.msg);
+    if (proto->files->remove_file(filename, NULL, &e2) < 0)
+        log_warn("%s; creating the image failed: remove the half-made file",
+                 e2.msg);
 }
 
 /* Open the new, empty object writable. */
@@ -103,7 +101,7 @@ static int open_new(const struct bd_driver *proto, const char *filename,
     if (!po)
         return bd_err_set(err, ENOMEM, "out of memory");
     if (!local)
-        r = proto->parse_uri(filename, po, err);
+        r = proto->uri->parse(filename, po, err);
     if (r == 0)
         r = bd_node_open_protocol(local ? filename : NULL, proto, po, flags, 0,
                                   file, err);
@@ -160,13 +158,13 @@ int bd_create_image(const char *filename, const char *fmt, uint64_t size,
     r = check_create_opts(o, drv, proto, err);
     if (r < 0)
         goto out;
-    r = proto->create_file(filename, o, err);
+    r = proto->files->create_file(filename, o, err);
     if (r < 0)
         goto out;
     r = open_new(proto, filename, &flags, &file, err);
     if (r < 0)
         goto out_remove;
-    r = drv->create(file, size, o, err);
+    r = drv->create->create(file, size, o, err);
     if (r == 0)
         r = bd_flush(file);
     bd_node_close(file);

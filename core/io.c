@@ -15,6 +15,12 @@ static uint8_t zero_buf[ZERO_BUF_SIZE] __attribute__((aligned(4096)));
 
 enum io_kind { IO_READ, IO_WRITE };
 
+/* A filter leaves to core what it does not change: forward to its file. */
+static bool forwards(const struct bd_node *n, bool has_callback)
+{
+    return !has_callback && n->drv->kind == BD_FILTER && n->file;
+}
+
 static void drv_lock(struct bd_node *n)
 {
     if (!n->drv->parallel)
@@ -86,6 +92,8 @@ int bd_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
 {
     if (!len)
         return 0;
+    if (forwards(n, n->drv->pread))
+        return bd_pread(n->file, buf, len, off);
     if (!n->drv->pread)
         return -ENOTSUP;
     int64_t size = bd_size(n);
@@ -164,6 +172,8 @@ int bd_pwrite(struct bd_node *n, const void *buf, uint64_t len, uint64_t off,
         return 0;
     if (n->flags.read_only)
         return -EROFS;
+    if (forwards(n, n->drv->pwrite))
+        return bd_pwrite(n->file, buf, len, off, flags);
     if (!n->drv->pwrite)
         return -ENOTSUP;
     if (ovf_add_u64(off, len, &end))
@@ -221,6 +231,8 @@ int bd_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
         return r;
     if (n->flags.discard == BD_DISCARD_IGNORE)
         flags &= ~BD_REQ_MAY_UNMAP;
+    if (forwards(n, n->drv->pwrite_zeroes))
+        return bd_pwrite_zeroes(n->file, len, off, flags);
     if (!n->drv->pwrite_zeroes) {
         if (flags & BD_REQ_NO_FALLBACK)
             return -ENOTSUP;
@@ -271,6 +283,8 @@ int bd_discard(struct bd_node *n, uint64_t len, uint64_t off)
 {
     if (n->flags.read_only)
         return -EROFS;
+    if (forwards(n, n->drv->discard))
+        return bd_discard(n->file, len, off);
     if (n->flags.discard == BD_DISCARD_IGNORE || !n->drv->discard || !len)
         return 0;
     int64_t size = bd_size(n);
@@ -317,6 +331,8 @@ int bd_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
 {
     if (n->flags.read_only)
         return bd_err_set(err, EROFS, "%s: is open read-only", n->name);
+    if (forwards(n, n->drv->truncate))
+        return bd_truncate(n->file, size, prealloc, err);
     if (!n->drv->truncate)
         return bd_err_set(err, ENOTSUP, "%s: %s images cannot be resized",
                           n->name, n->drv->name);
@@ -345,6 +361,8 @@ int bd_block_status(struct bd_node *n, uint64_t off, uint64_t len,
     }
     if (len > (uint64_t)size - off)
         len = (uint64_t)size - off;
+    if (forwards(n, n->drv->block_status))
+        return bd_block_status(n->file, off, len, pnum, status, map);
     if (!n->drv->block_status) {
         *pnum = len;
         *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
@@ -411,13 +429,15 @@ int bd_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
         return -ENOTSUP;
     if (n->drv->map_fd)
         return n->drv->map_fd(n, off, len, fd, fd_off);
+    if (forwards(n, n->drv->map_fd))
+        return bd_map_fd(n->file, off, len, fd, fd_off);
     /* A format whose block status maps the whole range, as plain data, to
      * one run of its file (BD_STATUS_OFFSET: the bytes are there as they
      * are) can be read from that file directly. */
     if (n->drv->kind != BD_FORMAT || !n->drv->block_status || !n->file)
         return -ENOTSUP;
     if (n->drv->pin)
-        n->drv->pin(n);
+        n->drv->pin->pin(n);
     uint64_t pnum, map;
     unsigned st;
     unsigned want = BD_STATUS_DATA | BD_STATUS_ALLOCATED | BD_STATUS_OFFSET;
@@ -425,8 +445,8 @@ int bd_map_fd(struct bd_node *n, uint64_t off, uint64_t len, int *fd,
     if (bd_block_status(n, off, len, &pnum, &st, &map) == 0 && pnum >= len &&
         (st & (want | BD_STATUS_ZERO)) == want)
         r = bd_map_fd(n->file, map, len, fd, fd_off);
-    if (r < 0 && n->drv->unpin)
-        n->drv->unpin(n);
+    if (r < 0 && n->drv->pin)
+        n->drv->pin->unpin(n);
     return r;
 }
 
@@ -435,6 +455,6 @@ void bd_map_fd_done(struct bd_node *n)
     /* the walk bd_map_fd took goes down the file children only, and only
      * formats pin */
     for (; n; n = n->file)
-        if (n->drv->unpin && !n->drv->map_fd)
-            n->drv->unpin(n);
+        if (n->drv->pin)
+            n->drv->pin->unpin(n);
 }

@@ -86,7 +86,10 @@ struct bd_node *bd_node_protocol(struct bd_node *n)
 void bd_node_refresh_limits(struct bd_node *n)
 {
     struct bd_limits lim = { .request_alignment = 1 };
-    if (n->file) {
+    /* a filter passes requests through whole: its file's limits are its own */
+    if (n->file && n->drv->kind == BD_FILTER) {
+        lim = n->file->lim;
+    } else if (n->file) {
         lim.request_alignment = n->file->lim.request_alignment;
         lim.mem_alignment = n->file->lim.mem_alignment;
         lim.opt_transfer = n->file->lim.opt_transfer;
@@ -268,8 +271,9 @@ static int open_format(const struct bd_driver *drv, bool probed,
         return -ENOMEM;
     }
     /* A format allocates by writing past its file's end: the protocol
-     * child grows, while the guest-visible size is the format's to keep. */
-    if (!flags->read_only)
+     * child grows, while the guest-visible size is the format's to keep.
+     * A filter's size is its file's: that grows only as the filter does. */
+    if (!flags->read_only && drv->kind == BD_FORMAT)
         file->flags.growable = true;
     n->file = file;
     file->parent = n;
@@ -472,21 +476,14 @@ static bool path_within(const char *path, const char *dir)
 /* A protocol whose objects are paths on a server (ssh, gluster). */
 static bool is_remote(const struct bd_node *p)
 {
-    return p && p->drv->remote_where && p->drv->remote_realpath &&
-           p->drv->sibling;
+    return p && p->drv->remote;
 }
 
 /* A protocol with no paths at all (nbd, iscsi): a name stored in an image
  * on it has no directory to be looked up in. */
 static bool is_pathless(const struct bd_node *p)
 {
-    if (!p || is_remote(p) || p->drv->kind != BD_PROTOCOL || !p->drv->schemes)
-        return false;
-    for (const char *const *s = p->drv->schemes; *s; s++) {
-        if (strcmp(*s, "file") == 0)
-            return false;
-    }
-    return true;
+    return p && !is_remote(p) && p->drv->kind == BD_PROTOCOL && p->drv->uri;
 }
 
 static int pathless_error(struct bd_node *n, struct bd_node *p,
@@ -542,7 +539,7 @@ static void normalize_abs(char *p)
 static char *remote_dir(struct bd_node *p)
 {
     const char *server, *path;
-    p->drv->remote_where(p, &server, &path);
+    p->drv->remote->where(p, &server, &path);
     const char *slash = strrchr(path, '/');
     if (path[0] != '/')
         return strdup(".");     /* resolve_remote refuses it */
@@ -576,7 +573,7 @@ static int resolve_remote(struct bd_node *n, struct bd_node *p,
                           n->name, what, name);
     }
     normalize_abs(joined);
-    r = p->drv->remote_realpath(p, joined, &real, &e2);
+    r = p->drv->remote->realpath(p, joined, &real, &e2);
     if (r == -ENOENT) {
         r = bd_err_set(err, ENOENT, "%s: %s '%s' is not on the server "
                        "(looked for %s there; names in an image on a server "
@@ -676,7 +673,7 @@ int bd_resolve_related(struct bd_node *n, const char *name, char **out,
 static int sibling_opts(struct bd_node *p, const char *path, struct bd_opts *o,
                         struct bd_err *err)
 {
-    int r = p->drv->sibling(p, path, o, err);
+    int r = p->drv->remote->sibling(p, path, o, err);
     if (r == 0 && bd_opts_set(o, "driver", p->drv->name) < 0)
         r = bd_err_set(err, ENOMEM, "out of memory");
     if (r < 0 && err->errnum == 0)
@@ -721,7 +718,7 @@ static int canon_path(struct bd_node *p, const char *path, char **out,
 
     if (is_remote(p)) {
         struct bd_err e2 = { 0 };
-        int r = p->drv->remote_realpath(p, path, out, &e2);
+        int r = p->drv->remote->realpath(p, path, out, &e2);
         if (r < 0 && r != -ENOENT)
             r = bd_err_set(err, e2.errnum ? e2.errnum : -r, "%s",
                            e2.errnum ? e2.msg : strerror(-r));
@@ -744,7 +741,7 @@ static int make_file(struct bd_node *p, const char *path, struct bd_err *err)
     struct bd_opts *o;
     int r = 0;
 
-    if (!d || !d->create_file)
+    if (!d || !d->files)
         return bd_err_set(err, ENOTSUP, "%s: imgfuse cannot create files on "
                           "%s", path, d ? d->name : "this storage");
     if (!(o = bd_opts_new()))
@@ -752,7 +749,7 @@ static int make_file(struct bd_node *p, const char *path, struct bd_err *err)
     if (remote)
         r = sibling_opts(p, path, o, err);
     if (r == 0)
-        r = d->create_file(remote ? bd_opts_get(o, "filename") : path, o, err);
+        r = d->files->create_file(remote ? bd_opts_get(o, "filename") : path, o, err);
     bd_opts_free(o);
     return r;
 }
@@ -895,7 +892,7 @@ int bd_remove_related(struct bd_node *n, const char *path)
                  strerror(errno));
         return r;
     }
-    if (!p->drv->remove_file) {
+    if (!p->drv->files) {
         log_warn("%s: creating the image failed; remove the half-made file "
                  "%s on the server", n->name, path);
         return -ENOTSUP;
@@ -904,7 +901,7 @@ int bd_remove_related(struct bd_node *n, const char *path)
         return -ENOMEM;
     r = sibling_opts(p, path, o, &e2);
     if (r == 0)
-        r = p->drv->remove_file(bd_opts_get(o, "filename"), o, &e2);
+        r = p->drv->files->remove_file(bd_opts_get(o, "filename"), o, &e2);
     if (r < 0)
         log_warn("%s", e2.msg);
     bd_opts_free(o);
@@ -929,8 +926,8 @@ static bool is_same_remote(struct bd_node *p, const char *path,
     const char *s1, *p1, *s2, *p2;
     if (!is_remote(q) || q->drv != p->drv)
         return false;
-    p->drv->remote_where(p, &s1, &p1);
-    q->drv->remote_where(q, &s2, &p2);
+    p->drv->remote->where(p, &s1, &p1);
+    q->drv->remote->where(q, &s2, &p2);
     return strcmp(s1, s2) == 0 && strcmp(p2, path) == 0;
 }
 
@@ -947,8 +944,8 @@ static int remote_root(struct bd_node *n, struct bd_node *p, const char *name,
         return bd_err_set(err, EACCES, "%s: backing file '%s' is on another "
                           "server than the top image, which --backing=confine "
                           "refuses", n->name, name);
-    p->drv->remote_where(p, &s1, &p1);
-    tp->drv->remote_where(tp, &s2, &p2);
+    p->drv->remote->where(p, &s1, &p1);
+    tp->drv->remote->where(tp, &s2, &p2);
     if (strcmp(s1, s2) != 0)
         return bd_err_set(err, EACCES, "%s: backing file '%s' is on another "
                           "server than the top image, which --backing=confine "

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "registry.h"
 
+#include <stdio.h>
 #include <string.h>
 
 extern const struct bd_driver bd_drv_file, bd_drv_host_device, bd_drv_host_cdrom,
@@ -89,7 +90,9 @@ const struct bd_driver *bd_driver_find(const char *name)
 const struct bd_driver *bd_driver_for_scheme(const char *scheme)
 {
     for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
-        const char *const *s = drivers[i]->schemes;
+        if (!drivers[i]->uri)
+            continue;
+        const char *const *s = drivers[i]->uri->schemes;
         for (; s && *s; s++) {
             if (strcasecmp(*s, scheme) == 0)
                 return drivers[i];
@@ -102,4 +105,91 @@ const struct bd_driver *const *bd_driver_all(size_t *count)
 {
     *count = sizeof(drivers) / sizeof(drivers[0]);
     return drivers;
+}
+
+/* ---- the contract every driver keeps (core/bd.h) ---- */
+
+#define BROKEN(...) (snprintf(why, size, __VA_ARGS__), -EINVAL)
+
+static bool has_write_ops(const struct bd_driver *d)
+{
+    return d->pwrite || d->pwrite_zeroes || d->discard || d->truncate ||
+           d->create || d->pin;
+}
+
+static int check_tables(const struct bd_driver *d, char *why, size_t size)
+{
+    if (d->uri && (!d->uri->schemes || !d->uri->schemes[0] || !d->uri->parse))
+        return BROKEN("%s: its uri table needs schemes and parse", d->name);
+    if (d->files && (!d->files->create_file || !d->files->remove_file))
+        return BROKEN("%s: its files table needs create_file and remove_file",
+                      d->name);
+    if (d->remote && (!d->remote->where || !d->remote->realpath ||
+                      !d->remote->sibling))
+        return BROKEN("%s: its remote table needs where, realpath and "
+                      "sibling", d->name);
+    if (d->remote && (!d->uri || !d->files))
+        return BROKEN("%s: a remote protocol also needs the uri and files "
+                      "tables (siblings are opened, made and removed by URI)",
+                      d->name);
+    if (d->create && !d->create->create)
+        return BROKEN("%s: its create table needs create", d->name);
+    if (d->pin && (!d->pin->pin || !d->pin->unpin))
+        return BROKEN("%s: its pin table needs pin and unpin", d->name);
+    if (d->pin && (!d->block_status || d->map_fd))
+        return BROKEN("%s: pin is for formats that map through block_status, "
+                      "without map_fd", d->name);
+    return 0;
+}
+
+static int check_kind(const struct bd_driver *d, char *why, size_t size)
+{
+    switch (d->kind) {
+    case BD_PROTOCOL:
+        if (d->probe || d->probe_tail || d->create || d->pin || d->check ||
+            d->snapshots)
+            return BROKEN("%s: a protocol has no format ops (probe, create, "
+                          "pin, check, snapshots)", d->name);
+        if (!d->size)
+            return BROKEN("%s: a protocol must give its size", d->name);
+        if (d->read_only)
+            return BROKEN("%s: read_only is for formats; a protocol refuses "
+                          "writes by leaving pwrite NULL", d->name);
+        return 0;
+    case BD_FORMAT:
+        if (d->uri || d->files || d->remote)
+            return BROKEN("%s: a format has no protocol ops (uri, files, "
+                          "remote)", d->name);
+        if (!d->probe && d->probe_tail)
+            return BROKEN("%s: probe_tail without probe", d->name);
+        if (d->read_only && has_write_ops(d))
+            return BROKEN("%s: a read-only format has no write ops (pwrite, "
+                          "pwrite_zeroes, discard, truncate, create, pin)",
+                          d->name);
+        if (!d->read_only && !d->pwrite)
+            return BROKEN("%s: a writable format needs pwrite (or set "
+                          "read_only)", d->name);
+        return 0;
+    case BD_FILTER:
+        if (d->probe || d->probe_tail || d->uri || d->files || d->remote ||
+            d->create || d->pin || d->check || d->snapshots || d->read_only)
+            return BROKEN("%s: a filter only passes I/O through: no probe, "
+                          "uri, files, remote, create, pin, check, snapshots "
+                          "or read_only", d->name);
+        return 0;
+    }
+    return BROKEN("%s: unknown kind %d", d->name, (int)d->kind);
+}
+
+int bd_driver_contract_check(const struct bd_driver *d, char *why, size_t size)
+{
+    if (!d->name || !*d->name)
+        return BROKEN("a driver without a name");
+    if (!d->open)
+        return BROKEN("%s: open is required", d->name);
+    /* a filter may leave pread to core, which forwards it to n->file */
+    if (!d->pread && d->kind != BD_FILTER)
+        return BROKEN("%s: pread is required", d->name);
+    int r = check_tables(d, why, size);
+    return r < 0 ? r : check_kind(d, why, size);
 }

@@ -2,7 +2,7 @@
  * SOURCE strings: classify (file, URI, json:, dotted options), split URIs
  * into parts, and turn any of them into the option tree. Which driver a URI
  * scheme belongs to is the registry's business; parsing the rest of a
- * protocol's URI is the protocol driver's (parse_uri).
+ * protocol's URI is the protocol driver's (its bd_uri_ops.parse).
  */
 #include "bd-internal.h"
 #include "registry.h"
@@ -322,9 +322,9 @@ int bd_source_to_opts(const char *src, struct bd_opts *o, struct bd_err *err)
         if (strcasecmp(scheme, "file") == 0) {
             r = is_url ? file_uri_to_opts(src, o, err)
                        : bd_opts_set(o, "filename", src + 5);
-        } else if (drv && drv->parse_uri) {
+        } else if (drv && drv->uri) {
             struct bd_opts *view = bd_opts_sub(o, "file");
-            r = view ? drv->parse_uri(src, view, err) : -ENOMEM;
+            r = view ? drv->uri->parse(src, view, err) : -ENOMEM;
             if (r == 0)
                 r = bd_opts_set(view, "driver", drv->name);
             bd_opts_free_view(view);

@@ -160,11 +160,15 @@ static int raw_create(struct bd_node *file, uint64_t size, const struct bd_opts 
     return bd_truncate(file, size, (enum bd_prealloc)p, err);
 }
 
+static const struct bd_create_ops raw_create_ops = {
+    .options = raw_create_options,
+    .create = raw_create,
+};
+
 const struct bd_driver bd_drv_raw = {
     .name = "raw",
     .kind = BD_FORMAT,
     .options = raw_options,
-    .create_options = raw_create_options,
     .state_size = sizeof(struct raw_state),
     .parallel = true,
     .probe = raw_probe,
@@ -178,5 +182,5 @@ const struct bd_driver bd_drv_raw = {
     .map_fd = raw_map_fd,
     .truncate = raw_truncate,
     .info = raw_info,
-    .create = raw_create,
+    .create = &raw_create_ops,
 };

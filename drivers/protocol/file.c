@@ -592,14 +592,26 @@ static int file_create_file(const char *filename, const struct bd_opts *o,
     return 0;
 }
 
-static const char *const file_schemes[] = { "file", NULL };
+static int file_remove_file(const char *filename, const struct bd_opts *o,
+                            struct bd_err *err)
+{
+    (void)o;
+    if (unlink(filename) != 0)
+        return bd_err_set(err, errno, "%s: cannot remove: %s", filename,
+                          strerror(errno));
+    return 0;
+}
+
+static const struct bd_files_ops file_files_ops = {
+    .options = file_create_options,
+    .create_file = file_create_file,
+    .remove_file = file_remove_file,
+};
 
 const struct bd_driver bd_drv_file = {
     .name = "file",
     .kind = BD_PROTOCOL,
-    .schemes = file_schemes,
     .options = file_options,
-    .create_options = file_create_options,
     .state_size = sizeof(struct file_state),
     .parallel = true,
     .open = file_open,
@@ -616,7 +628,7 @@ const struct bd_driver bd_drv_file = {
     .truncate = file_truncate,
     .allocated_size = file_allocated_size,
     .info = file_info,
-    .create_file = file_create_file,
+    .files = &file_files_ops,
 };
 
 const struct bd_driver bd_drv_host_device = {

@@ -203,7 +203,7 @@ Test(gluster_opts, parse_uri_fills_options_and_a_display_name)
 {
     extern const struct bd_driver bd_drv_gluster;
     opts_reset();
-    cr_assert_eq(bd_drv_gluster.parse_uri("gluster+rdma://h:24010/v/d/a.img", o,
+    cr_assert_eq(bd_drv_gluster.uri->parse("gluster+rdma://h:24010/v/d/a.img", o,
                                           &err), 0, "%s", err.msg);
     cr_assert_str_eq(bd_opts_get(o, "filename"), "gluster://h:24010/v/d/a.img");
     cr_assert_str_eq(bd_opts_get(o, "volume"), "v");
@@ -211,7 +211,7 @@ Test(gluster_opts, parse_uri_fills_options_and_a_display_name)
     cr_assert_str_eq(bd_opts_get(o, "server.0.type"), "tcp");
     cr_assert_str_eq(bd_opts_get(o, "server.0.host"), "h");
     cr_assert_str_eq(bd_opts_get(o, "server.0.port"), "24010");
-    cr_assert_lt(bd_drv_gluster.parse_uri("gluster://h/v", o, &err), 0);
+    cr_assert_lt(bd_drv_gluster.uri->parse("gluster://h/v", o, &err), 0);
 }
 
 Test(gluster_opts, display_of_each_form)

@@ -582,11 +582,20 @@ static void qcow2_info(struct bd_node *n, struct bd_info *info)
                     s->snapshots[s->snapshot_index].name);
 }
 
+static const struct bd_create_ops qcow2_create_ops = {
+    .options = qcow2_create_options,
+    .create = qcow2_create,
+};
+
+static const struct bd_pin_ops qcow2_pin_ops = {
+    .pin = qcow2_pin,
+    .unpin = qcow2_unpin,
+};
+
 const struct bd_driver bd_drv_qcow2 = {
     .name = "qcow2",
     .kind = BD_FORMAT,
     .options = qcow2_options,
-    .create_options = qcow2_create_options,
     .state_size = sizeof(struct qcow2_state),
     .parallel = true,
     .probe = qcow2_probe,
@@ -600,12 +609,11 @@ const struct bd_driver bd_drv_qcow2 = {
     .discard = qcow2_discard,
     .flush = qcow2_flush,
     .block_status = qcow2_block_status,
-    .pin = qcow2_pin,
-    .unpin = qcow2_unpin,
     .truncate = qcow2_truncate,
     .allocated_size = qcow2_allocated_size,
     .snapshots = qcow2_snapshot_names,
     .info = qcow2_info,
     .check = qcow2_check,
-    .create = qcow2_create,
+    .create = &qcow2_create_ops,
+    .pin = &qcow2_pin_ops,
 };

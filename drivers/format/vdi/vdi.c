@@ -608,10 +608,14 @@ static int vdi_create(struct bd_node *file, uint64_t size, const struct bd_opts 
 
 static const char *const vdi_create_options[] = { "static", NULL };
 
+static const struct bd_create_ops vdi_create_ops = {
+    .options = vdi_create_options,
+    .create = vdi_create,
+};
+
 const struct bd_driver bd_drv_vdi = {
     .name = "vdi",
     .kind = BD_FORMAT,
-    .create_options = vdi_create_options,
     .state_size = sizeof(struct vdi_state),
     .parallel = true,
     .probe = vdi_probe,
@@ -625,5 +629,5 @@ const struct bd_driver bd_drv_vdi = {
     .block_status = vdi_block_status,
     .info = vdi_info,
     .check = vdi_check,
-    .create = vdi_create,
+    .create = &vdi_create_ops,
 };

@@ -94,7 +94,7 @@ static int remote_parent(struct bd_node *file, const char *name,
         bd_err_prefix(err, "parent '%s'", name);
         return ret;
     }
-    file->drv->remote_where(file, &server, &cpath);
+    file->drv->remote->where(file, &server, &cpath);
     slash = strrchr(cpath, '/');
     if (strlen(path) >= PATH_MAX || !slash || (size_t)(slash - cpath) >= PATH_MAX) {
         free(path);
@@ -123,7 +123,7 @@ static int vhdx_create_parent(struct bd_node *file, const char *name,
     char ppath[PATH_MAX], *dir = NULL, cdir[PATH_MAX];
     int ret;
 
-    if (file->drv->remote_where) {
+    if (file->drv->remote) {
         ret = remote_parent(file, name, ppath, cdir, err);
         if (ret < 0)
             return ret;

@@ -495,11 +495,15 @@ static void vhdx_info(struct bd_node *n, struct bd_info *info)
 
 static const char *const vhdx_options[] = { NULL };
 
+static const struct bd_create_ops vhdx_create_ops = {
+    .options = vhdx_create_options,
+    .create = vhdx_create,
+};
+
 const struct bd_driver bd_drv_vhdx = {
     .name = "vhdx",
     .kind = BD_FORMAT,
     .options = vhdx_options,
-    .create_options = vhdx_create_options,
     .state_size = sizeof(struct vhdx_state),
     .parallel = true,
     .probe = vhdx_probe,
@@ -514,5 +518,5 @@ const struct bd_driver bd_drv_vhdx = {
     .flush = vhdx_flush,
     .block_status = vhdx_block_status,
     .info = vhdx_info,
-    .create = vhdx_create,
+    .create = &vhdx_create_ops,
 };

@@ -808,10 +808,14 @@ static void vmdk_info(struct bd_node *n, struct bd_info *info)
     }
 }
 
+static const struct bd_create_ops vmdk_create_ops = {
+    .options = vmdk_create_opts,
+    .create = vmdk_create,
+};
+
 const struct bd_driver bd_drv_vmdk = {
     .name = "vmdk",
     .kind = BD_FORMAT,
-    .create_options = vmdk_create_opts,
     .state_size = sizeof(struct vmdk_state),
     .parallel = true,
     .probe = vmdk_probe,
@@ -827,5 +831,5 @@ const struct bd_driver bd_drv_vmdk = {
     .allocated_size = vmdk_allocated_size,
     .info = vmdk_info,
     .check = vmdk_check,
-    .create = vmdk_create,
+    .create = &vmdk_create_ops,
 };

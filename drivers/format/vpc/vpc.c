@@ -1268,11 +1268,15 @@ static const char *const vpc_options[] = {
 };
 static const char *const vpc_create_options[] = { "subformat", "force_size", NULL };
 
+static const struct bd_create_ops vpc_create_ops = {
+    .options = vpc_create_options,
+    .create = vpc_create,
+};
+
 const struct bd_driver bd_drv_vpc = {
     .name = "vpc",
     .kind = BD_FORMAT,
     .options = vpc_options,
-    .create_options = vpc_create_options,
     .state_size = sizeof(struct vpc_state),
     .parallel = true,
     .probe = vpc_probe,
@@ -1286,5 +1290,5 @@ const struct bd_driver bd_drv_vpc = {
     .block_status = vpc_block_status,
     .info = vpc_info,
     .check = vpc_check,
-    .create = vpc_create,
+    .create = &vpc_create_ops,
 };

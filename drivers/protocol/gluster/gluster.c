@@ -781,14 +781,28 @@ static int gl_sibling(struct bd_node *n, const char *path, struct bd_opts *o,
     return r < 0 ? bd_err_set(err, ENOMEM, "gluster: out of memory") : 0;
 }
 
+static const struct bd_uri_ops gluster_uri_ops = {
+    .schemes = gl_schemes,
+    .parse = gl_parse_uri,
+};
+
+static const struct bd_files_ops gluster_files_ops = {
+    .create_file = gl_create_file,
+    .remove_file = gl_remove_file,
+};
+
+static const struct bd_remote_ops gluster_remote_ops = {
+    .where = gl_remote_where,
+    .realpath = gl_remote_realpath,
+    .sibling = gl_sibling,
+};
+
 const struct bd_driver bd_drv_gluster = {
     .name = "gluster",
     .kind = BD_PROTOCOL,
-    .schemes = gl_schemes,
     .options = gl_options,
     .state_size = sizeof(struct gl_state),
     .parallel = true,
-    .parse_uri = gl_parse_uri,
     .open = gl_open,
     .close = gl_close,
     .limits = gl_limits,
@@ -802,9 +816,7 @@ const struct bd_driver bd_drv_gluster = {
     .truncate = gl_truncate,
     .allocated_size = gl_allocated_size,
     .info = gl_info,
-    .create_file = gl_create_file,
-    .remove_file = gl_remove_file,
-    .remote_where = gl_remote_where,
-    .remote_realpath = gl_remote_realpath,
-    .sibling = gl_sibling,
+    .uri = &gluster_uri_ops,
+    .files = &gluster_files_ops,
+    .remote = &gluster_remote_ops,
 };

@@ -856,14 +856,17 @@ static void iscsi_info_cb(struct bd_node *n, struct bd_info *info)
                 s->lbpu ? ", unmap" : "", s->lbpws ? ", write-same-unmap" : "");
 }
 
+static const struct bd_uri_ops iscsi_uri_ops = {
+    .schemes = iscsi_schemes,
+    .parse = iscsi_parse_uri,
+};
+
 const struct bd_driver bd_drv_iscsi = {
     .name = "iscsi",
     .kind = BD_PROTOCOL,
-    .schemes = iscsi_schemes,
     .options = iscsi_options,
     .state_size = sizeof(struct iscsi_state),
     .parallel = true,
-    .parse_uri = iscsi_parse_uri,
     .open = iscsi_open,
     .close = iscsi_close_node,
     .limits = iscsi_limits,
@@ -875,4 +878,5 @@ const struct bd_driver bd_drv_iscsi = {
     .flush = iscsi_flush_cb,
     .block_status = iscsi_block_status_cb,
     .info = iscsi_info_cb,
+    .uri = &iscsi_uri_ops,
 };

@@ -478,14 +478,17 @@ static void nbd_info_cb(struct bd_node *n, struct bd_info *info)
                 s->has_allocation ? ", base:allocation" : "");
 }
 
+static const struct bd_uri_ops nbd_uri_ops = {
+    .schemes = nbd_schemes,
+    .parse = nbd_parse_uri,
+};
+
 const struct bd_driver bd_drv_nbd = {
     .name = "nbd",
     .kind = BD_PROTOCOL,
-    .schemes = nbd_schemes,
     .options = nbd_options,
     .state_size = sizeof(struct nbd_state),
     .parallel = true,
-    .parse_uri = nbd_parse_uri,
     .open = nbd_open,
     .close = nbd_close_node,
     .limits = nbd_limits,
@@ -497,4 +500,5 @@ const struct bd_driver bd_drv_nbd = {
     .flush = nbd_flush_cb,
     .block_status = nbd_block_status_cb,
     .info = nbd_info_cb,
+    .uri = &nbd_uri_ops,
 };

@@ -603,14 +603,28 @@ static int ssh_sibling(struct bd_node *n, const char *path, struct bd_opts *o,
     return 0;
 }
 
+static const struct bd_uri_ops ssh_uri_ops = {
+    .schemes = ssh_schemes,
+    .parse = ssh_parse_uri,
+};
+
+static const struct bd_files_ops ssh_files_ops = {
+    .create_file = ssh_create_file,
+    .remove_file = ssh_remove_file,
+};
+
+static const struct bd_remote_ops ssh_remote_ops = {
+    .where = ssh_remote_where,
+    .realpath = ssh_remote_realpath,
+    .sibling = ssh_sibling,
+};
+
 const struct bd_driver bd_drv_ssh = {
     .name = "ssh",
     .kind = BD_PROTOCOL,
-    .schemes = ssh_schemes,
     .options = ssh_options,
     .state_size = sizeof(struct ssh_state),
     .parallel = false,
-    .parse_uri = ssh_parse_uri,
     .open = ssh_open,
     .close = ssh_close_node,
     .limits = ssh_limits,
@@ -620,9 +634,7 @@ const struct bd_driver bd_drv_ssh = {
     .flush = ssh_flush,
     .truncate = ssh_truncate,
     .info = ssh_info,
-    .create_file = ssh_create_file,
-    .remove_file = ssh_remove_file,
-    .remote_where = ssh_remote_where,
-    .remote_realpath = ssh_remote_realpath,
-    .sibling = ssh_sibling,
+    .uri = &ssh_uri_ops,
+    .files = &ssh_files_ops,
+    .remote = &ssh_remote_ops,
 };

@@ -171,6 +171,7 @@ struct bd_driver {
     enum bd_kind kind;              /* BD_FORMAT, BD_PROTOCOL, BD_FILTER */
     const char *const *schemes;     /* URI schemes, protocol drivers only */
     const char *const *options;     /* NULL-terminated option names it reads */
+    const char *const *secret_options;
     const char *const *create_options; /* what `create -o` accepts */
     size_t state_size;              /* per-node private state, zeroed by core */
     bool parallel;                  /* safe to call from many threads at once */

@@ -82,8 +82,4 @@ void bd_node_refresh_limits(struct bd_node *n);
 /* The protocol node at the bottom of n's file chain. */
 struct bd_node *bd_node_protocol(struct bd_node *n);
 
-/* ---- logging ---- */
-void log_use_syslog(bool on);
-void log_set_debug(const char *mods);
-
 #endif

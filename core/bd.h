@@ -264,6 +264,11 @@ struct bd_driver {
     const char *name;               /* "qcow2", "nbd", ... */
     enum bd_kind kind;
     const char *const *options;     /* NULL-terminated option names it reads */
+    /* Of options, those whose values are secrets (passwords): the
+     * front-end blanks their spelling in a SOURCE from argv, so ps does
+     * not show them (bd_source_secrets). parse must then be pure parsing,
+     * no I/O, and still parse when the secret's text is overwritten. */
+    const char *const *secret_options;
     size_t state_size;              /* per-node private state, zeroed by core */
     bool parallel;                  /* safe to call from many threads at once;
                                        false: core serializes with n->lock */

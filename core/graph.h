@@ -27,4 +27,55 @@ int bd_create_image(const char *filename, const char *fmt, uint64_t size,
 /* Did-you-mean: the closest of a NULL-terminated list, or NULL. */
 const char *bd_suggest(const char *word, const char *const *choices);
 
+/* ---- asking about a SOURCE before opening it (core/source.c) ---- */
+
+/* A run of a string: bytes [off, off + len). */
+struct bd_span {
+    size_t off, len;
+};
+
+/*
+ * Where SOURCE spells the values of its protocol driver's secret options
+ * (bd_driver.secret_options), so that the front-end can blank them in argv
+ * and ps does not show them: for a URI its scheme's driver parses, each run
+ * of the text that makes up such a value (as written, percent-escapes
+ * included). Fills up to max spans in spans, in order, and returns how many
+ * there are (which may be more than max): 0 for files, devices, json: and
+ * dotted sources, URIs without secrets and URIs that do not parse (opening
+ * them says why), or -ENOMEM.
+ */
+int bd_source_secrets(const char *source, struct bd_span *spans, size_t max);
+
+/* Does the protocol driver of SOURCE (a URI's scheme) read an option named
+ * key (bd_driver.options)? False for files, devices, json: and dotted
+ * sources, and for schemes no driver here takes. */
+bool bd_source_takes_option(const char *source, const char *key);
+
+/* ---- describing an open graph (`imgfuse info`) ---- */
+
+enum bd_info_part {
+    BD_INFO_FORMAT,             /* n's own fields; none for a protocol node */
+    BD_INFO_PROTOCOL,           /* fields of the protocol node below n */
+};
+
+/* Call fn once for each key/value field the drivers give for `imgfuse
+ * info` (bd_driver.info) about one part of node n, in the order they gave
+ * them. Both strings are borrowed for the call only. */
+void bd_node_info(struct bd_node *n, enum bd_info_part part,
+                  void (*fn)(void *arg, const char *key, const char *val),
+                  void *arg);
+
+/* The name `imgfuse info` shows for n: the file name or URI (without
+ * secrets) of the protocol node at the bottom of n's file chain, else n's
+ * own name. Borrowed while n is open. */
+const char *bd_node_image_name(struct bd_node *n);
+
+/* ---- logging setup, once at start (core/log.c) ---- */
+
+/* Send log lines to syslog instead of stderr (the daemon, once detached). */
+void log_use_syslog(bool on);
+/* Enable debug output for a comma-separated list of modules ("qcow2,nbd");
+ * NULL or "" turns it off. */
+void log_set_debug(const char *mods);
+
 #endif

@@ -3,6 +3,7 @@
  * or JSON is the front-end's job.
  */
 #include "bd-internal.h"
+#include "graph.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,4 +53,29 @@ const char *bd_info_get(const struct bd_info *info, const char *key)
             return info->v[i].val;
     }
     return NULL;
+}
+
+/* A protocol node's own fields belong to the protocol part; below a
+ * format, the protocol node at the bottom of the file chain gives them. */
+void bd_node_info(struct bd_node *n, enum bd_info_part part,
+                  void (*fn)(void *arg, const char *key, const char *val),
+                  void *arg)
+{
+    struct bd_info info = { 0 };
+    bool is_proto = n->drv->kind == BD_PROTOCOL;
+    struct bd_node *p = bd_node_protocol(n);
+
+    if (n->drv->info && is_proto == (part == BD_INFO_PROTOCOL))
+        n->drv->info(n, &info);
+    if (part == BD_INFO_PROTOCOL && p != n && p->drv->info)
+        p->drv->info(p, &info);
+    for (size_t i = 0; i < info.n; i++)
+        fn(arg, info.v[i].key, info.v[i].val);
+    bd_info_free(&info);
+}
+
+const char *bd_node_image_name(struct bd_node *n)
+{
+    struct bd_node *p = bd_node_protocol(n);
+    return p && p->filename ? p->filename : n->name;
 }

@@ -3,7 +3,7 @@
  * is enabled per module (-o debug=qcow2,nbd) and costs one branch when off.
  */
 #include "bd.h"
-#include "bd-internal.h"
+#include "graph.h"
 
 #include <stdio.h>
 #include <string.h>

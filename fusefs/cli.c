@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 const char cli_usage[] =
 "usage: imgfuse [OPTIONS] SOURCE... MOUNTPOINT\n"
@@ -357,7 +356,7 @@ const char *cli_source_opts(const struct cli *c, const char *src, char *buf,
                             size_t size)
 {
     snprintf(buf, size, "%s", c->fmt_opts);
-    if (c->iscsi_config && strncasecmp(src, "iscsi://", 8) == 0) {
+    if (c->iscsi_config && bd_source_takes_option(src, "config")) {
         size_t l = strlen(buf);
         /* ",," keeps a comma in the path from splitting the option */
         snprintf(buf + l, size - l, "%sfile.config=", l ? "," : "");
@@ -377,18 +376,18 @@ void cli_free(struct cli *c)
 }
 
 /*
- * iscsi://user%password@host/...: keep a private copy of the source and
- * blank the password in argv, so that ps and /proc/PID/cmdline do not show
- * it for the life of the mount.
+ * A SOURCE that spells a secret (a CHAP password in a URI, say): keep a
+ * private copy of it and blank the secret in argv, so that ps and
+ * /proc/PID/cmdline do not show it for the life of the mount.
  */
-static int hide_password(struct cli *c, size_t i, struct bd_err *err)
+static int hide_secrets(struct cli *c, size_t i, struct bd_err *err)
 {
+    struct bd_span spans[8];
     char *src = (char *)c->sources[i];
-    if (strncasecmp(src, "iscsi://", 8) != 0)
-        return 0;
-    char *auth = src + 8, *at = strchr(auth, '@'), *slash = strchr(auth, '/');
-    char *pct = strchr(auth, '%');
-    if (!at || !pct || pct > at || (slash && slash < at))
+    int n = bd_source_secrets(src, spans, sizeof(spans) / sizeof(spans[0]));
+    if (n < 0)
+        return bd_err_set(err, -n, "out of memory");
+    if (n == 0)
         return 0;
     if (c->n_o_copies == sizeof(c->o_copies) / sizeof(c->o_copies[0]))
         return bd_err_set(err, E2BIG, "too many arguments");
@@ -397,8 +396,8 @@ static int hide_password(struct cli *c, size_t i, struct bd_err *err)
         return bd_err_set(err, ENOMEM, "out of memory");
     c->o_copies[c->n_o_copies++] = copy;
     c->sources[i] = copy;
-    for (char *p = pct + 1; p < at; p++)
-        *p = 'x';
+    for (size_t k = 0; k < (size_t)n && k < sizeof(spans) / sizeof(spans[0]); k++)
+        memset(src + spans[k].off, 'x', spans[k].len);
     return 0;
 }
 
@@ -493,7 +492,7 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
             return bd_err_set(err, EINVAL, "%s takes exactly one SOURCE; see "
                               "imgfuse --help", c->cmd == CLI_INFO ? "info" : "check");
         c->sources[c->nsources++] = positional[0];
-        return hide_password(c, 0, err);
+        return hide_secrets(c, 0, err);
     case CLI_CREATE:
         if (npos != 2)
             return bd_err_set(err, EINVAL, "usage: imgfuse create -F FMT [-o "
@@ -514,7 +513,7 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
                           "[OPTIONS] SOURCE... MOUNTPOINT");
     for (size_t i = 0; i + 1 < npos; i++) {
         c->sources[c->nsources++] = positional[i];
-        r = hide_password(c, c->nsources - 1, err);
+        r = hide_secrets(c, c->nsources - 1, err);
         if (r < 0)
             return r;
     }

@@ -39,7 +39,8 @@ struct cli {
 int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err);
 
 /* The options for opening `src`: fmt_opts plus what applies to that kind
- * of source (--iscsi-config for iscsi:// URIs). Returns buf. */
+ * of source (--iscsi-config as file.config for URIs whose protocol reads a
+ * config option). Returns buf. */
 const char *cli_source_opts(const struct cli *c, const char *src, char *buf,
                             size_t size);
 

@@ -3,7 +3,6 @@
  * format's own fields, as text or as stable JSON.
  */
 #include "cmds.h"
-#include "core/bd-internal.h"
 #include "core/graph.h"
 
 #include <inttypes.h>
@@ -36,49 +35,47 @@ static bool is_number(const char *s)
     return strlen(s) < 19 && (s[0] != '0' || !s[1]);
 }
 
-static void collect(struct bd_node *n, struct bd_info *fmt, struct bd_info *proto)
+struct json_kv {
+    FILE *out;
+    bool first;
+};
+
+static void print_kv_json(void *arg, const char *key, const char *val)
 {
-    if (n->drv->info)
-        n->drv->info(n, n->drv->kind == BD_PROTOCOL ? proto : fmt);
-    struct bd_node *p = bd_node_protocol(n);
-    if (p != n && p->drv->info)
-        p->drv->info(p, proto);
+    struct json_kv *j = arg;
+    if (!j->first)
+        fputs(", ", j->out);
+    j->first = false;
+    json_str(j->out, key);
+    fputs(": ", j->out);
+    if (is_number(val) || !strcmp(val, "true") || !strcmp(val, "false"))
+        fputs(val, j->out);
+    else
+        json_str(j->out, val);
 }
 
-static void print_kv_json(FILE *out, const struct bd_info *info)
+static void print_part_json(FILE *out, struct bd_node *n, enum bd_info_part part)
 {
+    struct json_kv j = { .out = out, .first = true };
     fputc('{', out);
-    for (size_t i = 0; i < info->n; i++) {
-        if (i)
-            fputs(", ", out);
-        json_str(out, info->v[i].key);
-        fputs(": ", out);
-        if (is_number(info->v[i].val) || !strcmp(info->v[i].val, "true") ||
-            !strcmp(info->v[i].val, "false"))
-            fputs(info->v[i].val, out);
-        else
-            json_str(out, info->v[i].val);
-    }
+    bd_node_info(n, part, print_kv_json, &j);
     fputc('}', out);
 }
 
 static void print_node_json(FILE *out, struct bd_node *n, bool top)
 {
-    struct bd_info fmt = { 0 }, proto = { 0 };
     int64_t size = bd_size(n), alloc = bd_allocated_size(n);
-    collect(n, &fmt, &proto);
     fputs("{\"filename\": ", out);
-    struct bd_node *p = bd_node_protocol(n);
-    json_str(out, p && p->filename ? p->filename : n->name);
+    json_str(out, bd_node_image_name(n));
     fputs(", \"format\": ", out);
     json_str(out, n->drv->name);
     fprintf(out, ", \"virtual-size\": %" PRId64, size);
     if (alloc >= 0)
         fprintf(out, ", \"actual-size\": %" PRId64, alloc);
     fputs(", \"format-specific\": ", out);
-    print_kv_json(out, &fmt);
+    print_part_json(out, n, BD_INFO_FORMAT);
     fputs(", \"protocol\": ", out);
-    print_kv_json(out, &proto);
+    print_part_json(out, n, BD_INFO_PROTOCOL);
     if (top) {
         fputs(", \"backing-chain\": [", out);
         bool first = true;
@@ -91,8 +88,6 @@ static void print_node_json(FILE *out, struct bd_node *n, bool top)
         fputc(']', out);
     }
     fputc('}', out);
-    bd_info_free(&fmt);
-    bd_info_free(&proto);
 }
 
 static void human_size(int64_t v, char *buf, size_t size)
@@ -107,29 +102,34 @@ static void human_size(int64_t v, char *buf, size_t size)
     snprintf(buf, size, u ? "%.3g %s" : "%.0f %s", d, units[u]);
 }
 
+struct text_kv {
+    FILE *out;
+    const char *ind;
+};
+
+static void print_kv_text(void *arg, const char *key, const char *val)
+{
+    struct text_kv *t = arg;
+    fprintf(t->out, "%s%s: %s\n", t->ind, key, val);
+}
+
 static void print_node_text(FILE *out, struct bd_node *n, unsigned level)
 {
-    struct bd_info fmt = { 0 }, proto = { 0 };
     int64_t size = bd_size(n), alloc = bd_allocated_size(n);
     char hs[32], ha[32];
-    struct bd_node *p = bd_node_protocol(n);
     char ind[64];
+    struct text_kv t = { .out = out, .ind = ind };
     snprintf(ind, sizeof(ind), "%*s", (int)(level < 15 ? level * 4 : 60), "");
-    collect(n, &fmt, &proto);
     human_size(size, hs, sizeof(hs));
-    fprintf(out, "%simage: %s\n", ind, p && p->filename ? p->filename : n->name);
+    fprintf(out, "%simage: %s\n", ind, bd_node_image_name(n));
     fprintf(out, "%sfile format: %s\n", ind, n->drv->name);
     fprintf(out, "%svirtual size: %s (%" PRId64 " bytes)\n", ind, hs, size);
     if (alloc >= 0) {
         human_size(alloc, ha, sizeof(ha));
         fprintf(out, "%sdisk size: %s (%" PRId64 " bytes)\n", ind, ha, alloc);
     }
-    for (size_t i = 0; i < fmt.n; i++)
-        fprintf(out, "%s%s: %s\n", ind, fmt.v[i].key, fmt.v[i].val);
-    for (size_t i = 0; i < proto.n; i++)
-        fprintf(out, "%s%s: %s\n", ind, proto.v[i].key, proto.v[i].val);
-    bd_info_free(&fmt);
-    bd_info_free(&proto);
+    bd_node_info(n, BD_INFO_FORMAT, print_kv_text, &t);
+    bd_node_info(n, BD_INFO_PROTOCOL, print_kv_text, &t);
     if (n->backing) {
         fprintf(out, "%sbacking file:\n", ind);
         print_node_text(out, n->backing, level + 1);

@@ -7,7 +7,6 @@
 #include "mount.h"
 #include "fusefs.h"
 #include "core/graph.h"
-#include "core/bd-internal.h"
 
 #include <fcntl.h>
 #include <libgen.h>

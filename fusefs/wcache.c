@@ -3,7 +3,6 @@
  */
 #include "wcache.h"
 #include "fusefs.h"
-#include "core/bd-internal.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -34,6 +34,11 @@ static const char *const iscsi_options[] = {
     "reconnect-retries", "connections", "filename", NULL,
 };
 
+/* Kept out of argv (ps) when a SOURCE spells them. */
+static const char *const iscsi_secret_options[] = {
+    "password", "target-password", NULL,
+};
+
 struct iscsi_conn {
     pthread_mutex_t lock;
     struct iscsi_context *ctx;
@@ -865,6 +870,7 @@ const struct bd_driver bd_drv_iscsi = {
     .name = "iscsi",
     .kind = BD_PROTOCOL,
     .options = iscsi_options,
+    .secret_options = iscsi_secret_options,
     .state_size = sizeof(struct iscsi_state),
     .parallel = true,
     .open = iscsi_open,

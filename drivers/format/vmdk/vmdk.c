@@ -3,8 +3,8 @@
  * or a text file of its own), opens the extents it names next to it, maps
  * guest offsets onto FLAT, SPARSE and ZERO extents, follows the parent link
  * and keeps the content ID current. Reads run in parallel, writes alone.
- * Grain tables live in sparse.c, the descriptor text in descriptor.c, image
- * creation in create.c.
+ * Hosted sparse extents live in sparse.c and the files it names, seSparse in
+ * sesparse.c, the descriptor text in descriptor.c, image creation in create.c.
  */
 #include "vmdk.h"
 #include "overflow.h"

@@ -53,33 +53,6 @@ static const char *const vmdk_create_opts[] = {
     "backing_fmt", "zeroed_grain", "toolsversion", NULL,
 };
 
-/* ---- reading what the extents do not hold ------------------------------- */
-
-int vmdk_fill_read(const struct vmdk_fill *f, void *buf, uint64_t len,
-                   uint64_t off)
-{
-    uint64_t voff = f->base + off, have;
-    int64_t bsize;
-
-    if (!f->backing) {
-        memset(buf, 0, len);
-        return 0;
-    }
-    bsize = bd_size(f->backing);
-    if (bsize < 0)
-        return (int)bsize;
-    have = voff >= (uint64_t)bsize ? 0 : (uint64_t)bsize - voff;
-    if (have > len)
-        have = len;
-    if (have) {
-        int ret = bd_pread(f->backing, buf, have, voff);
-        if (ret < 0)
-            return ret;
-    }
-    memset((uint8_t *)buf + have, 0, len - have);
-    return 0;
-}
-
 /* ---- probing ------------------------------------------------------------ */
 
 static int vmdk_probe(const uint8_t *head, size_t len)

@@ -100,7 +100,7 @@ enum vmdk_grain_state {
 };
 
 /* Reads guest bytes that a sparse extent does not hold: the backing image at
- * extent-relative offset off, or zeroes. Provided by vmdk.c. */
+ * extent-relative offset off, or zeroes. (fill.c; vmdk.c fills the struct) */
 struct vmdk_fill {
     struct bd_node *backing;    /* may be NULL */
     uint64_t base;              /* guest offset of the extent */

@@ -257,6 +257,7 @@ int vmdk_sparse_new_stream(struct bd_node *file, const uint8_t *h,
                            uint64_t overhead, struct vmdk_sparse **out,
                            struct bd_err *err);
 
+/* All len bytes at buf are zero. */
 static inline bool vmdk_is_zero(const void *buf, size_t len)
 {
     const uint8_t *p = buf;
@@ -289,7 +290,8 @@ int vmdk_sparse_alloc(struct vmdk_sparse *s, uint64_t len, uint64_t *off);
 /* -- grain directory and tables (grain-table.c) -- */
 
 /* Read a directory of s->gd_entries entries at off into a new array *out
- * (set even on failure, caller frees); what names it in messages. */
+ * (set as soon as it is allocated, also when reading then fails; the caller
+ * frees it); what names it in messages. */
 int vmdk_gd_read(struct vmdk_sparse *s, uint64_t off, uint32_t **out,
                  const char *what, struct bd_err *err);
 /* Drop every cached table (not the gt_empty marks). Callers hold gt_lock
@@ -341,7 +343,7 @@ int vmdk_stream_slot(const struct vmdk_sparse *s, uint64_t g);
 bool vmdk_stream_pending_in(const struct vmdk_sparse *s, uint64_t gi);
 /* n bytes at off, all in one grain: new grains only, appended compressed
  * (whole) or gathered in a pending slot (part); -EOPNOTSUPP, logged once,
- * for a grain that already has data. */
+ * for a grain that already has data or an extent without grain markers. */
 int vmdk_stream_write(struct vmdk_sparse *s, const uint8_t *p, uint64_t n,
                       uint64_t off, const struct vmdk_fill *fill);
 /* Compress and append every pending grain, full or not. */

@@ -2,7 +2,7 @@
  * Creating vmdk images: the five hosted subformats (monolithicSparse,
  * monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized)
  * with their descriptor, extent files next to it and an optional parent.
- * Sparse extent layout is written by sparse.c; this file decides the files.
+ * Sparse extent layout is sparse-create.c's job; this file decides the files.
  */
 #include "vmdk.h"
 #include "overflow.h"

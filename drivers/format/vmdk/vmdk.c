@@ -3,8 +3,8 @@
  * or a text file of its own), opens the extents it names next to it, maps
  * guest offsets onto FLAT, SPARSE and ZERO extents, follows the parent link
  * and keeps the content ID current. Reads run in parallel, writes alone.
- * Grain tables live in sparse.c, the descriptor text in descriptor.c, image
- * creation in create.c.
+ * Hosted sparse extents live in sparse.c and the files it names, seSparse in
+ * sesparse.c, the descriptor text in descriptor.c, image creation in create.c.
  */
 #include "vmdk.h"
 #include "overflow.h"
@@ -52,33 +52,6 @@ static const char *const vmdk_create_opts[] = {
     "subformat", "adapter_type", "compat6", "hwversion", "backing_file",
     "backing_fmt", "zeroed_grain", "toolsversion", NULL,
 };
-
-/* ---- reading what the extents do not hold ------------------------------- */
-
-int vmdk_fill_read(const struct vmdk_fill *f, void *buf, uint64_t len,
-                   uint64_t off)
-{
-    uint64_t voff = f->base + off, have;
-    int64_t bsize;
-
-    if (!f->backing) {
-        memset(buf, 0, len);
-        return 0;
-    }
-    bsize = bd_size(f->backing);
-    if (bsize < 0)
-        return (int)bsize;
-    have = voff >= (uint64_t)bsize ? 0 : (uint64_t)bsize - voff;
-    if (have > len)
-        have = len;
-    if (have) {
-        int ret = bd_pread(f->backing, buf, have, voff);
-        if (ret < 0)
-            return ret;
-    }
-    memset((uint8_t *)buf + have, 0, len - have);
-    return 0;
-}
 
 /* ---- probing ------------------------------------------------------------ */
 

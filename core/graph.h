@@ -70,6 +70,19 @@ void bd_node_info(struct bd_node *n, enum bd_info_part part,
  * own name. Borrowed while n is open. */
 const char *bd_node_image_name(struct bd_node *n);
 
+/* Internal snapshots of n's format (bd_driver.snapshots): a malloc'd array
+ * of malloc'd names, each usable as snapshot=; the count, 0 when the format
+ * has none, or -errno. */
+int bd_node_snapshots(struct bd_node *n, char ***names);
+
+/* Check, and with BD_CHECK_FIX_* repair, the metadata of the image n (open
+ * read-write when fix != 0), then flush what was repaired. Fills res; 0,
+ * or -errno with err filled (-ENOTSUP when bd_node_can_check says no). */
+int bd_check_image(struct bd_node *n, unsigned fix, struct bd_check *res,
+                   struct bd_err *err);
+/* Whether n's format has metadata to check (raw, dmg... have none). */
+bool bd_node_can_check(struct bd_node *n);
+
 /* ---- logging setup, once at start (core/log.c) ---- */
 
 /* Send log lines to syslog instead of stderr (the daemon, once detached). */

@@ -79,3 +79,11 @@ const char *bd_node_image_name(struct bd_node *n)
     struct bd_node *p = bd_node_protocol(n);
     return p && p->filename ? p->filename : n->name;
 }
+
+int bd_node_snapshots(struct bd_node *n, char ***names)
+{
+    *names = NULL;
+    if (!n->drv->snapshots)
+        return 0;
+    return n->drv->snapshots(n, names);
+}

@@ -41,20 +41,13 @@ int cmd_check(struct cli *c)
         fprintf(stderr, "imgfuse: %s\n", err.msg);
         return 1;
     }
-    if (!n->drv->check) {
-        fprintf(stderr, "imgfuse: %s: %s images have no metadata to check\n",
-                n->name, n->drv->name);
-        bd_node_close(n);
-        return 63;
-    }
+    bool can = bd_node_can_check(n);
     struct bd_check res = { 0 };
-    int r = n->drv->check(n, fix, &res, &err);
-    if (r == 0 && fix)
-        r = bd_flush(n);
+    int r = bd_check_image(n, fix, &res, &err);
     bd_node_close(n);
     if (r < 0) {
-        fprintf(stderr, "imgfuse: %s\n", err.errnum ? err.msg : "check failed");
-        return 1;
+        fprintf(stderr, "imgfuse: %s\n", err.msg);
+        return can ? 1 : 63;
     }
     if (res.corruptions_fixed || res.leaks_fixed)
         printf("repaired %" PRIu64 " corruptions and %" PRIu64 " leaked clusters\n",

@@ -200,9 +200,7 @@ static int add_snapshots(struct mount_ctx *m, size_t *cap, const char *source,
                          struct bd_err *err)
 {
     char **names = NULL;
-    if (!n->drv->snapshots)
-        return 0;
-    int count = n->drv->snapshots(n, &names);
+    int count = bd_node_snapshots(n, &names);
     if (count < 0)
         return bd_err_set(err, -count, "%s: cannot list its snapshots", source);
     int r = 0;

@@ -377,6 +377,28 @@ int bd_hostport_split(const char *s, size_t len, const char **host,
                       size_t *hlen, const char **port, size_t *plen,
                       const char *src, struct bd_err *err);
 
+/* ---- block tables: a byte range block by block (core/blockmap.c) ------ */
+
+/*
+ * The walk every block-table format (vdi, vpc, qed, qcow, bochs, parallels)
+ * does for read, write and zeroes. fn is called once per block that
+ * [off, off + len) touches, in order, with:
+ *   block     the block's index (off / block_size for the first call)
+ *   in_block  where the chunk starts in that block
+ *   chunk     its length, >= 1: to the block's end or the range's end
+ *   done      bytes of the range before it, so the chunk is buf + done in
+ *             the caller's buffer and off + done on the guest
+ * The first non-zero return of fn (a driver's -errno) ends the walk and is
+ * returned; otherwise 0, also for len 0, which calls nothing.
+ * block_size > 0, any value (vdi's need not be a power of two);
+ * off + len <= 2^64 (the range may end exactly at the top of the space).
+ * It allocates nothing, copies nothing and takes no lock.
+ */
+int bd_for_each_block(uint64_t off, uint64_t len, uint32_t block_size,
+                      int (*fn)(void *ctx, uint64_t block, uint32_t in_block,
+                                uint32_t chunk, uint64_t done),
+                      void *ctx);
+
 /* ---- logging (core/log.c) ---------------------------------------------- */
 
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

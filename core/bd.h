@@ -399,6 +399,35 @@ int bd_for_each_block(uint64_t off, uint64_t len, uint32_t block_size,
                                 uint32_t chunk, uint64_t done),
                       void *ctx);
 
+/* ---- UTF-16 names stored in images (core/utf16.c) ---------------------- */
+
+#define BD_UTF16_LE     0u          /* little-endian units (vhdx, vpc locators) */
+#define BD_UTF16_BE     (1u << 0)   /* big-endian units (vpc's parent name) */
+#define BD_UTF16_STRICT (1u << 1)   /* an unpaired surrogate is an error */
+
+/*
+ * UTF-16 in[0..len) (flags: byte order, strictness) to NUL-terminated UTF-8
+ * in out[0..size), size >= 1. It stops at the first NUL unit or the end;
+ * an odd last byte is ignored. A surrogate pair becomes one 4-byte
+ * character. An unpaired surrogate is -EILSEQ with BD_UTF16_STRICT, and
+ * otherwise written as its own 3-byte sequence (as Windows names may hold
+ * one). Returns 0; -EILSEQ; or -ERANGE when the next character does not fit
+ * in size. On an error out holds the characters converted before it, whole
+ * and NUL-terminated. bd_utf16_to_utf8_max(len) is always enough.
+ */
+int bd_utf16_to_utf8(const void *in, size_t len, unsigned flags, char *out,
+                     size_t size);
+/* The same into a new string of that size; caller frees *out (NULL on
+ * failure). 0, -EILSEQ or -ENOMEM. */
+int bd_utf16_to_utf8_dup(const void *in, size_t len, unsigned flags,
+                         char **out);
+/* UTF-8 bytes, with the NUL, that len bytes of UTF-16 can need: one unit
+ * makes at most 3, a pair of units 4. */
+static inline size_t bd_utf16_to_utf8_max(size_t len)
+{
+    return len / 2 * 3 + 1;
+}
+
 /* ---- logging (core/log.c) ---------------------------------------------- */
 
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

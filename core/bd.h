@@ -86,6 +86,10 @@ struct bd_flags {
     enum bd_backing_policy backing;
     bool related_follow;        /* extents/data files may leave the image's dir */
     unsigned max_chain;         /* backing depth limit, 0 = default */
+    bool ignore_checksums;      /* recovery: a format set to accept metadata
+                                   checksum mismatches (vpc ignore_checksum=on)
+                                   sets it in its open; its backing nodes
+                                   inherit it */
 };
 
 /* QEMU's permission bits, in QEMU's lock-byte order (locks/ofd.h). */

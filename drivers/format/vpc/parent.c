@@ -83,15 +83,30 @@ static char *vpc_locator_path(struct bd_node *n, const uint8_t *e, uint64_t fsiz
     return path;
 }
 
-/* The spec ties a child to its parent by the parent's footer id. */
+/*
+ * The spec ties a child to its parent by the parent's footer id. The parent
+ * is a node of its own, so its id is read from its file, from the footer
+ * copy its open trusted (the end, or the start when the end holds none).
+ */
 static void vpc_check_parent_id(struct bd_node *n)
 {
-    struct vpc_state *s = n->state, *ps;
+    struct vpc_state *s = n->state;
+    uint8_t raw[VPC_FOOTER_SIZE];
+    struct vpc_footer ft;
+    struct bd_node *pf;
+    int64_t psize;
+    bool at_start;
 
     if (!n->backing || n->backing->drv != &bd_drv_vpc)
         return;
-    ps = n->backing->state;
-    if (memcmp(ps->ft.uuid, s->dyn.parent_uuid, 16) != 0)
+    pf = n->backing->file;
+    psize = bd_size(pf);
+    if (psize < (int64_t)VPC_FOOTER_SIZE ||
+        vpc_footer_read(pf, (uint64_t)psize, raw, &at_start) < 0 ||
+        !vpc_is_footer(raw))
+        return;
+    vpc_footer_decode(raw, &ft);
+    if (memcmp(ft.uuid, s->dyn.parent_uuid, 16) != 0)
         log_warn("%s: parent '%s' has a different unique id than the one recorded "
                  "in the child; it may have been changed since", n->name,
                  s->parent_name);

@@ -55,11 +55,13 @@ static int vpc_open(struct bd_node *n, const struct bd_opts *o, struct bd_err *e
     if (r < 0)
         return r;
     /* a parent opened for a child read with ignore_checksum=on is read the
-     * same way: the option is for recovering the whole disk */
-    if (n->parent && n->parent->drv == &bd_drv_vpc &&
-        ((struct vpc_state *)n->parent->state)->ignore_checksum)
+     * same way: the option is for recovering the whole disk. The child sets
+     * it in its flags, which core copies into the backing node it opens; it
+     * counts only from a vpc child (a format in between does not pass a vpc
+     * option on) */
+    if (n->parent && n->parent->drv == &bd_drv_vpc && n->flags.ignore_checksums)
         oo.ignore_checksum = true;
-    s->ignore_checksum = oo.ignore_checksum;
+    n->flags.ignore_checksums = oo.ignore_checksum;
     fsize = bd_size(n->file);
     if (fsize < 0)
         return bd_err_set(err, (int)-fsize, "%s: cannot get the file size: %s",

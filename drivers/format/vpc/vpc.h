@@ -67,7 +67,6 @@ struct vpc_state {
     uint32_t bitmap_size;       /* bytes before each block's data, 512-aligned */
     bool end_footer_bad;        /* opened through the copy at offset 0 */
     bool size_from_chs;
-    bool ignore_checksum;       /* data recovery: the chain below inherits it */
     char *parent_name;          /* what we opened the parent as, for info */
     pthread_mutex_t lock;       /* block allocation and bitmap updates */
     bool lock_init;

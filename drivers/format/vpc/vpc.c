@@ -1,9 +1,8 @@
 /*
  * vpc: Virtual PC / Hyper-V VHD images, fixed, dynamic and differencing.
- * This file opens a node (options, then the steps in header.c and
- * parent.c), answers size, limits and info, and holds the driver's ops
- * table. Walking the chain for block status is core's job; the parent is
- * opened through bd_open_backing().
+ * This file opens a node (options, then header.c's and parent.c's steps),
+ * answers size, limits and info, and holds the driver's ops table. I/O,
+ * check and create live in their own files; chain walking is core's.
  */
 #include "vpc.h"
 

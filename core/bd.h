@@ -86,6 +86,10 @@ struct bd_flags {
     enum bd_backing_policy backing;
     bool related_follow;        /* extents/data files may leave the image's dir */
     unsigned max_chain;         /* backing depth limit, 0 = default */
+    bool ignore_checksums;      /* recovery: a format set to accept metadata
+                                   checksum mismatches (vpc ignore_checksum=on)
+                                   sets it in its open; its backing nodes
+                                   inherit it */
 };
 
 /* QEMU's permission bits, in QEMU's lock-byte order (locks/ofd.h). */
@@ -446,6 +450,57 @@ int bd_port_parse(const char *s, size_t len);
 int bd_hostport_split(const char *s, size_t len, const char **host,
                       size_t *hlen, const char **port, size_t *plen,
                       const char *src, struct bd_err *err);
+
+/* ---- block tables: a byte range block by block (core/blockmap.c) ------ */
+
+/*
+ * The walk every block-table format (vdi, vpc, qed, qcow, bochs, parallels)
+ * does for read, write and zeroes. fn is called once per block that
+ * [off, off + len) touches, in order, with:
+ *   block     the block's index (off / block_size for the first call)
+ *   in_block  where the chunk starts in that block
+ *   chunk     its length, >= 1: to the block's end or the range's end
+ *   done      bytes of the range before it, so the chunk is buf + done in
+ *             the caller's buffer and off + done on the guest
+ * The first non-zero return of fn (a driver's -errno) ends the walk and is
+ * returned; otherwise 0, also for len 0, which calls nothing.
+ * block_size > 0, any value (vdi's need not be a power of two);
+ * off + len <= 2^64 (the range may end exactly at the top of the space).
+ * It allocates nothing, copies nothing and takes no lock.
+ */
+int bd_for_each_block(uint64_t off, uint64_t len, uint32_t block_size,
+                      int (*fn)(void *ctx, uint64_t block, uint32_t in_block,
+                                uint32_t chunk, uint64_t done),
+                      void *ctx);
+
+/* ---- UTF-16 names stored in images (core/utf16.c) ---------------------- */
+
+#define BD_UTF16_LE     0u          /* little-endian units (vhdx, vpc locators) */
+#define BD_UTF16_BE     (1u << 0)   /* big-endian units (vpc's parent name) */
+#define BD_UTF16_STRICT (1u << 1)   /* an unpaired surrogate is an error */
+
+/*
+ * UTF-16 in[0..len) (flags: byte order, strictness) to NUL-terminated UTF-8
+ * in out[0..size), size >= 1. It stops at the first NUL unit or the end;
+ * an odd last byte is ignored. A surrogate pair becomes one 4-byte
+ * character. An unpaired surrogate is -EILSEQ with BD_UTF16_STRICT, and
+ * otherwise written as its own 3-byte sequence (as Windows names may hold
+ * one). Returns 0; -EILSEQ; or -ERANGE when the next character does not fit
+ * in size. On an error out holds the characters converted before it, whole
+ * and NUL-terminated. bd_utf16_to_utf8_max(len) is always enough.
+ */
+int bd_utf16_to_utf8(const void *in, size_t len, unsigned flags, char *out,
+                     size_t size);
+/* The same into a new string of that size; caller frees *out (NULL on
+ * failure). 0, -EILSEQ or -ENOMEM. */
+int bd_utf16_to_utf8_dup(const void *in, size_t len, unsigned flags,
+                         char **out);
+/* UTF-8 bytes, with the NUL, that len bytes of UTF-16 can need: one unit
+ * makes at most 3, a pair of units 4. */
+static inline size_t bd_utf16_to_utf8_max(size_t len)
+{
+    return len / 2 * 3 + 1;
+}
 
 /* ---- logging (core/log.c) ---------------------------------------------- */
 

@@ -265,32 +265,34 @@ static uint64_t vdi_data_off(struct vdi_state *s, uint32_t slot)
     return s->h.data_off + (uint64_t)slot * s->slot_size + s->h.block_extra;
 }
 
+/* One request, as the per-block callbacks of bd_for_each_block() see it. */
+struct vdi_io {
+    struct bd_node *n;
+    struct vdi_state *s;
+    uint8_t *rbuf;              /* reads */
+    const uint8_t *wbuf;        /* writes */
+    unsigned flags;             /* BD_REQ_* */
+    bool grew;                  /* a block was allocated */
+};
+
+static int vdi_read_block(void *ctx, uint64_t blk, uint32_t in, uint32_t chunk,
+                          uint64_t done)
+{
+    struct vdi_io *io = ctx;
+    uint32_t e = vdi_bmap_get(io->s, blk);
+
+    if (e >= VDI_BLOCK_ZERO) {
+        memset(io->rbuf + done, 0, chunk);
+        return 0;
+    }
+    return bd_pread(io->n->file, io->rbuf + done, chunk, vdi_data_off(io->s, e) + in);
+}
+
 static int vdi_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
 {
-    struct vdi_state *s = n->state;
-    uint8_t *p = buf;
-    int r;
+    struct vdi_io io = { .n = n, .s = n->state, .rbuf = buf };
 
-    while (len) {
-        uint64_t blk = off / s->h.block_size, in = off % s->h.block_size;
-        uint64_t chunk = s->h.block_size - in;
-        uint32_t e;
-
-        if (chunk > len)
-            chunk = len;
-        e = vdi_bmap_get(s, blk);
-        if (e >= VDI_BLOCK_ZERO) {
-            memset(p, 0, chunk);
-        } else {
-            r = bd_pread(n->file, p, chunk, vdi_data_off(s, e) + in);
-            if (r < 0)
-                return r;
-        }
-        p += chunk;
-        off += chunk;
-        len -= chunk;
-    }
-    return 0;
+    return bd_for_each_block(off, len, io.s->h.block_size, vdi_read_block, &io);
 }
 
 /*
@@ -359,65 +361,58 @@ out_unlock:
     return r;
 }
 
+static int vdi_write_block(void *ctx, uint64_t blk, uint32_t in, uint32_t chunk,
+                           uint64_t done)
+{
+    struct vdi_io *io = ctx;
+    uint32_t e = vdi_bmap_get(io->s, blk);
+    int r;
+
+    if (e >= VDI_BLOCK_ZERO) {
+        r = vdi_alloc_block(io->n, blk, &e);
+        if (r < 0)
+            return r;
+        io->grew = true;
+    }
+    return bd_pwrite(io->n->file, io->wbuf + done, chunk,
+                     vdi_data_off(io->s, e) + in, io->flags);
+}
+
 static int vdi_pwrite(struct bd_node *n, const void *buf, uint64_t len,
                       uint64_t off, unsigned flags)
 {
-    struct vdi_state *s = n->state;
-    const uint8_t *p = buf;
-    bool grew = false;
+    struct vdi_io io = { .n = n, .s = n->state, .wbuf = buf, .flags = flags };
     int r;
 
-    while (len) {
-        uint64_t blk = off / s->h.block_size, in = off % s->h.block_size;
-        uint64_t chunk = s->h.block_size - in;
-        uint32_t e;
-
-        if (chunk > len)
-            chunk = len;
-        e = vdi_bmap_get(s, blk);
-        if (e >= VDI_BLOCK_ZERO) {
-            r = vdi_alloc_block(n, blk, &e);
-            if (r < 0)
-                return r;
-            grew = true;
-        }
-        r = bd_pwrite(n->file, p, chunk, vdi_data_off(s, e) + in, flags);
-        if (r < 0)
-            return r;
-        p += chunk;
-        off += chunk;
-        len -= chunk;
-    }
+    r = bd_for_each_block(off, len, io.s->h.block_size, vdi_write_block, &io);
+    if (r < 0)
+        return r;
     /* FUA covers the map entries that make the data reachable */
-    if (grew && (flags & BD_REQ_FUA))
+    if (io.grew && (flags & BD_REQ_FUA))
         return bd_flush(n->file);
     return 0;
 }
 
 /* Zeroes without allocating: free and zero blocks already read as zeroes. */
+static int vdi_zero_block(void *ctx, uint64_t blk, uint32_t in, uint32_t chunk,
+                          uint64_t done)
+{
+    struct vdi_io *io = ctx;
+    uint32_t e = vdi_bmap_get(io->s, blk);
+
+    (void)done;
+    if (e >= VDI_BLOCK_ZERO)
+        return 0;
+    return bd_pwrite_zeroes(io->n->file, chunk, vdi_data_off(io->s, e) + in,
+                            io->flags);
+}
+
 static int vdi_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
                              unsigned flags)
 {
-    struct vdi_state *s = n->state;
-    int r;
+    struct vdi_io io = { .n = n, .s = n->state, .flags = flags };
 
-    while (len) {
-        uint64_t blk = off / s->h.block_size, in = off % s->h.block_size;
-        uint64_t chunk = s->h.block_size - in;
-        uint32_t e;
-
-        if (chunk > len)
-            chunk = len;
-        e = vdi_bmap_get(s, blk);
-        if (e < VDI_BLOCK_ZERO) {
-            r = bd_pwrite_zeroes(n->file, chunk, vdi_data_off(s, e) + in, flags);
-            if (r < 0)
-                return r;
-        }
-        off += chunk;
-        len -= chunk;
-    }
-    return 0;
+    return bd_for_each_block(off, len, io.s->h.block_size, vdi_zero_block, &io);
 }
 
 static int vdi_block_status(struct bd_node *n, uint64_t off, uint64_t len,

@@ -276,46 +276,6 @@ static int vhdx_meta_read(struct bd_node *n, const struct vhdx_meta_item *it,
     return 0;
 }
 
-/* UTF-16LE to UTF-8; NULL on malformed input or allocation failure. */
-static char *vhdx_utf16_to_utf8(const uint8_t *p, size_t bytes)
-{
-    size_t units = bytes / 2, o = 0;
-    char *out = malloc(units * 3 + 1);
-
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < units; i++) {
-        uint32_t c = bd_le16(p + 2 * i);
-        if (c >= 0xd800 && c < 0xdc00 && i + 1 < units) {
-            uint32_t lo = bd_le16(p + 2 * i + 2);
-            if (lo >= 0xdc00 && lo < 0xe000) {
-                c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-                i++;
-            }
-        }
-        if (c == 0)
-            break;
-        if (c < 0x80) {
-            out[o++] = (char)c;
-        } else if (c < 0x800) {
-            out[o++] = (char)(0xc0 | c >> 6);
-            out[o++] = (char)(0x80 | (c & 0x3f));
-        } else if (c < 0x10000) {
-            out[o++] = (char)(0xe0 | c >> 12);
-            out[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
-            out[o++] = (char)(0x80 | (c & 0x3f));
-        } else {
-            /* 4-byte sequences need room: units * 3 covers 2 units -> 4 */
-            out[o++] = (char)(0xf0 | c >> 18);
-            out[o++] = (char)(0x80 | ((c >> 12) & 0x3f));
-            out[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
-            out[o++] = (char)(0x80 | (c & 0x3f));
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 static int vhdx_parse_parent_locator(struct bd_node *n,
                                      const struct vhdx_meta_item *it,
                                      struct bd_err *err)
@@ -352,7 +312,7 @@ static int vhdx_parse_parent_locator(struct bd_node *n,
         const uint8_t *e = b + 20 + 12 * i;
         uint32_t koff = bd_le32(e), voff = bd_le32(e + 4);
         uint16_t klen = bd_le16(e + 8), vlen = bd_le16(e + 10);
-        char *key, *val;
+        char *key = NULL, *val = NULL;
 
         if (!ovf_range_ok(koff, klen, it->len) ||
             !ovf_range_ok(voff, vlen, it->len)) {
@@ -360,9 +320,8 @@ static int vhdx_parse_parent_locator(struct bd_node *n,
                              "points outside the locator", n->name, i);
             goto out;
         }
-        key = vhdx_utf16_to_utf8(b + koff, klen);
-        val = vhdx_utf16_to_utf8(b + voff, vlen);
-        if (!key || !val) {
+        if (bd_utf16_to_utf8_dup(b + koff, klen, BD_UTF16_LE, &key) < 0 ||
+            bd_utf16_to_utf8_dup(b + voff, vlen, BD_UTF16_LE, &val) < 0) {
             free(key);
             free(val);
             ret = bd_err_set(err, ENOMEM, "%s: out of memory", n->name);

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "registry.h"
 
+#include <stdio.h>
 #include <string.h>
 
 extern const struct bd_driver bd_drv_file, bd_drv_host_device, bd_drv_host_cdrom,
@@ -102,4 +103,34 @@ const struct bd_driver *const *bd_driver_all(size_t *count)
 {
     *count = sizeof(drivers) / sizeof(drivers[0]);
     return drivers;
+}
+
+static bool has_scheme_and(const struct bd_driver *drv,
+                           bool (*pick)(const struct bd_driver *drv))
+{
+    return drv->schemes && drv->schemes[0] && pick(drv);
+}
+
+size_t bd_driver_scheme_list(char *buf, size_t size, const char *suffix,
+                             bool (*pick)(const struct bd_driver *drv))
+{
+    size_t n = sizeof(drivers) / sizeof(drivers[0]), total = 0, listed = 0;
+    size_t used = 0;
+
+    for (size_t i = 0; i < n; i++)
+        total += has_scheme_and(drivers[i], pick);
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (!has_scheme_and(drivers[i], pick))
+            continue;
+        listed++;
+        if (used + 1 >= size)
+            continue;
+        int w = snprintf(buf + used, size - used, "%s%s%s",
+                         listed == 1 ? "" : listed == total ? " and " : ", ",
+                         drivers[i]->schemes[0], suffix);
+        used = w < 0 ? size : used + (size_t)w;
+    }
+    return listed;
 }

@@ -1,8 +1,9 @@
 /*
  * Every driver imgfuse knows, in one table. Optional drivers are guarded by
- * HAVE_DRV_<NAME> from config.h (set by meson when the source is present or
- * its dependency found). Order matters only for listings; probing picks the
- * highest score and a tie is a bug (tests/unit/test-probe.c).
+ * HAVE_DRV_<NAME> from config.h: 1 when the source is present and its
+ * libraries were found, else 0 (meson leaves the driver out with a message).
+ * Order matters only for listings; probing picks the highest score and a
+ * tie is a bug (tests/unit/test-probe.c).
  */
 #include "config.h"
 #include "registry.h"

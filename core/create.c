@@ -48,6 +48,11 @@ static int check_create_opts(struct bd_opts *o, const struct bd_driver *drv,
     return 0;
 }
 
+static bool creates_over_uri(const struct bd_driver *drv)
+{
+    return drv->files && drv->uri;
+}
+
 /* Which protocol makes the object: the driver of a URI's scheme (ssh://,
  * gluster://), else a local file. */
 static int pick_protocol(const char *filename, const struct bd_driver **proto,
@@ -63,12 +68,17 @@ static int pick_protocol(const char *filename, const struct bd_driver **proto,
         return 0;
     }
     const struct bd_driver *d = bd_driver_for_scheme(scheme);
-    if (d && d->files && d->uri)
+    if (d && creates_over_uri(d)) {
         *proto = d;
-    else if (d || strstr(filename, "://"))
+    } else if (d || strstr(filename, "://")) {
+        char list[256];
+        bool some = bd_driver_scheme_list(list, sizeof(list), "://",
+                                          creates_over_uri) > 0;
         r = bd_err_set(err, ENOTSUP, "%s: imgfuse cannot create images over "
-                       "%s; it creates local files and ssh:// and gluster:// "
-                       "URIs", filename, d ? d->name : scheme);
+                       "%s; it creates local files%s%s%s", filename,
+                       d ? d->name : scheme, some ? " and " : " only",
+                       list, some ? " URIs" : "");
+    }
     /* else "name:with:colons": a local file, as before */
     free(scheme);
     return r;

@@ -1,8 +1,9 @@
 /*
  * Every driver imgfuse knows, in one table. Optional drivers are guarded by
- * HAVE_DRV_<NAME> from config.h (set by meson when the source is present or
- * its dependency found). Order matters only for listings; probing picks the
- * highest score and a tie is a bug (tests/unit/test-probe.c).
+ * HAVE_DRV_<NAME> from config.h: 1 when the source is present and its
+ * libraries were found, else 0 (meson leaves the driver out with a message).
+ * Order matters only for listings; probing picks the highest score and a
+ * tie is a bug (tests/unit/test-probe.c).
  */
 #include "config.h"
 #include "registry.h"
@@ -105,6 +106,36 @@ const struct bd_driver *const *bd_driver_all(size_t *count)
 {
     *count = sizeof(drivers) / sizeof(drivers[0]);
     return drivers;
+}
+
+static bool has_scheme_and(const struct bd_driver *drv,
+                           bool (*pick)(const struct bd_driver *drv))
+{
+    return drv->uri && pick(drv);
+}
+
+size_t bd_driver_scheme_list(char *buf, size_t size, const char *suffix,
+                             bool (*pick)(const struct bd_driver *drv))
+{
+    size_t n = sizeof(drivers) / sizeof(drivers[0]), total = 0, listed = 0;
+    size_t used = 0;
+
+    for (size_t i = 0; i < n; i++)
+        total += has_scheme_and(drivers[i], pick);
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (!has_scheme_and(drivers[i], pick))
+            continue;
+        listed++;
+        if (used + 1 >= size)
+            continue;
+        int w = snprintf(buf + used, size - used, "%s%s%s",
+                         listed == 1 ? "" : listed == total ? " and " : ", ",
+                         drivers[i]->uri->schemes[0], suffix);
+        used = w < 0 ? size : used + (size_t)w;
+    }
+    return listed;
 }
 
 /* ---- the contract every driver keeps (core/bd.h) ---- */

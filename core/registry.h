@@ -19,4 +19,13 @@ const struct bd_driver *const *bd_driver_all(size_t *count);
  */
 int bd_driver_contract_check(const struct bd_driver *d, char *why, size_t size);
 
+/*
+ * For messages that say what this build takes: writes "nbd, iscsi and ssh"
+ * to buf, the first URI scheme of each driver in the table that pick()
+ * accepts, followed by suffix ("" or "://"), in table order; "" when none is.
+ * A list longer than size is cut short. Returns how many pick() accepted.
+ */
+size_t bd_driver_scheme_list(char *buf, size_t size, const char *suffix,
+                             bool (*pick)(const struct bd_driver *drv));
+
 #endif

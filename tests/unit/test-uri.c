@@ -1,6 +1,9 @@
 /* core/uri.c: SOURCE classification and URI parsing. */
 #include <criterion/criterion.h>
 #include "core/bd-internal.h"
+#include "core/registry.h"
+
+#include <string.h>
 
 Test(uri, nbd_unix_socket_with_export_name)
 {
@@ -66,6 +69,45 @@ Test(uri, unknown_scheme_is_a_clear_error)
     struct bd_err err = { 0 };
     cr_assert_lt(bd_source_to_opts("gopher://h/x", o, &err), 0);
     cr_assert(strstr(err.msg, "unknown URI scheme 'gopher'"), "%s", err.msg);
+    bd_opts_free(o);
+}
+
+/* Is word in the message's list ("... URIs of the nbd, iscsi and ssh ...")? */
+static bool lists(const char *msg, const char *word)
+{
+    size_t len = strlen(word);
+    for (const char *p = strstr(msg, "URIs of the "); p; p = strchr(p + 1, ' ')) {
+        if (strncmp(p + 1, word, len) == 0 && strchr(", ", p[1 + len]))
+            return true;
+    }
+    return false;
+}
+
+Test(uri, unknown_scheme_lists_only_protocols_in_this_build)
+{
+    static const char *const schemes[] = { "nbd", "iscsi", "ssh", "gluster",
+                                           "nvme" };
+    struct bd_opts *o = bd_opts_new();
+    struct bd_err err = { 0 };
+
+    cr_assert_lt(bd_source_to_opts("gopher://h/x", o, &err), 0);
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        const struct bd_driver *drv = bd_driver_for_scheme(schemes[i]);
+        bool built = drv && drv->uri;
+        cr_assert_eq(lists(err.msg, schemes[i]), built, "%s: %s", schemes[i],
+                     err.msg);
+    }
+    bd_opts_free(o);
+}
+
+Test(uri, scheme_known_but_not_built_says_so)
+{
+    struct bd_opts *o = bd_opts_new();
+    struct bd_err err = { 0 };
+
+    cr_assert_null(bd_driver_for_scheme("nvme"));
+    cr_assert_lt(bd_source_to_opts("nvme://0000:01:00.0/1", o, &err), 0);
+    cr_assert(strstr(err.msg, "not part of this build"), "%s", err.msg);
     bd_opts_free(o);
 }
 

@@ -34,8 +34,10 @@ static const char *data_dir(void)
 static char *data_path(const char *name)
 {
     static char path[4096];
+    int len = snprintf(path, sizeof(path), "%s/%s", data_dir(), name);
 
-    snprintf(path, sizeof(path), "%s/%s", data_dir(), name);
+    cr_assert(len > 0 && (size_t)len < sizeof(path),
+              "test data path too long: %s/%s", data_dir(), name);
     return path;
 }
 

@@ -270,19 +270,17 @@ int nbdt_parse(const char *src, struct nbdt *t, struct bd_err *err)
 
 /* ---- validation ---------------------------------------------------------- */
 
-static int get_bool(const char *v, const char *key, bool *out, struct bd_err *err)
+/* 1 for on, 0 for off, -EINVAL otherwise: no out-parameter that an error
+ * path could leave unset. */
+static int get_bool(const char *v, const char *key, struct bd_err *err)
 {
     static const char *const yes[] = {"on", "yes", "true", "1"};
     static const char *const no[] = {"off", "no", "false", "0"};
     for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(v, yes[i]) == 0) {
-            *out = true;
+        if (strcasecmp(v, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(v, no[i]) == 0)
             return 0;
-        }
-        if (strcasecmp(v, no[i]) == 0) {
-            *out = false;
-            return 0;
-        }
     }
     return bd_err_set(err, EINVAL, "nbd option %s='%s': expected on or off",
                       key, v);
@@ -306,7 +304,6 @@ int nbdt_conf(const struct nbdt *t, struct nbd_conf *c, struct bd_err *err)
 {
     const char *const *v = (const char *const *)t->v;
     unsigned x;
-    bool b;
     int r;
 
     memset(c, 0, sizeof(*c));
@@ -357,8 +354,11 @@ int nbdt_conf(const struct nbdt *t, struct nbd_conf *c, struct bd_err *err)
         return bd_err_set(err, EINVAL, "nbd: the export name is longer than "
                           "the 4096 bytes NBD allows");
 
-    if (v[NBDT_TLS] && (r = get_bool(v[NBDT_TLS], "tls", &c->tls, err)) < 0)
-        return r;
+    if (v[NBDT_TLS]) {
+        if ((r = get_bool(v[NBDT_TLS], "tls", err)) < 0)
+            return r;
+        c->tls = r;
+    }
     c->tls_certs = v[NBDT_TLS_CERTS];
     c->tls_psk = v[NBDT_TLS_PSK];
     c->tls_user = v[NBDT_TLS_USER];
@@ -372,9 +372,9 @@ int nbdt_conf(const struct nbdt *t, struct nbd_conf *c, struct bd_err *err)
         return bd_err_set(err, EINVAL, "nbd: give tls-certificates or "
                           "tls-psk-file, not both");
     if (v[NBDT_TLS_VERIFY]) {
-        if ((r = get_bool(v[NBDT_TLS_VERIFY], "tls-verify-peer", &b, err)) < 0)
+        if ((r = get_bool(v[NBDT_TLS_VERIFY], "tls-verify-peer", err)) < 0)
             return r;
-        c->tls_verify = b;
+        c->tls_verify = r;
     }
     if (v[NBDT_CONNECT_TIMEOUT]) {
         if ((r = get_uint(v[NBDT_CONNECT_TIMEOUT], "connect-timeout", 1, 3600,

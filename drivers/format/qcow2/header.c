@@ -2,7 +2,7 @@
  * qcow2 header, header extensions and snapshot table: decoding and checking
  * of every field read from the image. No I/O here: callers pass buffers, so
  * hostile headers are unit-tested without files. Rewriting is not done:
- * the driver only patches single fields in place (io.c).
+ * the driver only patches single fields in place (header-write.c).
  */
 #include "qcow2.h"
 #include "overflow.h"

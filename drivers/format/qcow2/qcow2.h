@@ -347,9 +347,9 @@ static inline void qcow2_l2_set(const struct qcow2_state *s, uint8_t *t,
 
 /* How a write replaces the L2 entry of a cluster. */
 enum qcow2_old_kind {
-    QCOW2_OLD_REUSE,      /* host cluster of our own (refcount 1): write into it */
-    QCOW2_OLD_FRESH,      /* no host cluster: other subclusters keep their state */
-    QCOW2_OLD_FULLCOW,    /* compressed or shared: new cluster, whole-cluster COW */
+    QCOW2_OLD_REUSE,    /* host cluster of our own (refcount 1): write into it */
+    QCOW2_OLD_FRESH,    /* no host cluster: other subclusters keep their state */
+    QCOW2_OLD_FULLCOW,  /* compressed or shared: new cluster, whole-cluster COW */
 };
 
 static inline enum qcow2_old_kind qcow2_kind_of(const struct qcow2_state *s,

@@ -187,8 +187,9 @@ static int alloc_point(struct qcow2_state *s, const struct alloc_run *r,
         qcow2_l2_set(s, t, idx + i, (r->host + i * cs) | QCOW2_OFLAG_COPIED,
                      nbitmap);
     }
-    qcow2_cache_mark_dirty(&s->l2c, s->l1[(r->off >> s->cluster_bits) >> s->l2_bits]
-                                        & QCOW2_L1_OFFSET_MASK);
+    qcow2_cache_mark_dirty(&s->l2c,
+                           s->l1[(r->off >> s->cluster_bits) >> s->l2_bits] &
+                               QCOW2_L1_OFFSET_MASK);
     return 0;
 }
 

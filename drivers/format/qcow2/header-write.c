@@ -19,8 +19,6 @@ int qcow2_header_write_u64(struct qcow2_state *s, uint64_t field_off,
     return bd_flush(s->node->file);
 }
 
-/* Before the first change: clear autoclear bits we do not maintain, and
- * mark the image dirty (v3). Caller holds alloc_lock. */
 int qcow2_prepare_write(struct qcow2_state *s)
 {
     int ret;

@@ -2,7 +2,8 @@
  * qcow2 persistent dirty bitmaps, kept up to date as QEMU does: enabled
  * consistent bitmaps are loaded and marked in_use before the first write,
  * tracked in memory while open and stored back (new clusters) on close.
- * Bitmaps we cannot handle are dropped by the caller (qcow2_free_bitmaps).
+ * Bitmaps we cannot handle are dropped by the caller (qcow2_free_bitmaps);
+ * the clusters bitmaps own are listed here for that and for the rebuild.
  */
 #include "qcow2.h"
 #include "overflow.h"
@@ -415,4 +416,122 @@ int qcow2_bitmaps_store(struct qcow2_state *s)
     free(dir);
     qcow2_bitmaps_free(s);
     return ret;
+}
+
+/* ---- persistent bitmaps: the clusters they own ----------------------------- */
+
+static int collect(struct qcow2_state *s, uint64_t off, uint64_t bytes,
+                   uint64_t **v, size_t *n, size_t *cap)
+{
+    uint64_t cs = s->cluster_size;
+
+    if (!bytes)
+        return 0;
+    if (off % cs || !ovf_range_ok(off, bytes, s->file_size))
+        return -EINVAL;
+    for (uint64_t c = off; c < off + bytes; c += cs) {
+        if (qcow2_is_metadata(s, c >> s->cluster_bits))
+            return -EINVAL;
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            uint64_t *p = realloc(*v, nc * sizeof(**v));
+            if (!p)
+                return -ENOMEM;
+            *v = p;
+            *cap = nc;
+        }
+        (*v)[(*n)++] = c;
+    }
+    return 0;
+}
+
+int qcow2_bitmap_clusters(struct qcow2_state *s, uint64_t **out, size_t *out_n)
+{
+    uint64_t dsize = s->x.bitmap_dir_size, doff = s->x.bitmap_dir_off;
+    uint64_t *v = NULL;
+    size_t n = 0, cap = 0;
+    uint8_t *dir = NULL, *tab = NULL;
+    int ret;
+
+    *out = NULL;
+    *out_n = 0;
+    if (!s->x.has_bitmaps || !dsize)
+        return 0;
+    if (dsize > (64u << 20) || s->x.nb_bitmaps > 65535 || s->data_node)
+        return -EINVAL;
+    ret = collect(s, doff, dsize, &v, &n, &cap);
+    if (ret < 0)
+        goto out;
+    dir = malloc(dsize);
+    if (!dir) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    ret = bd_pread(s->node->file, dir, dsize, doff);
+    for (uint64_t pos = 0, i = 0; ret == 0 && i < s->x.nb_bitmaps; i++) {
+        if (dsize - pos < 24) {
+            ret = -EINVAL;
+            break;
+        }
+        const uint8_t *e = dir + pos;
+        uint64_t toff = bd_be64(e);
+        uint64_t tsize = bd_be32(e + 8);
+        uint64_t len = 24 + (uint64_t)bd_be32(e + 20) + bd_be16(e + 18);
+        if (tsize > (1u << 24) || len > dsize - pos) {
+            ret = -EINVAL;
+            break;
+        }
+        pos += bd_align_up(len, 8);
+        if (pos > dsize)
+            pos = dsize;
+        ret = collect(s, toff, tsize * 8, &v, &n, &cap);
+        if (ret < 0 || !tsize)
+            continue;
+        free(tab);
+        tab = malloc(tsize * 8);
+        if (!tab) {
+            ret = -ENOMEM;
+            break;
+        }
+        ret = bd_pread(s->node->file, tab, tsize * 8, toff);
+        for (uint64_t j = 0; ret == 0 && j < tsize; j++) {
+            uint64_t d = bd_be64(tab + j * 8) & 0x00fffffffffffe00ull;
+            if (d)
+                ret = collect(s, d, 1, &v, &n, &cap);
+        }
+    }
+out:
+    free(dir);
+    free(tab);
+    if (ret < 0) {
+        free(v);
+        return ret;
+    }
+    *out = v;
+    *out_n = n;
+    return 0;
+}
+
+int qcow2_free_bitmaps(struct qcow2_state *s)
+{
+    uint64_t *v;
+    size_t n;
+    int ret;
+
+    if (!s->x.has_bitmaps || !s->x.bitmap_dir_size || s->data_node)
+        return 0;
+    ret = qcow2_bitmap_clusters(s, &v, &n);
+    /* only a fully understood directory is freed */
+    for (size_t i = 0; ret == 0 && i < n; i++) {
+        uint64_t rc;
+        ret = qcow2_refcount_get(s, v[i] >> s->cluster_bits, &rc);
+        if (ret == 0 && rc)
+            ret = qcow2_release_cluster(s, v[i]);
+    }
+    if (ret == 0)
+        free(v);
+    if (ret < 0)
+        log_warn("%s: could not free the clusters of the persistent bitmaps: "
+                 "%s", s->node->name, strerror(-ret));
+    return 0;
 }

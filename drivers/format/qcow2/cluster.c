@@ -1,8 +1,9 @@
 /*
  * qcow2 guest-to-host mapping: decoding L2 entries (standard and extended),
- * walking L1 -> L2 through the cache, preparing L2 tables for modification
- * (allocation and copy-on-write of shared tables), and writing metadata
- * back in crash-safe order. Data I/O is not done here (io.c).
+ * walking L1 -> L2 through the cache (block status is its answer), preparing
+ * L2 tables for modification (allocation and copy-on-write of shared
+ * tables), and writing metadata back in crash-safe order, references of
+ * replaced entries dropped last. Guest data I/O is not done here.
  */
 #include "qcow2.h"
 #include "overflow.h"
@@ -327,4 +328,94 @@ out_free:
 int qcow2_release_cluster(struct qcow2_state *s, uint64_t off)
 {
     return release_cluster(s, off, &s->l2c);
+}
+
+/* ---- dropping the references of replaced entries --------------------- */
+
+static int release_add(struct qcow2_release_list *r, uint64_t off)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        uint64_t *p = realloc(r->off, cap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        r->off = p;
+        r->cap = cap;
+    }
+    r->off[r->n++] = off;
+    return 0;
+}
+
+int qcow2_release_old(struct qcow2_state *s, struct qcow2_release_list *r,
+                      const struct qcow2_extent *e, uint64_t entry)
+{
+    int ret = 0;
+
+    if (e->type == QCOW2_COMPRESSED) {
+        uint64_t first = e->host & ~(s->cluster_size - 1);
+        uint64_t last = (e->host + e->csize - 1) & ~(s->cluster_size - 1);
+        for (uint64_t c = first; c <= last && ret == 0; c += s->cluster_size)
+            ret = release_add(r, c);
+        return ret;
+    }
+    uint64_t host = entry & QCOW2_L2_OFFSET_MASK;
+    if (host && !s->data_node)
+        ret = release_add(r, host);
+    return ret;
+}
+
+int qcow2_release_all(struct qcow2_state *s, struct qcow2_release_list *r)
+{
+    int ret = 0;
+
+    if (r->n) {
+        ret = qcow2_meta_flush(s, true);
+        for (size_t i = 0; i < r->n && ret == 0; i++)
+            ret = qcow2_release_cluster(s, r->off[i]);
+    }
+    free(r->off);
+    r->off = NULL;
+    r->n = r->cap = 0;
+    return ret;
+}
+
+/* ---- block status ------------------------------------------------------- */
+
+int qcow2_status(struct qcow2_state *s, uint64_t off, uint64_t len,
+                 uint64_t *pnum, unsigned *status, uint64_t *map)
+{
+    struct qcow2_extent e;
+    int ret;
+
+    if (off >= s->size) {
+        *pnum = len;
+        *status = BD_STATUS_ZERO | BD_STATUS_ALLOCATED;
+        return 0;
+    }
+    if (len > s->size - off)
+        len = s->size - off;
+    ret = qcow2_map(s, off, len, &e);
+    if (ret < 0)
+        return ret;
+    *pnum = e.len;
+    *map = 0;
+    switch (e.type) {
+    case QCOW2_UNALLOC:
+        *status = 0;
+        break;
+    case QCOW2_ZERO:
+        *status = BD_STATUS_ZERO | BD_STATUS_ALLOCATED;
+        break;
+    case QCOW2_NORMAL:
+        *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+        if (!s->data_node) {
+            *status |= BD_STATUS_OFFSET;
+            *map = e.host;
+        }
+        break;
+    case QCOW2_COMPRESSED:
+        *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+        break;
+    }
+    return 0;
 }

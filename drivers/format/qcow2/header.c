@@ -2,7 +2,7 @@
  * qcow2 header, header extensions and snapshot table: decoding and checking
  * of every field read from the image. No I/O here: callers pass buffers, so
  * hostile headers are unit-tested without files. Rewriting is not done:
- * the driver only patches single fields in place (io.c).
+ * the driver only patches single fields in place (header-write.c).
  */
 #include "qcow2.h"
 #include "overflow.h"
@@ -17,66 +17,43 @@ static bool in_file(uint64_t off, uint64_t len, uint64_t file_size)
     return ovf_range_ok(off, len, file_size);
 }
 
-int qcow2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
-                        const char *name, struct qcow2_header *h,
-                        struct bd_err *err)
+/* The v3 fields after the v2 header; a v2 header gets their implied
+ * values. */
+static int decode_v3(const uint8_t *buf, size_t len, uint64_t file_size,
+                     uint64_t cs, const char *name, struct qcow2_header *h,
+                     struct bd_err *err)
 {
-    memset(h, 0, sizeof(*h));
-    if (len < QCOW2_V2_HEADER_LEN || file_size < QCOW2_V2_HEADER_LEN)
-        return bd_err_set(err, EINVAL, "%s: file too short for a qcow2 header",
-                          name);
-    if (bd_be32(buf) != QCOW2_MAGIC)
-        return bd_err_set(err, EINVAL, "%s: not a qcow2 image (bad magic)", name);
-    h->version = bd_be32(buf + 4);
-    if (h->version != 2 && h->version != 3)
-        return bd_err_set(err, ENOTSUP,
-                          "%s: qcow2 version %" PRIu32 " is not supported",
-                          name, h->version);
-    h->backing_off = bd_be64(buf + 8);
-    h->backing_len = bd_be32(buf + 16);
-    h->cluster_bits = bd_be32(buf + 20);
-    h->size = bd_be64(buf + 24);
-    h->crypt_method = bd_be32(buf + 32);
-    h->l1_entries = bd_be32(buf + 36);
-    h->l1_off = bd_be64(buf + 40);
-    h->reftable_off = bd_be64(buf + 48);
-    h->reftable_clusters = bd_be32(buf + 56);
-    h->nb_snapshots = bd_be32(buf + 60);
-    h->snapshots_off = bd_be64(buf + 64);
-
-    if (h->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
-        h->cluster_bits > QCOW2_MAX_CLUSTER_BITS)
-        return bd_err_set(err, EINVAL,
-                          "%s: invalid cluster size (cluster_bits %" PRIu32
-                          "; 512 bytes to 2 MiB are supported)",
-                          name, h->cluster_bits);
-    uint64_t cs = 1ull << h->cluster_bits;
-
     if (h->version == 2) {
         h->refcount_order = 4;
         h->header_len = QCOW2_V2_HEADER_LEN;
-    } else {
-        if (len < QCOW2_V3_HEADER_LEN || file_size < QCOW2_V3_HEADER_LEN)
-            return bd_err_set(err, EINVAL,
-                              "%s: file too short for a qcow2 v3 header", name);
-        h->incompat = bd_be64(buf + 72);
-        h->compat = bd_be64(buf + 80);
-        h->autoclear = bd_be64(buf + 88);
-        h->refcount_order = bd_be32(buf + 96);
-        h->header_len = bd_be32(buf + 100);
-        if (h->header_len < QCOW2_V3_HEADER_LEN || h->header_len % 8 ||
-            h->header_len > cs || h->header_len > len)
-            return bd_err_set(err, EINVAL,
-                              "%s: invalid qcow2 header length %" PRIu32, name,
-                              h->header_len);
-        if (h->refcount_order > 6)
-            return bd_err_set(err, EINVAL,
-                              "%s: invalid refcount width (refcount_order %"
-                              PRIu32 ", at most 6)", name, h->refcount_order);
-        if (h->header_len > 104)
-            h->compression_type = buf[104];
+        return 0;
     }
+    if (len < QCOW2_V3_HEADER_LEN || file_size < QCOW2_V3_HEADER_LEN)
+        return bd_err_set(err, EINVAL,
+                          "%s: file too short for a qcow2 v3 header", name);
+    h->incompat = bd_be64(buf + 72);
+    h->compat = bd_be64(buf + 80);
+    h->autoclear = bd_be64(buf + 88);
+    h->refcount_order = bd_be32(buf + 96);
+    h->header_len = bd_be32(buf + 100);
+    if (h->header_len < QCOW2_V3_HEADER_LEN || h->header_len % 8 ||
+        h->header_len > cs || h->header_len > len)
+        return bd_err_set(err, EINVAL,
+                          "%s: invalid qcow2 header length %" PRIu32, name,
+                          h->header_len);
+    if (h->refcount_order > 6)
+        return bd_err_set(err, EINVAL,
+                          "%s: invalid refcount width (refcount_order %"
+                          PRIu32 ", at most 6)", name, h->refcount_order);
+    if (h->header_len > 104)
+        h->compression_type = buf[104];
+    return 0;
+}
 
+/* Feature bits against each other and the fields they govern. */
+static int check_features(const struct qcow2_header *h, const char *name,
+                          struct bd_err *err)
+{
     if (h->incompat & QCOW2_INCOMPAT_COMPRESSION) {
         if (h->compression_type == 0)
             return bd_err_set(err, EINVAL,
@@ -107,12 +84,18 @@ int qcow2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
         return bd_err_set(err, EINVAL,
                           "%s: unknown encryption method %" PRIu32, name,
                           h->crypt_method);
+    return 0;
+}
 
-    /* virtual size: the L1 table must cover it, and stay within QEMU's
-     * implementation limit (32 MiB of L1) */
+/* The virtual size: the L1 table must cover it, and stay within QEMU's
+ * implementation limit (32 MiB of L1), inside the file. */
+static int check_l1(const struct qcow2_header *h, uint64_t cs,
+                    uint64_t file_size, const char *name, struct bd_err *err)
+{
     uint32_t l2_entry_bytes = (h->incompat & QCOW2_INCOMPAT_EXTL2) ? 16 : 8;
     uint64_t l2_entries = cs / l2_entry_bytes;
     uint64_t per_l1 = cs * l2_entries;          /* <= 2^21 * 2^18 = 2^39 */
+
     if (h->size > (1ull << 62))
         return bd_err_set(err, EFBIG,
                           "%s: absurd virtual size %" PRIu64 " bytes", name,
@@ -140,7 +123,15 @@ int qcow2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
                               " entries) lies beyond the end of the file", name,
                               h->l1_off, h->l1_entries);
     }
+    return 0;
+}
 
+/* The refcount table, snapshot table and backing file name lie where they
+ * may. */
+static int check_tables(const struct qcow2_header *h, uint64_t cs,
+                        uint64_t file_size, const char *name,
+                        struct bd_err *err)
+{
     if (h->reftable_clusters == 0 ||
         (uint64_t)h->reftable_clusters * cs > QCOW2_MAX_REFTABLE_BYTES)
         return bd_err_set(err, EINVAL,
@@ -183,6 +174,51 @@ int qcow2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
                               h->backing_off);
     }
     return 0;
+}
+
+int qcow2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
+                        const char *name, struct qcow2_header *h,
+                        struct bd_err *err)
+{
+    memset(h, 0, sizeof(*h));
+    if (len < QCOW2_V2_HEADER_LEN || file_size < QCOW2_V2_HEADER_LEN)
+        return bd_err_set(err, EINVAL, "%s: file too short for a qcow2 header",
+                          name);
+    if (bd_be32(buf) != QCOW2_MAGIC)
+        return bd_err_set(err, EINVAL, "%s: not a qcow2 image (bad magic)", name);
+    h->version = bd_be32(buf + 4);
+    if (h->version != 2 && h->version != 3)
+        return bd_err_set(err, ENOTSUP,
+                          "%s: qcow2 version %" PRIu32 " is not supported",
+                          name, h->version);
+    h->backing_off = bd_be64(buf + 8);
+    h->backing_len = bd_be32(buf + 16);
+    h->cluster_bits = bd_be32(buf + 20);
+    h->size = bd_be64(buf + 24);
+    h->crypt_method = bd_be32(buf + 32);
+    h->l1_entries = bd_be32(buf + 36);
+    h->l1_off = bd_be64(buf + 40);
+    h->reftable_off = bd_be64(buf + 48);
+    h->reftable_clusters = bd_be32(buf + 56);
+    h->nb_snapshots = bd_be32(buf + 60);
+    h->snapshots_off = bd_be64(buf + 64);
+
+    if (h->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
+        h->cluster_bits > QCOW2_MAX_CLUSTER_BITS)
+        return bd_err_set(err, EINVAL,
+                          "%s: invalid cluster size (cluster_bits %" PRIu32
+                          "; 512 bytes to 2 MiB are supported)",
+                          name, h->cluster_bits);
+    uint64_t cs = 1ull << h->cluster_bits;
+
+    int ret = decode_v3(buf, len, file_size, cs, name, h, err);
+    if (ret == 0)
+        ret = check_features(h, name, err);
+    if (ret == 0)
+        ret = check_l1(h, cs, file_size, name, err);
+    if (ret == 0)
+        ret = check_tables(h, cs, file_size, name, err);
+    return ret;
 }
 
 static char *dup_string(const uint8_t *p, size_t len)

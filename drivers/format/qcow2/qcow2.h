@@ -257,6 +257,9 @@ int qcow2_alloc_clusters(struct qcow2_state *s, uint64_t count, uint64_t *off);
 /* Cluster c holds the header, an L1 table, the refcount table or the
  * snapshot table (as the header says). */
 bool qcow2_is_metadata(const struct qcow2_state *s, uint64_t c);
+/* Refcount at index i of a refcount block buffer. */
+uint64_t qcow2_rb_read(const struct qcow2_state *s, const uint8_t *b,
+                       uint64_t i);
 /* Store refcount v at index i of a refcount block buffer. */
 void qcow2_rb_write(const struct qcow2_state *s, uint8_t *b, uint64_t i,
                     uint64_t v);
@@ -305,6 +308,24 @@ int qcow2_release_cluster(struct qcow2_state *s, uint64_t off);
 int qcow2_l1_writeback(struct qcow2_state *s);
 /* All metadata to disk in a crash-safe order, then flush the file. */
 int qcow2_meta_flush(struct qcow2_state *s, bool flush_file);
+/* bd_driver.block_status for this layer: one extent of qcow2_map(). */
+int qcow2_status(struct qcow2_state *s, uint64_t off, uint64_t len,
+                 uint64_t *pnum, unsigned *status, uint64_t *map);
+
+/* Host clusters whose references are dropped once the L2 entries that
+ * replaced them are on disk. Starts zeroed; qcow2_release_all() empties
+ * it, and on an error path the caller frees off. */
+struct qcow2_release_list {
+    uint64_t *off;
+    size_t n, cap;
+};
+/* Note the clusters the old entry (decoded as e) holds a reference to
+ * (compressed data may span two). */
+int qcow2_release_old(struct qcow2_state *s, struct qcow2_release_list *r,
+                      const struct qcow2_extent *e, uint64_t entry);
+/* Write the metadata back, then drop every noted reference. Caller holds
+ * meta_lock. */
+int qcow2_release_all(struct qcow2_state *s, struct qcow2_release_list *r);
 
 static inline uint64_t qcow2_l2_get(const struct qcow2_state *s,
                                     const uint8_t *t, uint64_t i)
@@ -324,6 +345,56 @@ static inline void qcow2_l2_set(const struct qcow2_state *s, uint8_t *t,
         bd_put_be64(t + i * 16 + 8, bitmap);
 }
 
+/* How a write replaces the L2 entry of a cluster. */
+enum qcow2_old_kind {
+    QCOW2_OLD_REUSE,    /* host cluster of our own (refcount 1): write into it */
+    QCOW2_OLD_FRESH,    /* no host cluster: other subclusters keep their state */
+    QCOW2_OLD_FULLCOW,  /* compressed or shared: new cluster, whole-cluster COW */
+};
+
+static inline enum qcow2_old_kind qcow2_kind_of(const struct qcow2_state *s,
+                                                const struct qcow2_extent *e,
+                                                uint64_t entry)
+{
+    if (e->type == QCOW2_COMPRESSED)
+        return QCOW2_OLD_FULLCOW;
+    uint64_t host = entry & QCOW2_L2_OFFSET_MASK;
+    bool has_host = host || (s->data_node && (entry & QCOW2_OFLAG_COPIED));
+    if (!has_host)
+        return QCOW2_OLD_FRESH;
+    if (entry & QCOW2_OFLAG_COPIED)
+        return QCOW2_OLD_REUSE;
+    return QCOW2_OLD_FULLCOW;
+}
+
+/* Extended L2 subcluster bits a..b-1 set, 0 <= a < b <= 32. */
+static inline uint64_t qcow2_sc_mask(unsigned a, unsigned b)
+{
+    uint64_t m = (b >= 32 ? 0xffffffffull : ((1ull << b) - 1));
+    return m & ~((1ull << a) - 1);
+}
+
+/* Known end of a file, grown by writers without a lock. */
+static inline uint64_t qcow2_known_size(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void qcow2_grow_known(uint64_t *p, uint64_t end)
+{
+    uint64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (end > cur &&
+           !__atomic_compare_exchange_n(p, &cur, end, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED))
+        ;
+}
+
+/* The known size of the node guest data lives in (file or data file). */
+static inline uint64_t *qcow2_data_end(struct qcow2_state *s)
+{
+    return s->data_node ? &s->data_size : &s->file_size;
+}
+
 /* ---- compress.c -------------------------------------------------------- */
 
 /* Decompress src[0..slen) into exactly dlen bytes of dst. */
@@ -334,23 +405,51 @@ int qcow2_decompress(int type, const void *src, size_t slen, void *dst,
 ssize_t qcow2_compress(int type, const void *src, size_t slen, void *dst,
                        size_t dlen);
 
-/* ---- io.c -------------------------------------------------------------- */
+/* ---- read.c ------------------------------------------------------------ */
 
+/* Guest read; bytes past the virtual size read as zeroes. */
 int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off);
+
+/* ---- write.c ----------------------------------------------------------- */
+
 int qcow2_write(struct qcow2_state *s, const void *buf, uint64_t len,
                 uint64_t off, unsigned flags);
-int qcow2_write_zeroes(struct qcow2_state *s, uint64_t len, uint64_t off,
-                       unsigned flags);
 /* Write back all metadata and flush the file(s). */
 int qcow2_flush_all(struct qcow2_state *s);
+
+/* ---- zero.c ------------------------------------------------------------ */
+
+int qcow2_write_zeroes(struct qcow2_state *s, uint64_t len, uint64_t off,
+                       unsigned flags);
 int qcow2_discard_range(struct qcow2_state *s, uint64_t len, uint64_t off);
-int qcow2_status(struct qcow2_state *s, uint64_t off, uint64_t len,
-                 uint64_t *pnum, unsigned *status, uint64_t *map);
+
+/* ---- resize.c ---------------------------------------------------------- */
+
 /* Change the virtual size (grow; shrink over unallocated space only). */
 int qcow2_resize(struct qcow2_state *s, uint64_t size, struct bd_err *err);
+
+/* ---- header-write.c ---------------------------------------------------- */
+
 /* Header field updates done in place (dirty bit, autoclear, sizes). */
 int qcow2_header_write_u64(struct qcow2_state *s, uint64_t field_off,
                            uint64_t val);
+/* Before the first change: clear autoclear bits we do not maintain (the
+ * bitmaps' clusters are given back), and mark the image dirty (v3). Once
+ * done, writes_started is set. Caller holds alloc_lock. */
+int qcow2_prepare_write(struct qcow2_state *s);
+
+/* qcow2_prepare_write() once, taking alloc_lock; a load when done. */
+static inline int qcow2_begin_writes(struct qcow2_state *s)
+{
+    int ret;
+
+    if (__atomic_load_n(&s->writes_started, __ATOMIC_ACQUIRE))
+        return 0;
+    pthread_mutex_lock(&s->alloc_lock);
+    ret = qcow2_prepare_write(s);
+    pthread_mutex_unlock(&s->alloc_lock);
+    return ret;
+}
 
 /* ---- create.c ---------------------------------------------------------- */
 
@@ -372,8 +471,6 @@ void qcow2_bitmaps_mark(struct qcow2_state *s, uint64_t off, uint64_t len);
 int qcow2_bitmaps_store(struct qcow2_state *s);
 void qcow2_bitmaps_free(struct qcow2_state *s);
 
-/* ---- check.c ----------------------------------------------------------- */
-
 /* The bitmaps were just declared inconsistent (autoclear bit cleared on
  * disk): give their clusters back. Damaged directories are left alone
  * (the clusters leak, nothing breaks). Caller holds meta_lock. */
@@ -383,8 +480,12 @@ int qcow2_free_bitmaps(struct qcow2_state *s);
  * directory. Caller holds meta_lock or runs at open. */
 int qcow2_bitmap_clusters(struct qcow2_state *s, uint64_t **v, size_t *n);
 
+/* ---- rebuild.c --------------------------------------------------------- */
+
 /* Rebuild refcounts from L1/L2/snapshot tables (dirty image opened rw). */
 int qcow2_rebuild_refcounts(struct qcow2_state *s, struct bd_err *err);
+
+/* ---- check.c ----------------------------------------------------------- */
 
 /* bd_driver.check: compare stored refcounts with the metadata, repair. */
 int qcow2_check(struct bd_node *n, unsigned fix, struct bd_check *res,

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rb_read(const struct qcow2_state *s, const uint8_t *b,
-                        uint64_t i)
+uint64_t qcow2_rb_read(const struct qcow2_state *s, const uint8_t *b,
+                       uint64_t i)
 {
     switch (s->refcount_order) {
     case 0: case 1: case 2: {
@@ -77,7 +77,7 @@ int qcow2_refcount_get(struct qcow2_state *s, uint64_t cluster, uint64_t *rc)
     if (ret < 0)
         return ret;
     if (blk)
-        *rc = rb_read(s, blk, cluster & (s->rb_entries - 1));
+        *rc = qcow2_rb_read(s, blk, cluster & (s->rb_entries - 1));
     return 0;
 }
 
@@ -253,7 +253,7 @@ int qcow2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t count,
         if (!blk)
             return -EIO;        /* decrement of a cluster nobody counted */
         uint64_t j = c & (s->rb_entries - 1);
-        uint64_t v = rb_read(s, blk, j);
+        uint64_t v = qcow2_rb_read(s, blk, j);
         if (delta > 0 && v == s->refcount_max)
             return -ERANGE;
         if (delta < 0 && v == 0) {
@@ -326,7 +326,7 @@ int qcow2_alloc_clusters(struct qcow2_state *s, uint64_t count, uint64_t *off)
             return -EIO;
         uint64_t end = (bi + 1) << s->rb_bits;
         for (; i < end && run < count; i++) {
-            if (rb_read(s, blk, i & (s->rb_entries - 1)) == 0 &&
+            if (qcow2_rb_read(s, blk, i & (s->rb_entries - 1)) == 0 &&
                 !qcow2_is_metadata(s, i)) {
                 if (first_free == UINT64_MAX)
                     first_free = i;

@@ -1,8 +1,9 @@
 /*
- * VHDX on-disk structures ([MS-VHDX] 2.2-2.6): the known GUIDs, the two
- * headers, the region table, the metadata region with the parent locator,
- * and the BAT, each decoded and checked before the driver (vhdx.c) uses it.
- * Every size and offset here comes from the image and is checked first.
+ * VHDX on-disk structures ([MS-VHDX] 2.2.3-2.6): the known GUIDs, the
+ * region table, the metadata region with the parent locator, and the BAT,
+ * each decoded and checked before the driver (vhdx.c) uses it. Every size
+ * and offset here comes from the image and is checked first. The two
+ * headers are header.c's.
  */
 #include "vhdx.h"
 #include "overflow.h"
@@ -85,89 +86,6 @@ static bool vhdx_guid_parse(const char *str, uint8_t g[16])
         g[8 + i] = (uint8_t)d[i];
     return true;
 }
-/* ---- headers (2.2) ----------------------------------------------------- */
-
-static bool vhdx_header_decode(const uint8_t *b, struct vhdx_header *h)
-{
-    if (memcmp(b, "head", 4) != 0)
-        return false;
-    if (bd_le32(b + 4) != vhdx_crc32c_skip(b, VHDX_HEADER_SIZE, 4))
-        return false;
-    h->seq = bd_le64(b + 8);
-    memcpy(h->file_write_guid, b + 16, 16);
-    memcpy(h->data_write_guid, b + 32, 16);
-    memcpy(h->log_guid, b + 48, 16);
-    h->log_version = bd_le16(b + 64);
-    h->version = bd_le16(b + 66);
-    h->log_len = bd_le32(b + 68);
-    h->log_off = bd_le64(b + 72);
-    return true;
-}
-
-void vhdx_header_encode(uint8_t *out, const struct vhdx_header *h)
-{
-    memset(out, 0, VHDX_HEADER_SIZE);
-    memcpy(out, "head", 4);
-    bd_put_le64(out + 8, h->seq);
-    memcpy(out + 16, h->file_write_guid, 16);
-    memcpy(out + 32, h->data_write_guid, 16);
-    memcpy(out + 48, h->log_guid, 16);
-    bd_put_le16(out + 64, h->log_version);
-    bd_put_le16(out + 66, h->version);
-    bd_put_le32(out + 68, h->log_len);
-    bd_put_le64(out + 72, h->log_off);
-    bd_put_le32(out + 4, vhdx_crc32c_skip(out, VHDX_HEADER_SIZE, 4));
-}
-
-int vhdx_read_headers(struct bd_node *n, struct bd_err *err)
-{
-    struct vhdx_state *s = n->state;
-    static const uint64_t where[2] = { VHDX_HEADER1_OFF, VHDX_HEADER2_OFF };
-    struct vhdx_header h[2];
-    bool ok[2];
-    uint8_t *buf;
-    int ret;
-
-    buf = malloc(VHDX_HEADER_SIZE);
-    if (!buf)
-        return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
-    for (int i = 0; i < 2; i++) {
-        ret = bd_pread(n->file, buf, VHDX_HEADER_SIZE, where[i]);
-        if (ret < 0) {
-            free(buf);
-            return bd_err_set(err, -ret, "%s: cannot read vhdx header %d: %s",
-                              n->name, i + 1, strerror(-ret));
-        }
-        ok[i] = vhdx_header_decode(buf, &h[i]);
-    }
-    free(buf);
-    if (!ok[0] && !ok[1])
-        return bd_err_set(err, EINVAL, "%s: both vhdx headers are corrupt "
-                          "(bad signature or checksum)", n->name);
-    if (ok[0] && ok[1] && h[0].seq == h[1].seq &&
-        memcmp(&h[0], &h[1], sizeof(h[0])) != 0)
-        return bd_err_set(err, EINVAL, "%s: the two vhdx headers have the same "
-                          "sequence number but differ", n->name);
-    s->cur_hdr = (ok[0] && (!ok[1] || h[0].seq > h[1].seq)) ? 0 : 1;
-    s->hdr = h[s->cur_hdr];
-
-    if (s->hdr.version != 1)
-        return bd_err_set(err, ENOTSUP, "%s: vhdx version %u is not supported",
-                          n->name, s->hdr.version);
-    if (s->hdr.log_version != 0)
-        return bd_err_set(err, ENOTSUP, "%s: vhdx log version %u is not "
-                          "supported", n->name, s->hdr.log_version);
-    if (s->hdr.log_len % VHDX_MiB || s->hdr.log_off % VHDX_MiB ||
-        s->hdr.log_off < VHDX_MiB || s->hdr.log_len == 0)
-        return bd_err_set(err, EINVAL, "%s: vhdx log location is invalid "
-                          "(offset %llu, length %u)", n->name,
-                          (unsigned long long)s->hdr.log_off, s->hdr.log_len);
-    if (!ovf_range_ok(s->hdr.log_off, s->hdr.log_len, s->file_size))
-        return bd_err_set(err, EINVAL, "%s: vhdx log lies beyond the end of "
-                          "the file (truncated image?)", n->name);
-    return 0;
-}
-
 /* ---- region table (2.2.3) ---------------------------------------------- */
 
 static int vhdx_parse_region_table(struct bd_node *n, const uint8_t *t,
@@ -344,13 +262,152 @@ out:
     return ret;
 }
 
+/* The system metadata items this driver reads (2.6.2). */
+struct vhdx_meta_items {
+    struct vhdx_meta_item fp, vs, id, ls, ps, pl;
+};
+
+static struct vhdx_meta_item *vhdx_meta_find(struct vhdx_meta_items *m,
+                                             const uint8_t guid[16])
+{
+    if (memcmp(guid, vhdx_guid_file_params, 16) == 0)
+        return &m->fp;
+    if (memcmp(guid, vhdx_guid_vsize, 16) == 0)
+        return &m->vs;
+    if (memcmp(guid, vhdx_guid_disk_id, 16) == 0)
+        return &m->id;
+    if (memcmp(guid, vhdx_guid_lsec, 16) == 0)
+        return &m->ls;
+    if (memcmp(guid, vhdx_guid_psec, 16) == 0)
+        return &m->ps;
+    if (memcmp(guid, vhdx_guid_parent_locator, 16) == 0)
+        return &m->pl;
+    return NULL;
+}
+
+/* Locate the known items in the metadata table t; an unknown item marked
+ * required, or a missing one we need, fails the open. */
+static int vhdx_meta_table_scan(struct bd_node *n, const uint8_t *t,
+                                struct vhdx_meta_items *m, struct bd_err *err)
+{
+    struct vhdx_state *s = n->state;
+    uint16_t count;
+
+    if (memcmp(t, "metadata", 8) != 0)
+        return bd_err_set(err, EINVAL, "%s: vhdx metadata table signature is "
+                          "missing", n->name);
+    count = bd_le16(t + 10);
+    if (count > VHDX_META_MAX_ENTRIES)
+        return bd_err_set(err, EINVAL, "%s: vhdx metadata table has %u entries "
+                          "(at most %u allowed)", n->name, count,
+                          VHDX_META_MAX_ENTRIES);
+    for (unsigned i = 0; i < count; i++) {
+        const uint8_t *e = t + 32 + 32 * i;
+        uint32_t off = bd_le32(e + 16), len = bd_le32(e + 20);
+        uint32_t flags = bd_le32(e + 24);
+        bool is_user = flags & 1, required = flags & 4;
+        struct vhdx_meta_item *it;
+
+        if (is_user) {
+            if (required)
+                return bd_err_set(err, ENOTSUP, "%s: vhdx has a required user "
+                                  "metadata item this driver does not know",
+                                  n->name);
+            continue;
+        }
+        it = vhdx_meta_find(m, e);
+        if (!it) {
+            if (required) {
+                char g[37];
+                vhdx_guid_format(e, g);
+                return bd_err_set(err, ENOTSUP, "%s: vhdx metadata item %s is "
+                                  "required but not supported", n->name, g);
+            }
+            continue;
+        }
+        if (len && (off < VHDX_META_TABLE_SIZE ||
+                    !ovf_range_ok(off, len, s->meta_len)))
+            return bd_err_set(err, EINVAL, "%s: vhdx metadata item %u lies "
+                              "outside the metadata region", n->name, i);
+        it->off = s->meta_off + off;
+        it->len = len;
+        it->found = true;
+    }
+    if (!m->fp.found || !m->vs.found || !m->ls.found || !m->ps.found)
+        return bd_err_set(err, EINVAL, "%s: vhdx metadata lacks the %s item",
+                          n->name, !m->fp.found ? "file parameters" :
+                          !m->vs.found ? "virtual disk size" :
+                          !m->ls.found ? "logical sector size" :
+                                         "physical sector size");
+    return 0;
+}
+
+/* Read the items' values into the node's state. */
+static int vhdx_meta_load(struct bd_node *n, const struct vhdx_meta_items *m,
+                          struct bd_err *err)
+{
+    struct vhdx_state *s = n->state;
+    uint8_t v[8];
+    int ret;
+
+    if ((ret = vhdx_meta_read(n, &m->fp, 8, v, "file parameters", err)) < 0)
+        return ret;
+    s->block_size = bd_le32(v);
+    s->leave_alloc = bd_le32(v + 4) & 1;
+    s->has_parent = bd_le32(v + 4) & 2;
+    if ((ret = vhdx_meta_read(n, &m->vs, 8, v, "virtual disk size", err)) < 0)
+        return ret;
+    s->vsize = bd_le64(v);
+    if ((ret = vhdx_meta_read(n, &m->ls, 4, v, "logical sector size", err)) < 0)
+        return ret;
+    s->lsec = bd_le32(v);
+    if ((ret = vhdx_meta_read(n, &m->ps, 4, v, "physical sector size", err)) < 0)
+        return ret;
+    s->psec = bd_le32(v);
+    if (m->id.found) {
+        ret = vhdx_meta_read(n, &m->id, 16, s->disk_id, "virtual disk id", err);
+        if (ret < 0)
+            return ret;
+    }
+    if (s->has_parent) {
+        if (!m->pl.found)
+            return bd_err_set(err, EINVAL, "%s: vhdx differencing image has no "
+                              "parent locator", n->name);
+        return vhdx_parse_parent_locator(n, &m->pl, err);
+    }
+    return 0;
+}
+
+/* Block size, sector sizes and virtual size within what the spec allows. */
+static int vhdx_meta_check(struct bd_node *n, struct bd_err *err)
+{
+    struct vhdx_state *s = n->state;
+
+    if (!bd_is_pow2(s->block_size) || s->block_size < VHDX_MIN_BLOCK ||
+        s->block_size > VHDX_MAX_BLOCK)
+        return bd_err_set(err, EINVAL, "%s: vhdx block size %u is invalid "
+                          "(a power of two from 1 MiB to 256 MiB)", n->name,
+                          s->block_size);
+    if (s->lsec != 512 && s->lsec != 4096)
+        return bd_err_set(err, EINVAL, "%s: vhdx logical sector size %u is "
+                          "invalid (512 or 4096)", n->name, s->lsec);
+    if (s->psec != 512 && s->psec != 4096)
+        return bd_err_set(err, EINVAL, "%s: vhdx physical sector size %u is "
+                          "invalid (512 or 4096)", n->name, s->psec);
+    if (s->vsize > VHDX_MAX_VSIZE || s->vsize % s->lsec)
+        return bd_err_set(err, EINVAL, "%s: vhdx virtual size %llu is invalid "
+                          "(a multiple of the %u-byte sector, at most 64 TiB)",
+                          n->name, (unsigned long long)s->vsize, s->lsec);
+    s->block_bits = (unsigned)__builtin_ctz(s->block_size);
+    s->lsec_bits = (unsigned)__builtin_ctz(s->lsec);
+    return 0;
+}
+
 int vhdx_read_metadata(struct bd_node *n, struct bd_err *err)
 {
     struct vhdx_state *s = n->state;
-    struct vhdx_meta_item fp = {0}, vs = {0}, id = {0}, ls = {0}, ps = {0},
-                          pl = {0};
-    uint8_t *t, v[8];
-    uint16_t count;
+    struct vhdx_meta_items m = {0};
+    uint8_t *t;
     int ret;
 
     if (s->meta_len < VHDX_META_TABLE_SIZE)
@@ -363,136 +420,16 @@ int vhdx_read_metadata(struct bd_node *n, struct bd_err *err)
     if (!t)
         return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
     ret = vhdx_file_read(n, t, VHDX_META_TABLE_SIZE, s->meta_off);
-    if (ret < 0) {
+    if (ret < 0)
         ret = bd_err_set(err, -ret, "%s: cannot read vhdx metadata table: %s",
                          n->name, strerror(-ret));
-        goto out;
-    }
-    if (memcmp(t, "metadata", 8) != 0) {
-        ret = bd_err_set(err, EINVAL, "%s: vhdx metadata table signature is "
-                         "missing", n->name);
-        goto out;
-    }
-    count = bd_le16(t + 10);
-    if (count > VHDX_META_MAX_ENTRIES) {
-        ret = bd_err_set(err, EINVAL, "%s: vhdx metadata table has %u entries "
-                         "(at most %u allowed)", n->name, count,
-                         VHDX_META_MAX_ENTRIES);
-        goto out;
-    }
-    for (unsigned i = 0; i < count; i++) {
-        const uint8_t *e = t + 32 + 32 * i;
-        uint32_t off = bd_le32(e + 16), len = bd_le32(e + 20);
-        uint32_t flags = bd_le32(e + 24);
-        bool is_user = flags & 1, required = flags & 4;
-        struct vhdx_meta_item *it = NULL;
-
-        if (is_user) {
-            if (required) {
-                ret = bd_err_set(err, ENOTSUP, "%s: vhdx has a required user "
-                                 "metadata item this driver does not know",
-                                 n->name);
-                goto out;
-            }
-            continue;
-        }
-        if (memcmp(e, vhdx_guid_file_params, 16) == 0)
-            it = &fp;
-        else if (memcmp(e, vhdx_guid_vsize, 16) == 0)
-            it = &vs;
-        else if (memcmp(e, vhdx_guid_disk_id, 16) == 0)
-            it = &id;
-        else if (memcmp(e, vhdx_guid_lsec, 16) == 0)
-            it = &ls;
-        else if (memcmp(e, vhdx_guid_psec, 16) == 0)
-            it = &ps;
-        else if (memcmp(e, vhdx_guid_parent_locator, 16) == 0)
-            it = &pl;
-        if (!it) {
-            if (required) {
-                char g[37];
-                vhdx_guid_format(e, g);
-                ret = bd_err_set(err, ENOTSUP, "%s: vhdx metadata item %s is "
-                                 "required but not supported", n->name, g);
-                goto out;
-            }
-            continue;
-        }
-        if (len && (off < VHDX_META_TABLE_SIZE ||
-                    !ovf_range_ok(off, len, s->meta_len))) {
-            ret = bd_err_set(err, EINVAL, "%s: vhdx metadata item %u lies "
-                             "outside the metadata region", n->name, i);
-            goto out;
-        }
-        it->off = s->meta_off + off;
-        it->len = len;
-        it->found = true;
-    }
-    if (!fp.found || !vs.found || !ls.found || !ps.found) {
-        ret = bd_err_set(err, EINVAL, "%s: vhdx metadata lacks the %s item",
-                         n->name, !fp.found ? "file parameters" :
-                         !vs.found ? "virtual disk size" :
-                         !ls.found ? "logical sector size" :
-                                     "physical sector size");
-        goto out;
-    }
-    if ((ret = vhdx_meta_read(n, &fp, 8, v, "file parameters", err)) < 0)
-        goto out;
-    s->block_size = bd_le32(v);
-    s->leave_alloc = bd_le32(v + 4) & 1;
-    s->has_parent = bd_le32(v + 4) & 2;
-    if ((ret = vhdx_meta_read(n, &vs, 8, v, "virtual disk size", err)) < 0)
-        goto out;
-    s->vsize = bd_le64(v);
-    if ((ret = vhdx_meta_read(n, &ls, 4, v, "logical sector size", err)) < 0)
-        goto out;
-    s->lsec = bd_le32(v);
-    if ((ret = vhdx_meta_read(n, &ps, 4, v, "physical sector size", err)) < 0)
-        goto out;
-    s->psec = bd_le32(v);
-    if (id.found) {
-        ret = vhdx_meta_read(n, &id, 16, s->disk_id, "virtual disk id", err);
-        if (ret < 0)
-            goto out;
-    }
-    if (s->has_parent) {
-        if (!pl.found) {
-            ret = bd_err_set(err, EINVAL, "%s: vhdx differencing image has no "
-                             "parent locator", n->name);
-            goto out;
-        }
-        if ((ret = vhdx_parse_parent_locator(n, &pl, err)) < 0)
-            goto out;
-    }
-
-    if (!bd_is_pow2(s->block_size) || s->block_size < VHDX_MIN_BLOCK ||
-        s->block_size > VHDX_MAX_BLOCK) {
-        ret = bd_err_set(err, EINVAL, "%s: vhdx block size %u is invalid "
-                         "(a power of two from 1 MiB to 256 MiB)", n->name,
-                         s->block_size);
-        goto out;
-    }
-    if (s->lsec != 512 && s->lsec != 4096) {
-        ret = bd_err_set(err, EINVAL, "%s: vhdx logical sector size %u is "
-                         "invalid (512 or 4096)", n->name, s->lsec);
-        goto out;
-    }
-    if (s->psec != 512 && s->psec != 4096) {
-        ret = bd_err_set(err, EINVAL, "%s: vhdx physical sector size %u is "
-                         "invalid (512 or 4096)", n->name, s->psec);
-        goto out;
-    }
-    if (s->vsize > VHDX_MAX_VSIZE || s->vsize % s->lsec) {
-        ret = bd_err_set(err, EINVAL, "%s: vhdx virtual size %llu is invalid "
-                         "(a multiple of the %u-byte sector, at most 64 TiB)",
-                         n->name, (unsigned long long)s->vsize, s->lsec);
-        goto out;
-    }
-    s->block_bits = (unsigned)__builtin_ctz(s->block_size);
-    s->lsec_bits = (unsigned)__builtin_ctz(s->lsec);
-    ret = 0;
-out:
+    else
+        ret = vhdx_meta_table_scan(n, t, &m, err);
     free(t);
+    if (ret == 0)
+        ret = vhdx_meta_load(n, &m, err);
+    if (ret == 0)
+        ret = vhdx_meta_check(n, err);
     return ret;
 }
 

@@ -137,13 +137,20 @@ uint32_t vhdx_crc32c_skip(const void *buf, size_t len, size_t csum_off);
 /* vhdx.c: read the image file with an in-memory log replay applied */
 int vhdx_file_read(struct bd_node *n, void *buf, uint64_t len, uint64_t off);
 
-/* metadata.c: decode and check, in this order at open; 0 or -errno with
- * err filled. Each fills its part of the node's struct vhdx_state. */
+/* header.c: read both headers and choose the current one (first at open;
+ * 0 or -errno with err filled). */
 int vhdx_read_headers(struct bd_node *n, struct bd_err *err);
+void vhdx_header_encode(uint8_t *out, const struct vhdx_header *h);
+/* Write s->hdr into the other slot with the next sequence number, flush,
+ * and again into the first, so both copies are current. */
+int vhdx_headers_write(struct bd_node *n);
+
+/* metadata.c: decode and check, in this order at open, after the headers;
+ * 0 or -errno with err filled. Each fills its part of the node's struct
+ * vhdx_state. */
 int vhdx_read_regions(struct bd_node *n, struct bd_err *err);
 int vhdx_read_metadata(struct bd_node *n, struct bd_err *err);
 int vhdx_read_bat(struct bd_node *n, struct bd_err *err);
-void vhdx_header_encode(uint8_t *out, const struct vhdx_header *h);
 void vhdx_guid_format(const uint8_t g[16], char out[37]);
 int vhdx_random_guid(uint8_t guid[16]);
 /* [off, off + len) lies clear of the header area, log, metadata and BAT. */
@@ -158,9 +165,6 @@ int vhdx_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
                        unsigned flags);
 int vhdx_discard(struct bd_node *n, uint64_t len, uint64_t off);
 int vhdx_flush(struct bd_node *n);
-/* Write s->hdr into the other slot with the next sequence number, flush,
- * and again into the first, so both copies are current. */
-int vhdx_headers_write(struct bd_node *n);
 /* End a write session: the log is applied, so clear LogGuid. */
 int vhdx_session_end(struct bd_node *n);
 

@@ -2,7 +2,8 @@
  * VHDX writes: the header update that starts a write session, in-place
  * writes, block allocation at the end of the file, sector bitmaps of
  * differencing images, and zeroing. Every BAT or bitmap change goes through
- * the log (log.c), after the data it points at is stable.
+ * the log (log.c), after the data it points at is stable; writing the
+ * headers themselves is header.c's.
  */
 #include "vhdx.h"
 #include "overflow.h"
@@ -11,34 +12,6 @@
 #include <string.h>
 
 #define VHDX_COMMIT_MAX 64u     /* metadata sectors per log entry */
-
-static const uint64_t hdr_where[2] = { VHDX_HEADER1_OFF, VHDX_HEADER2_OFF };
-
-int vhdx_headers_write(struct bd_node *n)
-{
-    struct vhdx_state *s = n->state;
-    uint8_t *b = malloc(VHDX_HEADER_SIZE);
-    int ret = 0;
-
-    if (!b)
-        return -ENOMEM;
-    /* update the stale copy first, so one good header survives a crash */
-    for (int i = 0; i < 2; i++) {
-        int slot = 1 - s->cur_hdr;
-
-        s->hdr.seq++;
-        vhdx_header_encode(b, &s->hdr);
-        ret = bd_pwrite(n->file, b, VHDX_HEADER_SIZE, hdr_where[slot], 0);
-        if (ret < 0)
-            break;
-        ret = bd_flush(n->file);
-        if (ret < 0)
-            break;
-        s->cur_hdr = slot;
-    }
-    free(b);
-    return ret;
-}
 
 /* Before the first write (2.2.2): new FileWriteGuid, DataWriteGuid, and a
  * LogGuid for the entries this session writes. */

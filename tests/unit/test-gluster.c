@@ -15,7 +15,7 @@
 
 #include "drivers/protocol/gluster/gluster.h"
 #include "core/bd-internal.h"
-#include "graph.h"
+#include "core/graph.h"
 
 static struct glt t;
 static struct bd_err err;

@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 
 #include "drivers/protocol/iscsi/iscsi.h"
-#include "graph.h"
+#include "core/graph.h"
 
 static struct iscsit t;
 static struct iscsi_conf c;

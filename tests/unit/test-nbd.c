@@ -17,7 +17,7 @@
 #include "drivers/protocol/nbd/nbd.h"
 
 #include <libnbd.h>
-#include "graph.h"
+#include "core/graph.h"
 
 static struct nbdt t;
 static struct bd_err err;

@@ -7,8 +7,8 @@
 #include <pthread.h>
 
 #include "drivers/format/qcow2/qcow2.h"
-#include "graph.h"
-#include "overflow.h"
+#include "core/graph.h"
+#include "core/overflow.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "drivers/protocol/ssh/ssh.h"
-#include "graph.h"
+#include "core/graph.h"
 
 static struct sshc t;
 static struct bd_err err;

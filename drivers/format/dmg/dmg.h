@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bd.h"
+#include "core/bd.h"
 
 /* blkx chunk types (the "entry type" of a mish table entry) */
 #define DMG_CHUNK_ZERO       0x00000000u

@@ -5,7 +5,7 @@
  * here is untrusted. Decoding chunk data is codec.c's job, not this file's.
  */
 #include "dmg.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>

@@ -6,7 +6,7 @@
  * the clusters bitmaps own are listed here for that and for the rebuild.
  */
 #include "qcow2.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * repair is rebuilt by rebuild.c; nothing on the I/O path calls this file.
  */
 #include "qcow2.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * replaced entries dropped last. Guest data I/O is not done here.
  */
 #include "qcow2.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * preallocation, L2 tables and data clusters, written onto an empty file.
  */
 #include "qcow2.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <inttypes.h>
 #include <stdio.h>

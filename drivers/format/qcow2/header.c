@@ -5,7 +5,7 @@
  * the driver only patches single fields in place (header-write.c).
  */
 #include "qcow2.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * files of this folder; this file only wires them to struct bd_driver.
  */
 #include "qcow2.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <inttypes.h>
 #include <stdio.h>

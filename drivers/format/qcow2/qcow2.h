@@ -6,7 +6,7 @@
 #ifndef IMGFUSE_QCOW2_H
 #define IMGFUSE_QCOW2_H
 
-#include "bd.h"
+#include "core/bd.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -6,7 +6,7 @@
  * changes stay in the refcount cache until qcow2_refcounts_stable().
  */
 #include "qcow2.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <stdlib.h>
 #include <string.h>

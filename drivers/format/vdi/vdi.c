@@ -4,8 +4,8 @@
  * appends blocks on write. Differencing and undo images (parents found by
  * UUID in VirtualBox's media registry) are refused, not followed.
  */
-#include "bd.h"
-#include "overflow.h"
+#include "core/bd.h"
+#include "core/overflow.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * allocated up front) or differencing (parent=FILE, another vhdx image).
  */
 #include "vhdx.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <limits.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * What the updates mean (BAT, sector bitmaps) is write.c's business.
  */
 #include "vhdx.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * headers are header.c's.
  */
 #include "vhdx.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <stdio.h>
 #include <stdlib.h>

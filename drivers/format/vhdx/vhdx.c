@@ -5,7 +5,7 @@
  * create.c.
  */
 #include "vhdx.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <stdio.h>
 #include <stdlib.h>

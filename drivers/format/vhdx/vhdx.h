@@ -6,7 +6,7 @@
 #ifndef IMGFUSE_VHDX_H
 #define IMGFUSE_VHDX_H
 
-#include "bd.h"
+#include "core/bd.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -6,7 +6,7 @@
  * headers themselves is header.c's.
  */
 #include "vhdx.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * Sparse extent layout is sparse-create.c's job; this file decides the files.
  */
 #include "vmdk.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * journal is not replayed; an image that needs it is refused.
  */
 #include "vmdk.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <inttypes.h>
 #include <stdio.h>

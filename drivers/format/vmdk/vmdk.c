@@ -7,7 +7,7 @@
  * sesparse.c, the descriptor text in descriptor.c, image creation in create.c.
  */
 #include "vmdk.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <inttypes.h>
 #include <pthread.h>

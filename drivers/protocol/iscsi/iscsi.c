@@ -6,7 +6,7 @@
  * with which credentials is worked out in target.c.
  */
 #include "iscsi.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>

@@ -7,7 +7,7 @@
 #ifndef IMGFUSE_ISCSI_H
 #define IMGFUSE_ISCSI_H
 
-#include "bd.h"
+#include "core/bd.h"
 
 #define ISCSI_DEFAULT_PORT "3260"
 #define ISCSI_DEFAULT_INITIATOR "iqn.2008-11.org.linux-kvm"

@@ -5,7 +5,7 @@
  * replay journal in journal.c and URI parsing in target.c.
  */
 #include "nbd.h"
-#include "overflow.h"
+#include "core/overflow.h"
 
 #include <libnbd.h>
 #include <stdatomic.h>

@@ -7,7 +7,7 @@
 #ifndef IMGFUSE_NBD_H
 #define IMGFUSE_NBD_H
 
-#include "bd.h"
+#include "core/bd.h"
 
 #include <pthread.h>
 

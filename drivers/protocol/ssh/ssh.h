@@ -7,7 +7,7 @@
 #ifndef IMGFUSE_SSH_H
 #define IMGFUSE_SSH_H
 
-#include "bd.h"
+#include "core/bd.h"
 
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>

@@ -92,6 +92,17 @@ void bd_node_refresh_limits(struct bd_node *n);
 /* The protocol node at the bottom of n's file chain. */
 struct bd_node *bd_node_protocol(struct bd_node *n);
 
+/* ---- permissions (core/perm.c) ---- */
+/*
+ * The (perm, shared) pair of BD_PERM_* bits a node takes, as QEMU would for
+ * the same use: a read-write top image (a guest disk without share-rw), a
+ * read-only mount (qemu-img reading), a backing file (a read-only chain
+ * member, is_backing); share_rw lets another writer in; force_share (-U)
+ * takes nothing. locks/ turns the pair into lock bytes.
+ */
+void bd_perms_for(const struct bd_flags *f, bool is_backing, unsigned *perm,
+                  unsigned *shared);
+
 /* ---- logging ---- */
 void log_use_syslog(bool on);
 void log_set_debug(const char *mods);

@@ -7,7 +7,6 @@
 #include "core/bd-internal.h"
 #include "core/graph.h"
 #include "core/registry.h"
-#include "locks/ofd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,7 +185,7 @@ int bd_node_open_protocol(const char *filename, const struct bd_driver *drv,
         node_free(n);
         return bd_err_set(err, ENOMEM, "out of memory");
     }
-    ofd_perms_for(flags, depth > 0, &n->perm, &n->shared);
+    bd_perms_for(flags, depth > 0, &n->perm, &n->shared);
     bd_opts_set_owner(o, drv);
     (void)bd_opts_get(o, "driver");
     r = drv->open(n, o, err);

@@ -196,3 +196,33 @@ out:
     bd_opts_free(o);
     return r;
 }
+
+int bd_open_image_related(struct bd_node *n, const char *name, const char *fmt,
+                          struct bd_node **out, struct bd_err *err)
+{
+    struct bd_flags f = n->flags;
+    bool confine = f.backing != BD_BACKING_FOLLOW || f.untrusted;
+    struct bd_opts *o;
+    int r;
+
+    if (!*name)
+        return bd_err_set(err, EINVAL, "%s: the image name is empty", n->name);
+    if (!is_path_name(name))
+        return bd_err_set(err, EINVAL, "%s: '%s' is a protocol or json: name, "
+                          "not a file name; name the image by its path",
+                          n->name, name);
+    if (!(o = bd_opts_new()))
+        return bd_err_set(err, ENOMEM, "out of memory");
+    r = path_opts(n, name, "image", confine, o, err);
+    if (r < 0)
+        goto out;
+    /* only this image is read: its own backing chain stays closed */
+    f.read_only = true;
+    f.growable = false;
+    f.backing = BD_BACKING_NONE;
+    r = bd_node_open_opts(o, fmt && *fmt ? fmt : NULL, &f, n->depth + 1, n,
+                          out, err);
+out:
+    bd_opts_free(o);
+    return r;
+}

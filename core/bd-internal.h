@@ -78,8 +78,29 @@ struct bd_node *bd_node_alloc(const struct bd_driver *drv, const char *name,
 int bd_node_open_protocol(const char *filename, const struct bd_driver *drv,
                           struct bd_opts *o, const struct bd_flags *flags,
                           unsigned depth, struct bd_node **out, struct bd_err *err);
+/*
+ * Open the node the options under view describe: a protocol driver given
+ * as driver=, or a format (fmt, or driver=, or probed) over the protocol
+ * node for filename=/file.*. depth 0 is the top image; parent owns the new
+ * node (NULL at the top). 0 with *out set, or -errno with err filled.
+ */
+int bd_node_open_opts(struct bd_opts *view, const char *fmt,
+                      const struct bd_flags *flags, unsigned depth,
+                      struct bd_node *parent, struct bd_node **out,
+                      struct bd_err *err);
 void bd_node_refresh_limits(struct bd_node *n);
 /* The protocol node at the bottom of n's file chain. */
 struct bd_node *bd_node_protocol(struct bd_node *n);
+
+/* ---- permissions (core/perm.c) ---- */
+/*
+ * The (perm, shared) pair of BD_PERM_* bits a node takes, as QEMU would for
+ * the same use: a read-write top image (a guest disk without share-rw), a
+ * read-only mount (qemu-img reading), a backing file (a read-only chain
+ * member, is_backing); share_rw lets another writer in; force_share (-U)
+ * takes nothing. locks/ turns the pair into lock bytes.
+ */
+void bd_perms_for(const struct bd_flags *f, bool is_backing, unsigned *perm,
+                  unsigned *shared);
 
 #endif

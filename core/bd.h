@@ -384,6 +384,18 @@ void bd_map_fd_done(struct bd_node *n);
  */
 int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
                     struct bd_err *err);
+/*
+ * Open an image named for the image `n` is writing (a differencing
+ * image's parent at create): `name` is a file name, resolved as a backing
+ * file of n would be (relative to n's directory, on n's server when n has
+ * one; confined unless n's backing policy is follow; never a file in n's
+ * chain), opened read-only with read locks, probed when fmt is NULL. Only
+ * that image is opened: its own backing chain is not. *out is the top node
+ * of what was opened, owned by the caller (bd_node_close). 0 or -errno with
+ * err filled; a protocol or json: name is refused (-EINVAL).
+ */
+int bd_open_image_related(struct bd_node *n, const char *name, const char *fmt,
+                          struct bd_node **out, struct bd_err *err);
 /* Resolve a file name stored in image `n` (extent, data file) against n's
  * directory with the same confinement rules; caller frees *out. On a
  * server *out is the canonical path there, which bd_open_related opens on
@@ -422,7 +434,7 @@ const char *bd_probe_known_magic(const uint8_t *head, size_t len);
  * which is no local path: resolve names there with bd_resolve_related. */
 char *bd_node_dirname(struct bd_node *n);
 
-/* ---- URIs, for protocol drivers' parse_uri (core/uri.c) ---------------- */
+/* ---- URIs, for protocol drivers' bd_uri_ops.parse (core/uri.c) ---------------- */
 
 struct bd_uri {
     char *scheme, *user, *password, *host, *path, *query;   /* decoded */

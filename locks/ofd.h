@@ -21,15 +21,6 @@ struct ofd_lock_bytes {
 };
 struct ofd_lock_bytes ofd_lock_bytes_for(unsigned perm, unsigned shared);
 
-/*
- * The (perm, shared) pair a node takes, as QEMU would for the same use:
- * a read-write top image (guest disk without share-rw), a read-only mount
- * (qemu-img reading), a backing file (read-only chain member); share_rw
- * lets another writer in; force_share (-U) takes nothing.
- */
-void ofd_perms_for(const struct bd_flags *f, bool is_backing, unsigned *perm,
-                   unsigned *shared);
-
 /* "consistent read", "write", "write unchanged", "resize" */
 const char *ofd_perm_name(unsigned i);
 /* "write, resize" into buf; returns buf. */

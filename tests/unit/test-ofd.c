@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/bd-internal.h"
 #include "locks/ofd.h"
 
 extern char **environ;
@@ -73,14 +74,14 @@ static struct bd_flags flags_ro(void)
     return (struct bd_flags){ .read_only = true, .locking = BD_LOCKING_ON };
 }
 
-/* Apply the locks ofd_perms_for gives for f on fd. */
+/* Apply the locks bd_perms_for gives for f on fd. */
 static int apply(int fd, struct bd_flags f, struct bd_err *err)
 {
     unsigned perm, shared;
     enum ofd_kind kind;
 
     bd_err_clear(err);
-    ofd_perms_for(&f, false, &perm, &shared);
+    bd_perms_for(&f, false, &perm, &shared);
     return ofd_lock_apply(fd, "disk.img", perm, shared, f.locking, &kind, err);
 }
 
@@ -89,7 +90,7 @@ static void expect_bytes(struct bd_flags f, bool backing, unsigned hold,
 {
     unsigned perm, shared;
 
-    ofd_perms_for(&f, backing, &perm, &shared);
+    bd_perms_for(&f, backing, &perm, &shared);
     struct ofd_lock_bytes b = ofd_lock_bytes_for(perm, shared);
     cr_expect_eq(b.hold, hold, "hold: got %#x, expected %#x", b.hold, hold);
     cr_expect_eq(b.unshare, unshare, "unshare: got %#x, expected %#x",

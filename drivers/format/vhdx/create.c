@@ -77,106 +77,93 @@ static char *vhdx_relative_path(const char *from, const char *to)
 }
 
 /*
- * For a child on a server (ssh://, gluster://): the parent is a path on the
- * same server, relative to the child's directory there (the server has no
- * working directory of ours); its canonical path and the child's directory.
+ * The parent's canonical path and the child's directory, between which the
+ * child's relative path to its parent is made: on this host, or for a child
+ * on a server (ssh://, gluster://) paths on that server (the server has no
+ * working directory of ours). pf is the parent's protocol node.
  */
-static int remote_parent(struct bd_node *file, const char *name,
-                         char ppath[PATH_MAX], char cdir[PATH_MAX],
-                         struct bd_err *err)
+static int parent_paths(struct bd_node *file, struct bd_node *pf,
+                        const char *name, char ppath[PATH_MAX],
+                        char cdir[PATH_MAX], struct bd_err *err)
 {
-    const char *server, *cpath, *slash;
-    char *path = NULL;
-    int ret;
+    const char *server, *path, *cpath, *slash;
+    char *dir;
 
-    ret = bd_resolve_related(file, name, &path, err);
-    if (ret < 0) {
-        bd_err_prefix(err, "parent '%s'", name);
-        return ret;
+    if (file->drv->remote) {
+        pf->drv->remote->where(pf, &server, &path);
+        file->drv->remote->where(file, &server, &cpath);
+        slash = strrchr(cpath, '/');
+        if (strlen(path) >= PATH_MAX || !slash ||
+            (size_t)(slash - cpath) >= PATH_MAX)
+            return bd_err_set(err, ENAMETOOLONG, "parent '%s': path too long",
+                              name);
+        strcpy(ppath, path);
+        if (slash == cpath)
+            strcpy(cdir, "/");
+        else
+            snprintf(cdir, PATH_MAX, "%.*s", (int)(slash - cpath), cpath);
+        return 0;
     }
-    file->drv->remote->where(file, &server, &cpath);
-    slash = strrchr(cpath, '/');
-    if (strlen(path) >= PATH_MAX || !slash || (size_t)(slash - cpath) >= PATH_MAX) {
-        free(path);
+    if (!pf->filename || strlen(pf->filename) >= PATH_MAX)
         return bd_err_set(err, ENAMETOOLONG, "parent '%s': path too long", name);
+    strcpy(ppath, pf->filename);
+    dir = bd_node_dirname(file);
+    if (!dir || !realpath(dir, cdir)) {
+        free(dir);
+        return bd_err_set(err, ENOMEM, "cannot resolve the directory of %s",
+                          file->name);
     }
-    strcpy(ppath, path);
-    free(path);
-    if (slash == cpath)
-        strcpy(cdir, "/");
-    else
-        snprintf(cdir, PATH_MAX, "%.*s", (int)(slash - cpath), cpath);
+    free(dir);
     return 0;
 }
 
 /*
  * Read what a differencing child needs from its parent: size, sector size
- * and DataWriteGuid, by opening the parent with this driver (its own parent
- * left alone).
+ * and DataWriteGuid. Core opens the parent (alone, without its own parent)
+ * beside the child, as it would open a backing file.
  */
 static int vhdx_create_parent(struct bd_node *file, const char *name,
                               struct vhdx_layout *l, uint64_t *size,
                               struct bd_err *err)
 {
-    struct bd_node pn = { 0 }, *pf = NULL;
+    struct bd_node *pn = NULL;
     struct vhdx_state *ps;
-    char ppath[PATH_MAX], *dir = NULL, cdir[PATH_MAX];
+    char ppath[PATH_MAX], cdir[PATH_MAX];
     int ret;
 
-    if (file->drv->remote) {
-        ret = remote_parent(file, name, ppath, cdir, err);
-        if (ret < 0)
-            return ret;
-    } else {
-        if (!realpath(name, ppath))
-            return bd_err_set(err, errno, "parent '%s': %s", name,
-                              strerror(errno));
-        dir = bd_node_dirname(file);
-        if (!dir || !realpath(dir, cdir)) {
-            free(dir);
-            return bd_err_set(err, ENOMEM, "cannot resolve the directory of "
-                              "%s", file->name);
-        }
-        free(dir);
-    }
-    ret = bd_open_related(file, ppath, false, &pf, err);
-    if (ret < 0)
-        return ret;
-    ps = calloc(1, sizeof(*ps));
-    if (!ps) {
-        bd_node_close(pf);
-        return bd_err_set(err, ENOMEM, "out of memory");
-    }
-    ps->skip_parent = true;
-    pn.drv = &bd_drv_vhdx;
-    pn.state = ps;
-    pn.name = ppath;
-    pn.file = pf;
-    pn.flags.read_only = true;
-    ret = bd_drv_vhdx.open(&pn, NULL, err);
-    if (ret == 0) {
-        if (*size == 0)
-            *size = ps->vsize;
-        if (*size != ps->vsize)
-            ret = bd_err_set(err, EINVAL, "a differencing image has its "
-                             "parent's size (%llu bytes), not %llu",
-                             (unsigned long long)ps->vsize,
-                             (unsigned long long)*size);
-        l->lsec = ps->lsec;
-        l->psec = ps->psec;
-        memcpy(l->parent_guid, ps->hdr.data_write_guid, 16);
-    } else {
+    /* the parent of a vhdx is a vhdx (2.6.2.6): never probe it as raw */
+    ret = bd_open_image_related(file, name, "vhdx", &pn, err);
+    if (ret < 0) {
         bd_err_prefix(err, "parent '%s'", name);
-    }
-    bd_drv_vhdx.close(&pn);
-    free(ps);
-    bd_node_close(pf);
-    if (ret < 0)
         return ret;
+    }
+    if (pn->drv != &bd_drv_vhdx) {
+        ret = bd_err_set(err, EINVAL, "parent '%s' is a %s image, not vhdx",
+                         name, pn->drv->name);
+        goto out_close;
+    }
+    ps = pn->state;
+    if (*size == 0)
+        *size = ps->vsize;
+    if (*size != ps->vsize) {
+        ret = bd_err_set(err, EINVAL, "a differencing image has its parent's "
+                         "size (%llu bytes), not %llu",
+                         (unsigned long long)ps->vsize,
+                         (unsigned long long)*size);
+        goto out_close;
+    }
+    l->lsec = ps->lsec;
+    l->psec = ps->psec;
+    memcpy(l->parent_guid, ps->hdr.data_write_guid, 16);
+    ret = parent_paths(file, pn->file, name, ppath, cdir, err);
+    if (ret < 0)
+        goto out_close;
     l->parent_rel = vhdx_relative_path(cdir, ppath);
     if (!l->parent_rel)
-        return bd_err_set(err, ENOMEM, "out of memory");
-    return 0;
+        ret = bd_err_set(err, ENOMEM, "out of memory");
+out_close:
+    bd_node_close(pn);
+    return ret;
 }
 
 static int vhdx_create_opts(struct bd_node *file, const struct bd_opts *o,

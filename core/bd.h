@@ -433,6 +433,12 @@ const char *bd_probe_known_magic(const uint8_t *head, size_t len);
  * For a node on a server (ssh://, gluster://) it is the URI's directory,
  * which is no local path: resolve names there with bd_resolve_related. */
 char *bd_node_dirname(struct bd_node *n);
+/* Where the object behind n is on its storage, canonical: the real path of
+ * a local file, or for a node on a server (bd_remote_ops) the path there.
+ * *path and *dir (its directory) are malloc'd for the caller; either may
+ * be NULL when not wanted. 0 or -errno with err filled. */
+int bd_node_location(struct bd_node *n, char **path, char **dir,
+                     struct bd_err *err);
 
 /* ---- URIs, for protocol drivers' bd_uri_ops.parse (core/uri.c) ---------------- */
 

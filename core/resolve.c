@@ -121,6 +121,45 @@ char *bd_remote_dir(struct bd_node *p)
     return strndup(path, (size_t)(slash - path));
 }
 
+int bd_node_location(struct bd_node *n, char **path, char **dir,
+                     struct bd_err *err)
+{
+    struct bd_node *p = bd_node_protocol(n);
+    char *where = NULL, *d = NULL;
+
+    if (bd_node_is_remote(p)) {
+        const char *server, *rpath;
+        p->drv->remote->where(p, &server, &rpath);
+        where = strdup(rpath);
+        d = bd_remote_dir(p);
+    } else if (p->filename) {
+        where = realpath(p->filename, NULL);
+        if (!where)
+            return bd_err_set(err, errno, "%s: %s", p->filename,
+                              strerror(errno));
+        char *copy = strdup(where);
+        d = copy ? strdup(dirname(copy)) : NULL;
+        free(copy);
+    } else {
+        return bd_err_set(err, EINVAL, "%s: is not a file with a path",
+                          n->name);
+    }
+    if (!where || !d) {
+        free(where);
+        free(d);
+        return bd_err_set(err, ENOMEM, "out of memory");
+    }
+    if (path)
+        *path = where;
+    else
+        free(where);
+    if (dir)
+        *dir = d;
+    else
+        free(d);
+    return 0;
+}
+
 /* bd_resolve_local() for a node on a server: lexically against the
  * directory of the file there (an absolute name is a path on the same
  * server), then the server's own canonical form, which confinement

@@ -77,47 +77,6 @@ static char *vhdx_relative_path(const char *from, const char *to)
 }
 
 /*
- * The parent's canonical path and the child's directory, between which the
- * child's relative path to its parent is made: on this host, or for a child
- * on a server (ssh://, gluster://) paths on that server (the server has no
- * working directory of ours). pf is the parent's protocol node.
- */
-static int parent_paths(struct bd_node *file, struct bd_node *pf,
-                        const char *name, char ppath[PATH_MAX],
-                        char cdir[PATH_MAX], struct bd_err *err)
-{
-    const char *server, *path, *cpath, *slash;
-    char *dir;
-
-    if (file->drv->remote) {
-        pf->drv->remote->where(pf, &server, &path);
-        file->drv->remote->where(file, &server, &cpath);
-        slash = strrchr(cpath, '/');
-        if (strlen(path) >= PATH_MAX || !slash ||
-            (size_t)(slash - cpath) >= PATH_MAX)
-            return bd_err_set(err, ENAMETOOLONG, "parent '%s': path too long",
-                              name);
-        strcpy(ppath, path);
-        if (slash == cpath)
-            strcpy(cdir, "/");
-        else
-            snprintf(cdir, PATH_MAX, "%.*s", (int)(slash - cpath), cpath);
-        return 0;
-    }
-    if (!pf->filename || strlen(pf->filename) >= PATH_MAX)
-        return bd_err_set(err, ENAMETOOLONG, "parent '%s': path too long", name);
-    strcpy(ppath, pf->filename);
-    dir = bd_node_dirname(file);
-    if (!dir || !realpath(dir, cdir)) {
-        free(dir);
-        return bd_err_set(err, ENOMEM, "cannot resolve the directory of %s",
-                          file->name);
-    }
-    free(dir);
-    return 0;
-}
-
-/*
  * Read what a differencing child needs from its parent: size, sector size
  * and DataWriteGuid. Core opens the parent (alone, without its own parent)
  * beside the child, as it would open a backing file.
@@ -128,7 +87,7 @@ static int vhdx_create_parent(struct bd_node *file, const char *name,
 {
     struct bd_node *pn = NULL;
     struct vhdx_state *ps;
-    char ppath[PATH_MAX], cdir[PATH_MAX];
+    char *ppath = NULL, *cdir = NULL;
     int ret;
 
     /* the parent of a vhdx is a vhdx (2.6.2.6): never probe it as raw */
@@ -155,13 +114,19 @@ static int vhdx_create_parent(struct bd_node *file, const char *name,
     l->lsec = ps->lsec;
     l->psec = ps->psec;
     memcpy(l->parent_guid, ps->hdr.data_write_guid, 16);
-    ret = parent_paths(file, pn->file, name, ppath, cdir, err);
+    /* the relative path is made between the two on their storage: this
+     * host, or for a child on a server (ssh://, gluster://) that server */
+    ret = bd_node_location(pn, &ppath, NULL, err);
+    if (ret == 0)
+        ret = bd_node_location(file, NULL, &cdir, err);
     if (ret < 0)
         goto out_close;
     l->parent_rel = vhdx_relative_path(cdir, ppath);
     if (!l->parent_rel)
         ret = bd_err_set(err, ENOMEM, "out of memory");
 out_close:
+    free(ppath);
+    free(cdir);
     bd_node_close(pn);
     return ret;
 }

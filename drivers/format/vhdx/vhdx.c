@@ -197,8 +197,7 @@ static int vhdx_open(struct bd_node *n, const struct bd_opts *o,
         return ret;
     if ((ret = vhdx_read_bat(n, err)) < 0)
         return ret;
-    if (s->has_parent && !s->skip_parent &&
-        (ret = vhdx_open_parent(n, err)) < 0)
+    if (s->has_parent && (ret = vhdx_open_parent(n, err)) < 0)
         return ret;
     return 0;
 }

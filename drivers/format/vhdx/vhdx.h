@@ -126,7 +126,6 @@ struct vhdx_state {
     uint32_t log_pos;               /* next entry position in the log */
     uint64_t log_seq;               /* next log entry sequence number */
     unsigned long errs;
-    bool skip_parent;               /* create.c reads a parent's metadata */
 };
 
 /* crc32c.c: CRC-32C (Castagnoli) as VHDX uses it: init ~0, final xor ~0. */

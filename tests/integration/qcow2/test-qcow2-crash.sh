@@ -17,6 +17,13 @@ crash_rounds() {
         python3 "$here/shadow-writer.py" "$mnt" "$T/shadow" $i 100000 2 200 \
             >/dev/null 2>&1 &
         wpid=$!
+        # the kill must land while the writer writes: wait (bounded) until
+        # it has the mounted file open, however slowly python starts on a
+        # loaded machine
+        for _ in $(seq 1 500); do
+            ls -l /proc/"$wpid"/fd 2>/dev/null | grep -qF -- "$mnt" && break
+            sleep 0.02
+        done
         sleep "0.$((RANDOM % 4 + 1))"
         crash_daemon "$pid" "$mnt"
         wait "$wpid" 2>/dev/null || true

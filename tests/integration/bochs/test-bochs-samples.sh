@@ -33,7 +33,7 @@ done
 # empty images bximage creates (its extent size grows with the disk;
 # bximage takes -imgmode only after -hd)
 bx -func=create -hd=10M -imgmode=growing "$T/img/create-10m.bochs"
-bx -func=create -hd=100M -imgmode=growing "$T/img/create-100m.bochs"
+bx -func=create -hd=64M -imgmode=growing "$T/img/create-64m.bochs"
 # data with holes: random runs, not extent-aligned, and a sparse tail
 head -c 3M /dev/urandom >"$T/a.raw"
 truncate -s 7M "$T/a.raw"
@@ -50,10 +50,10 @@ mount_img -r "$T"/img/*.bochs "$T/m"
 check empty 85e614bc2ef17bec493b849dbeea34687ba52d7b1fedc4e5fc3729b0fb059aad
 check gen-bochs-growing 711912836f8c3599bb01399a0cbd150ac7cf4a48a3fddef96c885002453eda97
 check create-10m qemu
-check create-100m qemu
+check create-64m qemu
 check convert-9m "$(sha "$T/a.raw")"
 check convert-40m "$(sha "$T/b.raw")"
-[ -z "$(seek_map "$T/m/create-100m.raw")" ] || fail "an empty image has data runs"
+[ -z "$(seek_map "$T/m/create-64m.raw")" ] || fail "an empty image has data runs"
 [ -n "$(seek_map "$T/m/convert-40m.raw")" ] || fail "convert-40m has no data runs"
 # a read in the middle of an extent, not starting on a sector
 expect_eq "$(dd if="$T/m/convert-40m.raw" bs=1 skip=5000000 count=21 status=none)" \

@@ -45,6 +45,7 @@ void vpc_footer_decode(const uint8_t *b, struct vpc_footer *f)
 
 static void vpc_dyn_decode(const uint8_t *b, struct vpc_dyn *d)
 {
+    d->data_off = bd_be64(b + 8);
     d->table_off = bd_be64(b + 16);
     d->version = bd_be32(b + 24);
     d->bat_entries = bd_be32(b + 28);
@@ -99,12 +100,19 @@ int vpc_load_footer(struct bd_node *n, uint64_t fsize,
     vpc_footer_decode(s->footer_raw, &s->ft);
     sum = vpc_checksum(s->footer_raw, VPC_FOOTER_SIZE, 64);
     if (sum != s->ft.checksum) {
-        if (!oo->ignore_checksum)
+        if (oo->ignore_checksum) {
+            log_warn("%s: ignoring vhd footer checksum mismatch", n->name);
+        } else if (n->flags.read_only) {
+            /* some writers leave the sum stale (dfvfs' samples, which
+             * libvhdi reads): judged with the other fields at the end */
+            s->ft_sum_bad = true;
+            s->ft_sum = sum;
+        } else {
             return bd_err_set(err, EINVAL, "%s: vhd footer checksum mismatch "
                               "(stored 0x%08x, computed 0x%08x); the image may be "
                               "damaged, use -o ignore_checksum=on to read it anyway",
                               n->name, s->ft.checksum, sum);
-        log_warn("%s: ignoring vhd footer checksum mismatch", n->name);
+        }
     }
     if (s->ft.type != VPC_TYPE_FIXED && s->ft.type != VPC_TYPE_DYNAMIC &&
         s->ft.type != VPC_TYPE_DIFF)
@@ -192,12 +200,17 @@ int vpc_load_dyn(struct bd_node *n, uint64_t fsize,
                           s->dyn.bat_entries, (unsigned long long)s->dyn.table_off);
     sum = vpc_checksum(raw, VPC_DYN_SIZE, 36);
     if (sum != s->dyn.checksum) {
-        if (!oo->ignore_checksum)
+        if (oo->ignore_checksum) {
+            log_warn("%s: ignoring vhd dynamic header checksum mismatch", n->name);
+        } else if (n->flags.read_only) {
+            s->dyn_sum_bad = true;
+            s->dyn_sum = sum;
+        } else {
             return bd_err_set(err, EINVAL, "%s: vhd dynamic header checksum "
                               "mismatch (stored 0x%08x, computed 0x%08x); the image "
                               "may be damaged, use -o ignore_checksum=on to read it "
                               "anyway", n->name, s->dyn.checksum, sum);
-        log_warn("%s: ignoring vhd dynamic header checksum mismatch", n->name);
+        }
     }
     return 0;
 }
@@ -243,5 +256,54 @@ int vpc_load_bat(struct bd_node *n, uint64_t fsize, struct bd_err *err)
         }
     }
     free(raw);
+    return 0;
+}
+
+/* What is wrong with the footer and dynamic header beyond their checksums,
+ * in words for a message, or NULL when they agree with each other. */
+static const char *vpc_inconsistent_field(const struct vpc_state *s)
+{
+    const struct vpc_footer *f = &s->ft;
+    uint64_t chs = (uint64_t)f->cyls * f->heads * f->spt * BD_SECTOR;
+
+    if (f->version != 0x00010000)
+        return "footer version is not 1.0";
+    if (f->cur_size == 0 || f->cur_size % BD_SECTOR)
+        return "footer's current size is not a whole number of sectors";
+    if (chs > f->cur_size && !vpc_chs_is_max(f))
+        return "footer's geometry is larger than its current size";
+    if (f->type == VPC_TYPE_FIXED)
+        return f->data_off == UINT64_MAX ? NULL
+                                         : "fixed disk's footer has a data offset";
+    if (f->data_off + VPC_DYN_SIZE > s->footer_off)
+        return "dynamic disk header overlaps the footer";
+    if (s->dyn.data_off != UINT64_MAX)
+        return "dynamic header's unused data offset is set";
+    if (s->dyn.version != 0x00010000)
+        return "dynamic header version is not 1.0";
+    return NULL;
+}
+
+int vpc_judge_checksums(struct bd_node *n, struct bd_err *err)
+{
+    struct vpc_state *s = n->state;
+    const char *bad = vpc_inconsistent_field(s);
+    char what[160] = "", dyn[96] = "";
+
+    if (!s->ft_sum_bad && !s->dyn_sum_bad)
+        return 0;
+    if (s->ft_sum_bad)
+        snprintf(what, sizeof(what), "footer checksum mismatch (stored 0x%08x, "
+                 "computed 0x%08x)", s->ft.checksum, s->ft_sum);
+    if (s->dyn_sum_bad)
+        snprintf(dyn, sizeof(dyn), "%sdynamic header checksum mismatch (stored "
+                 "0x%08x, computed 0x%08x)", s->ft_sum_bad ? " and " : "",
+                 s->dyn.checksum, s->dyn_sum);
+    if (bad)
+        return bd_err_set(err, EINVAL, "%s: vhd %s%s, and the %s; the image is "
+                          "damaged, use -o ignore_checksum=on to read it anyway",
+                          n->name, what, dyn, bad);
+    log_warn("%s: vhd %s%s; the other fields are consistent, reading it "
+             "read-only", n->name, what, dyn);
     return 0;
 }

@@ -81,7 +81,7 @@ static int vpc_open(struct bd_node *n, const struct bd_opts *o, struct bd_err *e
                               "size %llu but only %llu bytes of data", n->name,
                               (unsigned long long)s->size,
                               (unsigned long long)s->footer_off);
-        return 0;
+        return vpc_judge_checksums(n, err);
     }
     if (!n->flags.read_only && s->footer_off % BD_SECTOR)
         return bd_err_set(err, EINVAL, "%s: vhd file size is not a multiple of 512; "
@@ -100,6 +100,9 @@ static int vpc_open(struct bd_node *n, const struct bd_opts *o, struct bd_err *e
         log_warn("%s: footer at the end is damaged, using the copy at the start",
                  n->name);
     }
+    r = vpc_judge_checksums(n, err);
+    if (r < 0)
+        return r;
     if (s->ft.type == VPC_TYPE_DIFF)
         return vpc_open_parent(n, (uint64_t)fsize, err);
     return 0;

@@ -47,6 +47,7 @@ struct vpc_footer {
 };
 
 struct vpc_dyn {
+    uint64_t data_off;          /* unused by the format: all ones */
     uint64_t table_off;
     uint32_t version;
     uint32_t bat_entries;
@@ -66,6 +67,10 @@ struct vpc_state {
     uint32_t block_size;
     uint32_t bitmap_size;       /* bytes before each block's data, 512-aligned */
     bool end_footer_bad;        /* opened through the copy at offset 0 */
+    bool ft_sum_bad;            /* read-only: checksum mismatches left for */
+    bool dyn_sum_bad;           /* vpc_judge_checksums() to accept or refuse */
+    uint32_t ft_sum;            /* the checksums computed, when bad */
+    uint32_t dyn_sum;
     bool size_from_chs;
     char *parent_name;          /* what we opened the parent as, for info */
     pthread_mutex_t lock;       /* block allocation and bitmap updates */
@@ -139,6 +144,11 @@ int vpc_load_dyn(struct bd_node *n, uint64_t fsize,
                  const struct vpc_open_opts *oo, struct bd_err *err);
 /* The BAT into s->bat (malloc'd, freed by close), every entry checked: */
 int vpc_load_bat(struct bd_node *n, uint64_t fsize, struct bd_err *err);
+/* Last, on a read-only node whose footer or dynamic header checksum did not
+ * match (without ignore_checksum): open it with one warning naming the
+ * stored and computed checksums when the other fields agree with each
+ * other, refuse it naming the field that does not otherwise. */
+int vpc_judge_checksums(struct bd_node *n, struct bd_err *err);
 
 /* ---- parent.c: a differencing disk's parent ----------------------------- */
 

@@ -2,8 +2,8 @@
 # Real VHD images (qemu, Hyper-V, Disk2VHD, dfvfs, dissect) and images qemu
 # converts into each subformat read byte for byte as the corpus MANIFEST and
 # qemu say; SEEK_DATA/SEEK_HOLE agree with qemu-img map; a differencing
-# disk reads through its parent; checksum damage is refused unless
-# ignore_checksum=on. One directory mount holds most images (fast).
+# disk reads through its parent; with ignore_checksum=on a chain with
+# checksum damage reads. One directory mount holds most images (fast).
 . "$(dirname "$0")/../lib.sh"
 
 mkdir -p "$T/img" "$T/m" "$T/img2" "$T/m2"
@@ -65,13 +65,8 @@ for f in ext2 q-subformat-dynamic dissect-dynamic; do
 done
 unmount_img "$T/m"
 
-# dfvfs image.vhd: the footer checksum is wrong (QEMU refuses it too)
-rc=0
-"$IMGFUSE" info "$T/img2/image.vhd" >/dev/null 2>"$T/err" || rc=$?
-[ $rc -ne 0 ] || fail "image.vhd with a bad checksum opened"
-grep -q "checksum mismatch.*ignore_checksum=on" "$T/err" ||
-    fail "image.vhd: message '$(cat "$T/err")'"
-note "image.vhd: $(head -1 "$T/err")"
+# dfvfs image.vhd: the footer checksum is wrong (QEMU refuses it; read-only
+# it opens with a warning, see test-vpc-footer-checksum.sh)
 # with the option it reads as libvhdi reads it; image-differential.vhd finds
 # its parent by the name in its header (it has no locators), damaged the
 # same way: the option covers the chain

@@ -18,7 +18,9 @@ check() {
 }
 
 mkdir -p "$T/img" "$T/m"
-zcat "$DATA/qcow/gen-qcow1.qcow.gz" >"$T/img/gen-qcow1.qcow"
+for f in gen-qcow1 small-mixed; do
+    zcat "$DATA/qcow/$f.qcow.gz" >"$T/img/$f.qcow"
+done
 # a pattern with holes, random runs and compressible runs
 python3 - "$T/pattern.raw" <<'PY'
 import random, sys
@@ -47,6 +49,7 @@ done
 
 mount_img -r "$T"/img/*.qcow "$T/m"
 check gen-qcow1 8a6d8e5ff7853c07d6e79ddbbe8d80bc6a5e7981a01ed0a917f6786c0ce28ccc
+check small-mixed 08ae2ad55b491476378b0ad06c6ee2732fa64d3ac494e6a868418a8a47bbf28b
 check q-plain "$(sha "$T/pattern.raw")"
 check q-comp "$(sha "$T/pattern.raw")"
 check q-top

@@ -229,6 +229,27 @@ Test(qcow, zero_writes_leave_unallocated_clusters_alone)
     bd_node_close(n);
 }
 
+Test(qcow, unmapping_zero_writes_deallocate_whole_clusters)
+{
+    struct bd_node *n;
+    uint64_t pnum, map;
+    unsigned st;
+
+    make_qcow(tmp("a.qcow"), 9, 6, 0);
+    n = open_ok(tmp("a.qcow"), true);
+    /* clusters 0 (data) and 1 (compressed) whole, cluster 70 in part */
+    cr_assert_eq(bd_pwrite_zeroes(n, 1024, 0, BD_REQ_MAY_UNMAP), 0);
+    cr_assert_eq(bd_pwrite_zeroes(n, 100, 70 * 512, BD_REQ_MAY_UNMAP), 0);
+    bd_node_close(n);
+    n = open_ok(tmp("a.qcow"), false);
+    expect_fill(n, 0, 70 * 512 + 100, 0);
+    expect_fill(n, 70 * 512 + 100, 412, 0x33);
+    cr_assert_eq(bd_block_status(n, 0, 65536, &pnum, &st, &map), 0);
+    cr_assert_eq(st & BD_STATUS_ALLOCATED, 0);
+    cr_assert_eq(pnum, 70 * 512, "unallocated up to the partly zeroed cluster");
+    bd_node_close(n);
+}
+
 Test(qcow, create_writes_qemus_layout)
 {
     struct bd_err err = { 0 };

@@ -354,21 +354,34 @@ int qcow_pwrite(struct bd_node *n, const void *buf, uint64_t len, uint64_t off,
     return r;
 }
 
-/* qcow has no zero flag: a cluster already reading as zeroes is left alone,
- * any other one gets zeroes written into it. */
+/*
+ * qcow has no zero flag: a cluster already reading as zeroes is left alone,
+ * a whole one that may be unmapped, with no backing data under it, becomes
+ * unallocated (its storage is punched out and never reused: qcow has no
+ * refcounts), and any other one gets zeroes written into it.
+ */
 static int zero_chunk(void *ctx, uint64_t cl, uint32_t in, uint32_t chunk,
                       uint64_t done)
 {
     struct qcow_io *io = ctx;
+    bool no_backing = !io->n->backing ||
+                      cl * io->s->cluster_size >= io->s->backing_size;
     uint64_t e;
     int r;
 
     r = qcow_entry(io->n, cl, &e);
     if (r < 0)
         return r;
-    if (e == 0 && (!io->n->backing ||
-                   cl * io->s->cluster_size >= io->s->backing_size))
+    if (e == 0 && no_backing)
         return 0;
+    if (no_backing && chunk == io->s->cluster_size &&
+        (io->flags & BD_REQ_MAY_UNMAP)) {
+        r = qcow_set_entry(io->n, cl, 0);
+        if (r == 0 && !is_compressed(e) &&
+            data_range_ok(io->s, e, io->s->cluster_size) == 0)
+            (void)bd_discard(io->n->file, io->s->cluster_size, e);
+        return r;
+    }
     if ((e == 0 || is_compressed(e)) && (io->flags & BD_REQ_NO_FALLBACK))
         return -ENOTSUP;
     return write_chunk(ctx, cl, in, chunk, done);

@@ -4,8 +4,30 @@
 # compressed one (writes decompress clusters), one over a backing file
 # (partial writes copy the rest of the cluster from it); imgfuse create -F
 # qcow matches qemu-img create's layout, with and without backing_file, and
-# a file copied into a new mount reads back in qemu.
+# a file copied into a new mount reads back in qemu; punched holes read as
+# zeroes and, where no backing file is under them, become holes qemu-img map
+# sees.
 . "$(dirname "$0")/common.sh"
+
+# punch TARGET SHADOW: the same holes, punched in TARGET and zeroed in SHADOW
+punch() {
+    python3 - "$@" <<'PY'
+import ctypes, os, random, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+a = os.open(sys.argv[1], os.O_WRONLY)
+b = os.open(sys.argv[2], os.O_WRONLY)
+size = os.fstat(b).st_size
+rnd = random.Random(9)
+for i in range(6):
+    off = rnd.randrange(size // 2)
+    ln = min(rnd.randint(1, 1 << 20), size - off)
+    if libc.fallocate(a, 3, off, ln) != 0:  # PUNCH_HOLE | KEEP_SIZE
+        sys.exit("fallocate: " + os.strerror(ctypes.get_errno()))
+    os.pwrite(b, bytes(ln), off)
+os.fsync(a)
+PY
+}
 
 # written NAME: mount NAME.qcow, mirror random writes into NAME.shadow, and
 # have qemu compare the two
@@ -14,6 +36,7 @@ written() {
     qemu-img convert -f qcow -O raw "$img" "$T/$1.shadow"
     mount_img "$img" "$T/mnt-$1"
     mirror_writes "$T/mnt-$1" "$T/$1.shadow" "${2:-3}" 60
+    punch "$T/mnt-$1" "$T/$1.shadow"
     unmount_img "$T/mnt-$1"
     qemu-img compare -q -f qcow -F raw "$img" "$T/$1.shadow" ||
         fail "$1: qemu-img compare finds the image differs from the shadow"
@@ -32,6 +55,10 @@ open(sys.argv[1], 'wb').write(b)
 PY
 qemu-img create -q -f qcow "$T/fresh.qcow" 9M
 written fresh
+mount_img -r "$T/fresh.qcow" "$T/ro-fresh"
+expect_eq "$(seek_map "$T/ro-fresh")" "$(qemu_data_map -f qcow "$T/fresh.qcow")" \
+    "fresh: data runs after writes and punched holes"
+unmount_img "$T/ro-fresh"
 qemu_compress "$T/pattern.raw" "$T/comp.qcow"
 written comp 4
 # over a backing file: 512-byte clusters, and some allocated in the top

@@ -35,7 +35,7 @@ written() {
     local img=$T/$1.qcow
     qemu-img convert -f qcow -O raw "$img" "$T/$1.shadow"
     mount_img "$img" "$T/mnt-$1"
-    mirror_writes "$T/mnt-$1" "$T/$1.shadow" "${2:-3}" 60
+    mirror_writes "$T/mnt-$1" "$T/$1.shadow" "${2:-3}" 40
     punch "$T/mnt-$1" "$T/$1.shadow"
     unmount_img "$T/mnt-$1"
     qemu-img compare -q -f qcow -F raw "$img" "$T/$1.shadow" ||

@@ -11,6 +11,7 @@ static const struct {
 } heads[] = {
     { "qcow2", 0, "QFI\xfb\0\0\0\3", 8 },
     { "qcow2", 0, "QFI\xfb\0\0\0\2", 8 },
+    { "qcow", 0, "QFI\xfb\0\0\0\1", 8 },
     { "qed", 0, "QED\0", 4 },
     { "vmdk", 0, "KDMV", 4 },
     { "vhdx", 0, "vhdxfile", 8 },

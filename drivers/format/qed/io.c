@@ -14,9 +14,13 @@ struct qed_io {
     struct qed_state *s;
     uint8_t *rbuf;              /* reads */
     const uint8_t *wbuf;        /* writes; NULL: zeroes */
+    uint64_t len;               /* writes: the request's length */
+    uint64_t skip_to;           /* writes: clusters before it are written */
     unsigned flags;             /* BD_REQ_* */
     bool allocated;             /* this request changed the tables */
 };
+
+#define QED_RUN_MAX 256u        /* clusters allocated with one write */
 
 /* Guest bytes [off, off + len) of the backing, zeroes past its end. */
 static int qed_read_backing(struct qed_state *s, uint8_t *buf, uint64_t len,
@@ -126,6 +130,38 @@ out_free:
     return r;
 }
 
+/*
+ * A run of whole clusters from blk that read from the backing or as
+ * zeroes, all under one L2 table: one new extent at the end of the file,
+ * one data write, one write of their entries. The caller holds alloc_lock
+ * and has seen blk's entry unallocated or zero.
+ */
+static int qed_alloc_run(struct qed_io *io, uint64_t blk, uint64_t done)
+{
+    struct qed_state *s = io->s;
+    uint64_t cs = s->h.cluster_size, e, off;
+    uint64_t max = (io->len - done) / cs;
+    uint32_t l2i = (uint32_t)(blk & (s->table_entries - 1)), n = 1;
+    int r;
+
+    if (max > s->table_entries - l2i)
+        max = s->table_entries - l2i;
+    if (max > QED_RUN_MAX)
+        max = QED_RUN_MAX;
+    while (n < max && qed_entry_checked(s, blk + n, &e) == 0 && e <= QED_ZERO)
+        n++;
+    r = qed_mark_dirty(s);
+    if (r < 0)
+        return r;
+    off = qed_alloc(s, n * cs);
+    r = bd_pwrite(io->n->file, io->wbuf + done, n * cs, off, 0);
+    if (r == 0)
+        r = qed_entries_set(s, blk, n, off, cs);
+    io->allocated = true;
+    io->skip_to = blk + n;
+    return r;
+}
+
 static int qed_write_block(void *ctx, uint64_t blk, uint32_t in, uint32_t chunk,
                            uint64_t done)
 {
@@ -134,14 +170,20 @@ static int qed_write_block(void *ctx, uint64_t blk, uint32_t in, uint32_t chunk,
     uint64_t e;
     int r;
 
+    if (blk < io->skip_to)
+        return 0;
     r = qed_entry_checked(s, blk, &e);
     if (r < 0)
         return r;
     if (e <= QED_ZERO) {
         pthread_mutex_lock(&s->alloc_lock);
         r = qed_entry_checked(s, blk, &e);
-        if (r == 0 && e <= QED_ZERO)
-            r = qed_alloc_cluster(io, blk, e, in, chunk, done);
+        if (r == 0 && e <= QED_ZERO) {
+            if (chunk == s->h.cluster_size)
+                r = qed_alloc_run(io, blk, done);
+            else
+                r = qed_alloc_cluster(io, blk, e, in, chunk, done);
+        }
         pthread_mutex_unlock(&s->alloc_lock);
         if (r < 0 || e <= QED_ZERO)
             return r;
@@ -160,7 +202,8 @@ static int qed_flush_if(struct qed_io *io, int r)
 int qed_pwrite(struct bd_node *n, const void *buf, uint64_t len, uint64_t off,
                unsigned flags)
 {
-    struct qed_io io = { .n = n, .s = n->state, .wbuf = buf, .flags = flags };
+    struct qed_io io = { .n = n, .s = n->state, .wbuf = buf, .len = len,
+                         .flags = flags };
     int r;
 
     r = bd_for_each_block(off, len, io.s->h.cluster_size, qed_write_block, &io);

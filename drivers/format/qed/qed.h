@@ -84,6 +84,10 @@ bool qed_data_off_ok(const struct qed_state *s, uint64_t off);
  * its L2 table when needed; the caller holds alloc_lock and has marked the
  * image dirty. */
 int qed_entry_set(struct qed_state *s, uint64_t blk, uint64_t val);
+/* The same for n >= 1 clusters from blk, all under one L2 table: entry i
+ * becomes val + i * step, written with one write. */
+int qed_entries_set(struct qed_state *s, uint64_t blk, uint32_t n, uint64_t val,
+                    uint64_t step);
 /* Hand out len bytes (whole clusters) at the end of the file; alloc_lock. */
 uint64_t qed_alloc(struct qed_state *s, uint64_t len);
 void qed_tables_free_l2(struct qed_state *s);

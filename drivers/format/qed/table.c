@@ -8,6 +8,7 @@
 #include "qed.h"
 #include "core/overflow.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,12 +108,12 @@ uint64_t qed_alloc(struct qed_state *s, uint64_t len)
 }
 
 /*
- * A new L2 table holding only val at l2i: written whole before the L1 entry
- * that makes it reachable, so a crash in between leaves a leak at the end
- * of the file, never an L1 entry pointing at garbage.
+ * A new L2 table holding only entries [l2i, l2i + n): written whole before
+ * the L1 entry that makes it reachable, so a crash in between leaves a
+ * leak at the end of the file, never an L1 entry pointing at garbage.
  */
 static int qed_l2_new(struct qed_state *s, uint32_t l1i, uint32_t l2i,
-                      uint64_t val)
+                      uint32_t n, uint64_t val, uint64_t step)
 {
     uint64_t *t = calloc(s->table_entries, sizeof(*t));
     uint8_t *raw = calloc(1, s->table_bytes), le[8];
@@ -124,8 +125,10 @@ static int qed_l2_new(struct qed_state *s, uint32_t l1i, uint32_t l2i,
         free(raw);
         return -ENOMEM;
     }
-    t[l2i] = val;
-    bd_put_le64(raw + 8 * (size_t)l2i, val);
+    for (uint32_t i = 0; i < n; i++) {
+        t[l2i + i] = val + i * step;
+        bd_put_le64(raw + 8 * (size_t)(l2i + i), val + i * step);
+    }
     off = qed_alloc(s, s->table_bytes);
     r = bd_pwrite(s->n->file, raw, s->table_bytes, off, 0);
     free(raw);
@@ -146,28 +149,41 @@ static int qed_l2_new(struct qed_state *s, uint32_t l1i, uint32_t l2i,
     return 0;
 }
 
-int qed_entry_set(struct qed_state *s, uint64_t blk, uint64_t val)
+int qed_entries_set(struct qed_state *s, uint64_t blk, uint32_t n, uint64_t val,
+                    uint64_t step)
 {
     uint32_t l1i = (uint32_t)(blk >> s->table_bits);
     uint32_t l2i = (uint32_t)(blk & (s->table_entries - 1));
     uint64_t l1e = __atomic_load_n(&s->l1[l1i], __ATOMIC_ACQUIRE), *t;
-    uint8_t le[8];
+    uint8_t *le;
     int r;
 
+    assert(n >= 1 && l2i + n <= s->table_entries);
     if (l1e == 0)
-        return qed_l2_new(s, l1i, l2i, val);
+        return qed_l2_new(s, l1i, l2i, n, val, step);
     t = __atomic_load_n(&s->l2[l1i], __ATOMIC_ACQUIRE);
     if (!t) {
         r = qed_l2_load(s, l1i, &t);
         if (r < 0)
             return r;
     }
-    bd_put_le64(le, val);
-    r = bd_pwrite(s->n->file, le, 8, l1e + 8 * (uint64_t)l2i, 0);
+    le = malloc(8 * (size_t)n);
+    if (!le)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        bd_put_le64(le + 8 * (size_t)i, val + i * step);
+    r = bd_pwrite(s->n->file, le, 8 * (uint64_t)n, l1e + 8 * (uint64_t)l2i, 0);
+    free(le);
     if (r < 0)
         return r;
-    __atomic_store_n(&t[l2i], val, __ATOMIC_RELEASE);
+    for (uint32_t i = 0; i < n; i++)
+        __atomic_store_n(&t[l2i + i], val + i * step, __ATOMIC_RELEASE);
     return 0;
+}
+
+int qed_entry_set(struct qed_state *s, uint64_t blk, uint64_t val)
+{
+    return qed_entries_set(s, blk, 1, val, 0);
 }
 
 void qed_tables_free_l2(struct qed_state *s)

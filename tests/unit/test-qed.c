@@ -256,3 +256,38 @@ Test(qed, hostile_headers_are_refused_with_a_reason)
         cr_assert(strstr(err.msg, cases[i].says), "case %zu: %s", i, err.msg);
     }
 }
+
+Test(qed, a_write_across_two_l2_tables_allocates_in_runs)
+{
+    const char *p = tmp("r.qed");
+    static uint8_t buf[5 * 4096], back[5 * 4096];
+    struct bd_check res = { 0 };
+    struct bd_err err = { 0 };
+    uint64_t pnum = 0, map = 0;
+    unsigned status = 0;
+    struct bd_node *n;
+
+    /* table_size=1, 4K clusters: one L2 table covers 2 MiB */
+    create(p, 8 << 20, "cluster_size=4K,table_size=1");
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 7 + i / 4096);
+    n = open_img(p, true);
+    cr_assert_eq(bd_pwrite(n, buf, sizeof(buf), (2 << 20) - 2 * 4096, 0), 0);
+    cr_assert_eq(bd_pread(n, back, sizeof(back), (2 << 20) - 2 * 4096), 0);
+    cr_assert_eq(memcmp(back, buf, sizeof(buf)), 0);
+    /* the three clusters after the boundary are one extent */
+    cr_assert_eq(bd_block_status(n, 2 << 20, 3 * 4096, &pnum, &status, &map), 0);
+    cr_assert_eq(pnum, 3 * 4096);
+    cr_assert(status & BD_STATUS_OFFSET);
+    cr_assert_eq(bd_block_status(n, 4 << 20, 4 << 20, &pnum, &status, &map), 0);
+    cr_assert_eq(pnum, 4 << 20, "unallocated tables are one run");
+    cr_assert_eq(status, 0);
+    bd_node_close(n);
+
+    n = open_img(p, false);
+    cr_assert_eq(bd_check_image(n, 0, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(res.leaks + res.corruptions, 0);
+    cr_assert_eq(bd_pread(n, back, sizeof(back), (2 << 20) - 2 * 4096), 0);
+    cr_assert_eq(memcmp(back, buf, sizeof(buf)), 0);
+    bd_node_close(n);
+}

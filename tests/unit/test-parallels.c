@@ -190,6 +190,25 @@ Test(parallels, beyond_the_catalog_and_the_file_reads_zeroes)
     bd_node_close(n);
 }
 
+Test(parallels, past_the_catalog_block_status_answers_at_once)
+{
+    /* a 512 TiB disk of 4 KiB clusters and one catalog entry: one call
+     * covers everything after cluster 0 */
+    uint8_t h[512] = { 0 };
+    struct bd_node *n;
+    uint64_t pnum, m, size = 1ull << 49;
+    unsigned st;
+
+    header(h, true, 1, size / 512);
+    put_le32(h + 64, 1);
+    write_img(tmp("huge.hds"), h, sizeof(h), 1);
+    n = open_img(tmp("huge.hds"));
+    cr_assert_eq(bd_block_status(n, 4096, size - 4096, &pnum, &st, &m), 0);
+    cr_assert_eq(pnum, size - 4096);
+    cr_assert_eq(st & BD_STATUS_ALLOCATED, 0);
+    bd_node_close(n);
+}
+
 Test(parallels, hostile_headers_are_refused_with_a_reason)
 {
     static const struct {

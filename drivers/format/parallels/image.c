@@ -256,9 +256,15 @@ void prl_image_status(struct prl_image *img, uint64_t off, uint64_t len,
     blk = off / cs;
     host = prl_block_off(img, blk);
     done = cs - off % cs;
-    /* extend over clusters in the same state, contiguous in the file */
+    /* extend over clusters in the same state, contiguous in the file;
+     * past the catalog all is unallocated (a huge disk, a small catalog) */
     while (done < len) {
-        next = prl_block_off(img, ++blk);
+        blk++;
+        if (!host && blk >= img->bat_loaded) {
+            done = len;
+            break;
+        }
+        next = prl_block_off(img, blk);
         if (host ? next != host + (blk - off / cs) * cs : next != 0)
             break;
         done += cs;

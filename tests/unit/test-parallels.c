@@ -304,3 +304,71 @@ Test(parallels, format_extension_is_parsed_and_unknown_features_skipped)
     cr_assert(strstr(pi->ext.problem, "magic"), "%s", pi->ext.problem);
     bd_node_close(n);
 }
+
+Test(parallels, a_probed_descriptor_joins_its_extents_with_gaps_as_zeroes)
+{
+    /* sectors 0-8: a v1 image of one 4 KiB cluster of 1s; 8-16: a gap;
+     * 16-24: a plain file of 2s cut short at 1 KiB */
+    static const char xml[] =
+        "<?xml version='1.0'?>\n<!-- a comment -->\n"
+        "<Parallels_disk_image Version=\"1.0\"><Disk_Parameters>"
+        "<Disk_size>32</Disk_size><Padding>0</Padding></Disk_Parameters>"
+        "<StorageData>"
+        "<Storage><Start>0</Start><End>8</End><Image><Type>Compressed</Type>"
+        "<File>a.hds</File></Image></Storage>"
+        "<Storage><Start> 16 </Start><End>24</End><Image><Type>Plain</Type>"
+        "<File>b.hds</File></Image></Storage>"
+        "</StorageData></Parallels_disk_image>\n";
+    uint8_t h[512] = { 0 }, plain[1024];
+    struct bd_flags flags = { .read_only = true };
+    struct bd_err err = { 0 };
+    struct bd_node *n = NULL;
+    FILE *f;
+
+    header(h, false, 1, 8);
+    put_le32(h + 64, 1);
+    write_img(tmp("a.hds"), h, sizeof(h), 1);
+    memset(plain, 2, sizeof(plain));
+    write_img(tmp("b.hds"), plain, sizeof(plain), 0);
+    f = fopen(tmp("DiskDescriptor.xml"), "w");
+    cr_assert(f);
+    fputs(xml, f);
+    fclose(f);
+    cr_assert_eq(bd_open_image(tmp("DiskDescriptor.xml"), NULL, NULL, &flags,
+                               &n, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(n->drv->name, "parallels");
+    cr_assert_eq(bd_size(n), 32 * 512);
+    expect_fill(n, 0, 4096, 1);
+    expect_fill(n, 4096, 4096, 0);
+    expect_fill(n, 8192, 1024, 2);
+    expect_fill(n, 9216, 32 * 512 - 9216, 0);
+    bd_node_close(n);
+}
+
+Test(parallels, descriptor_without_storages_or_with_bad_numbers_is_refused)
+{
+    static const char *const bad[] = {
+        "<Parallels_disk_image><Disk_Parameters><Disk_size>8</Disk_size>"
+        "</Disk_Parameters><StorageData/></Parallels_disk_image>",
+        "<Parallels_disk_image><Disk_Parameters><Disk_size>-8</Disk_size>"
+        "</Disk_Parameters><StorageData/></Parallels_disk_image>",
+        "<Parallels_disk_image><Disk_Parameters><Disk_size>99999999999999999999"
+        "</Disk_size></Disk_Parameters><StorageData/></Parallels_disk_image>",
+        "<Parallels_disk_image><Disk_Parameters><Disk_size>8</Disk_size>"
+        "<Padding>1</Padding></Disk_Parameters><StorageData/>"
+        "</Parallels_disk_image>",
+        "<Parallels_disk_image><Disk_Parameters>",
+    };
+    struct bd_node *n = NULL;
+    struct bd_err err;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        FILE *f = fopen(tmp("d.xml"), "w");
+
+        cr_assert(f);
+        fputs(bad[i], f);
+        fclose(f);
+        cr_assert_lt(try_open(tmp("d.xml"), &n, &err), 0, "case %zu", i);
+        cr_assert(err.msg[0], "case %zu has a reason", i);
+    }
+}

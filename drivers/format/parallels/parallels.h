@@ -1,7 +1,8 @@
 /*
  * parallels: what the driver's files share. image.c decodes one expandable
  * image (header, BAT) or plain file and reads it; ext.c parses the format
- * extension cluster; parallels.c is the driver.
+ * extension cluster; bundle.c a bundle's DiskDescriptor.xml and its
+ * extents; parallels.c is the driver.
  */
 #ifndef IMGFUSE_PARALLELS_H
 #define IMGFUSE_PARALLELS_H
@@ -64,6 +65,30 @@ void prl_image_status(struct prl_image *img, uint64_t off, uint64_t len,
                       uint64_t *pnum, unsigned *status, uint64_t *map);
 void prl_image_info(struct prl_image *img, const char *prefix,
                     struct bd_info *info);
+
+/* One <Storage> of a bundle: [start, end) of the disk, in bytes. */
+struct prl_extent {
+    uint64_t start, end;
+    char *name;             /* the file name the descriptor gives */
+    struct prl_image img;
+};
+
+struct prl_bundle {
+    uint64_t size;          /* Disk_size, bytes */
+    size_t n_ext;           /* opened (or being opened) */
+    struct prl_extent *ext; /* sorted, disjoint */
+};
+
+/* n->file is a DiskDescriptor.xml: parse it, open every extent through
+ * core (bd_resolve_related, bd_open_related). 0 or -errno with err. */
+int prl_bundle_open(struct bd_node *n, struct prl_bundle *b,
+                    struct bd_err *err);
+void prl_bundle_close(struct prl_bundle *b);
+/* Gaps between storages read as zeroes. */
+int prl_bundle_pread(struct prl_bundle *b, uint8_t *buf, uint64_t len,
+                     uint64_t off);
+void prl_bundle_status(struct prl_bundle *b, uint64_t off, uint64_t len,
+                       uint64_t *pnum, unsigned *status, uint64_t *map);
 
 /* The format extension cluster at ext_off (bytes) into img->ext. Never
  * fails the open: a damaged extension is reported and ignored, since it

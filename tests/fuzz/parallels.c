@@ -1,7 +1,8 @@
 /*
  * Fuzz target for the parallels driver: a whole image (header, catalog,
  * format extension) through bd_open_image(), read-only, then reads with
- * block status of the first 64 MiB of the disk.
+ * block status of the first 64 MiB of the disk. A bundle descriptor seed
+ * exercises the XML parser; its extents resolve inside $TMPDIR.
  *
  * Built by meson as fuzz-parallels (tests/fuzz/harness.h says how to run
  * it and how to build it for libFuzzer): `fuzz-parallels -n N SEED...`

@@ -108,12 +108,12 @@ static int prl_open_extent(struct bd_node *n, struct prl_extent *e,
         return bd_err_set(err, EINVAL, "%s: an <Image> lacks its <File> or "
                           "<Type>", n->name);
     name = xml_text(file);
+    e->name = name;             /* freed by prl_bundle_close */
+    e->img.name = name;
     if (!name || !kind) {
         r = bd_err_set(err, ENOMEM, "out of memory");
         goto out;
     }
-    e->name = name;
-    e->img.name = name;
     if (strcmp(kind, "Plain") != 0 && strcmp(kind, "Compressed") != 0) {
         r = bd_err_set(err, ENOTSUP, "%s: image '%s' has type '%.20s' (Plain "
                        "or Compressed expected)", n->name, name, kind);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Real Parallels images (qemu's iotest samples, v1 and v2, and the corpus's
 # generated one), images qemu-img writes from data with holes (two cluster
-# sizes), and a v1 image derived from one of them read byte for byte as
+# sizes) and an empty one it creates, and a v1 image derived from one of them read byte for byte as
 # the MANIFEST and qemu say; SEEK_DATA / SEEK_HOLE follow the catalog as
 # qemu-img map reports it.
 . "$(dirname "$0")/../lib.sh"
@@ -46,6 +46,7 @@ qemu-img convert -f raw -O parallels "$T/pattern.raw" "$T/img/q-1m.hds"
 qemu-img convert -f raw -O parallels -o cluster_size=64k "$T/pattern.raw" \
     "$T/img/q-64k.hds"
 to_v1 "$T/img/q-64k.hds" "$T/img/q-v1.hds"
+qemu-img create -q -f parallels "$T/img/q-empty.hds" 5M
 [ "$(head -c 16 "$T/img/q-1m.hds")" = WithouFreSpacExt ] ||
     fail "qemu-img no longer writes v2 images"
 
@@ -56,6 +57,7 @@ check gen-parallels 8a6d8e5ff7853c07d6e79ddbbe8d80bc6a5e7981a01ed0a917f6786c0ce2
 check q-1m qemu
 check q-64k qemu
 check q-v1 "$(sha "$T/m/q-64k.raw")"
+check q-empty "$(head -c 5M /dev/zero | sha256sum | cut -d' ' -f1)"
 # the size rounds up to a sector; the data is the pattern's
 cmp -s -n "$(stat -c %s "$T/pattern.raw")" "$T/m/q-1m.raw" "$T/pattern.raw" ||
     fail "converted data differs from the pattern"

@@ -2,8 +2,8 @@
  * parallels: a bundle's DiskDescriptor.xml (docs/interop/prl-xml.rst) as
  * the image. Each <Storage> covers [Start, End) sectors of the disk with
  * one image file (Compressed: an expandable image read from its offset 0;
- * Plain: raw bytes). Names are resolved by core with the confinement
- * policy. Snapshot chains (several images in a storage) are refused.
+ * Plain: raw bytes), or from its snapshot chain, top first. Names are
+ * resolved by core with the confinement policy.
  */
 #include "parallels.h"
 #include "core/overflow.h"
@@ -12,6 +12,7 @@
 #include <libxml/tree.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PRL_XML_MAX         (1u << 20)  /* a descriptor is a few KiB */
 #define PRL_MAX_STORAGES    4096u
@@ -97,38 +98,44 @@ static int xml_sectors(struct bd_node *n, xmlNode *node, const char *tag,
 
 /* ---- storages --------------------------------------------------------------- */
 
-static int prl_open_extent(struct bd_node *n, struct prl_extent *e,
-                           xmlNode *image, struct bd_err *err)
+/* Open the next layer of e from its <Image>; the root may be Plain. */
+static int prl_open_layer(struct bd_node *n, struct prl_extent *e,
+                          xmlNode *image, bool is_root, struct bd_err *err)
 {
+    struct prl_image *img = &e->layers[e->n_layers];
     xmlNode *file = xml_child(image, "File"), *type = xml_child(image, "Type");
     char *name, *kind = type ? xml_text(type) : NULL, *path = NULL;
     int r;
 
-    if (!file || !type)
+    if (!file || !type) {
+        free(kind);
         return bd_err_set(err, EINVAL, "%s: an <Image> lacks its <File> or "
                           "<Type>", n->name);
+    }
     name = xml_text(file);
-    e->name = name;             /* freed by prl_bundle_close */
-    e->img.name = name;
+    e->names[e->n_layers++] = name;     /* freed by prl_bundle_close */
+    img->name = name;
     if (!name || !kind) {
         r = bd_err_set(err, ENOMEM, "out of memory");
         goto out;
     }
-    if (strcmp(kind, "Plain") != 0 && strcmp(kind, "Compressed") != 0) {
-        r = bd_err_set(err, ENOTSUP, "%s: image '%s' has type '%.20s' (Plain "
-                       "or Compressed expected)", n->name, name, kind);
+    if (strcmp(kind, "Compressed") != 0 &&
+        (strcmp(kind, "Plain") != 0 || !is_root)) {
+        r = bd_err_set(err, ENOTSUP, "%s: image '%s' has type '%.20s' "
+                       "(Compressed, or Plain for a root image, expected)",
+                       n->name, name, kind);
         goto out;
     }
     r = bd_resolve_related(n, name, &path, err);
     if (r == 0)
-        r = bd_open_related(n, path, false, &e->img.file, err);
+        r = bd_open_related(n, path, false, &img->file, err);
     if (r < 0)
         goto out;
-    e->img.own_file = true;
+    img->own_file = true;
     if (strcmp(kind, "Plain") == 0)
-        r = prl_image_open_plain(&e->img, e->end - e->start, err);
+        r = prl_image_open_plain(img, e->end - e->start, err);
     else
-        r = prl_image_open(&e->img, err);
+        r = prl_image_open(img, err);
     if (r < 0)
         bd_err_prefix(err, "%s: storage %llu-%llu", n->name,
                       (unsigned long long)(e->start / BD_SECTOR),
@@ -139,12 +146,72 @@ out:
     return r;
 }
 
+static bool xml_text_is(xmlNode *node, const char *tag, const char *want)
+{
+    xmlNode *c = node ? xml_child(node, tag) : NULL;
+    char *text = c ? xml_text(c) : NULL;
+    bool is = text && strcasecmp(text, want) == 0;
+
+    free(text);
+    return is;
+}
+
+/* The <Shot> or the <Image> (among imgs) whose GUID is guid. */
+static xmlNode *prl_find_guid(xmlNode *parent, const char *tag,
+                              const char *guid)
+{
+    for (xmlNode *c = xml_elem(parent->children); c; c = xml_elem(c->next)) {
+        if (xml_is(c, tag) && xml_text_is(c, "GUID", guid))
+            return c;
+    }
+    return NULL;
+}
+
+/*
+ * A storage with snapshots: from the top snapshot (<TopGUID>, else the
+ * predefined top GUID) follow <ParentGUID> to the root, collecting each
+ * snapshot's image of this storage (prl-xml.rst, "Snapshots").
+ */
+static int prl_chain(struct bd_node *n, xmlNode *root, xmlNode *st,
+                     xmlNode **chain, size_t max, size_t *depth,
+                     struct bd_err *err)
+{
+    static const char zero[] = "{00000000-0000-0000-0000-000000000000}";
+    xmlNode *snaps = xml_child(root, "Snapshots");
+    xmlNode *top = snaps ? xml_child(snaps, "TopGUID") : NULL;
+    char *guid = top ? xml_text(top) :
+        strdup("{5fbaabe3-6958-40ff-92a7-860e329aab41}");
+    int r = 0;
+
+    *depth = 0;
+    while (guid && strcasecmp(guid, zero) != 0) {
+        xmlNode *img = prl_find_guid(st, "Image", guid);
+        xmlNode *shot = snaps ? prl_find_guid(snaps, "Shot", guid) : NULL;
+        xmlNode *parent = shot ? xml_child(shot, "ParentGUID") : NULL;
+
+        if (!img || !parent || *depth == max) {
+            r = bd_err_set(err, EINVAL, "%s: snapshot %.40s %s", n->name,
+                           guid, !img ? "has no image in a storage" :
+                           !parent ? "has no <Shot> with a <ParentGUID>" :
+                           "is in a loop of snapshots");
+            break;
+        }
+        chain[(*depth)++] = img;
+        free(guid);
+        guid = xml_text(parent);
+    }
+    if (!guid && !r)
+        r = bd_err_set(err, ENOMEM, "out of memory");
+    free(guid);
+    return r;
+}
+
 static int prl_add_storage(struct bd_node *n, struct prl_bundle *b,
-                           xmlNode *st, struct bd_err *err)
+                           xmlNode *root, xmlNode *st, struct bd_err *err)
 {
     struct prl_extent *e = &b->ext[b->n_ext];
-    xmlNode *image = NULL;
-    unsigned images = 0;
+    xmlNode *chain[PRL_MAX_LAYERS];
+    size_t images = 0, depth = 0;
     int r;
 
     if ((r = xml_sectors(n, st, "Start", &e->start, err)) < 0 ||
@@ -157,19 +224,30 @@ static int prl_add_storage(struct bd_node *n, struct prl_bundle *b,
                           n->name, (unsigned long long)(e->start / BD_SECTOR),
                           (unsigned long long)(e->end / BD_SECTOR));
     for (xmlNode *c = xml_elem(st->children); c; c = xml_elem(c->next)) {
-        if (xml_is(c, "Image")) {
-            image = c;
-            images++;
-        }
+        if (xml_is(c, "Image") && images++ == 0)
+            chain[0] = c;
     }
-    if (images != 1)
-        return bd_err_set(err, ENOTSUP, "%s: storage %llu-%llu has %u images; "
-                          "snapshots in bundles are not supported (only one "
-                          "image per storage)", n->name,
+    if (images == 0 || images > PRL_MAX_LAYERS)
+        return bd_err_set(err, EINVAL, "%s: storage %llu-%llu has %zu images "
+                          "(1 to %u expected)", n->name,
                           (unsigned long long)(e->start / BD_SECTOR),
-                          (unsigned long long)(e->end / BD_SECTOR), images);
+                          (unsigned long long)(e->end / BD_SECTOR), images,
+                          PRL_MAX_LAYERS);
+    depth = 1;
+    if (images > 1 &&
+        (r = prl_chain(n, root, st, chain, PRL_MAX_LAYERS, &depth, err)) < 0)
+        return r;
+    e->layers = calloc(depth, sizeof(*e->layers));
+    e->names = calloc(depth, sizeof(*e->names));
     b->n_ext++;
-    return prl_open_extent(n, e, image, err);
+    if (!e->layers || !e->names)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    for (size_t i = 0; i < depth; i++) {
+        r = prl_open_layer(n, e, chain[i], i + 1 == depth, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 static int prl_parse_descriptor(struct bd_node *n, struct prl_bundle *b,
@@ -202,7 +280,8 @@ static int prl_parse_descriptor(struct bd_node *n, struct prl_bundle *b,
     if (!b->ext)
         return bd_err_set(err, ENOMEM, "out of memory");
     for (xmlNode *c = xml_elem(data->children); c; c = xml_elem(c->next)) {
-        if (xml_is(c, "Storage") && (r = prl_add_storage(n, b, c, err)) < 0)
+        if (xml_is(c, "Storage") &&
+            (r = prl_add_storage(n, b, root, c, err)) < 0)
             return r;
     }
     return 0;
@@ -255,8 +334,14 @@ int prl_bundle_open(struct bd_node *n, struct prl_bundle *b, struct bd_err *err)
 void prl_bundle_close(struct prl_bundle *b)
 {
     for (size_t i = 0; i < b->n_ext; i++) {
-        prl_image_close(&b->ext[i].img);
-        free(b->ext[i].name);
+        struct prl_extent *e = &b->ext[i];
+
+        for (size_t j = 0; j < e->n_layers; j++) {
+            prl_image_close(&e->layers[j]);
+            free(e->names[j]);
+        }
+        free(e->layers);
+        free(e->names);
     }
     free(b->ext);
     b->ext = NULL;
@@ -281,6 +366,46 @@ static size_t prl_find(const struct prl_bundle *b, uint64_t off)
     return lo;
 }
 
+/*
+ * Which layer of e decides [off, off + *len) (extent offsets): the first
+ * that has it allocated, or e->n_layers when none has (zeroes). *len
+ * shrinks to the run for which that answer holds.
+ */
+static size_t prl_layer_at(struct prl_extent *e, uint64_t off, uint64_t *len,
+                           unsigned *status, uint64_t *map)
+{
+    size_t i;
+
+    for (i = 0; i < e->n_layers; i++) {
+        prl_image_status(&e->layers[i], off, *len, len, status, map);
+        if (*status & BD_STATUS_ALLOCATED)
+            break;
+    }
+    return i;
+}
+
+static int prl_extent_pread(struct prl_extent *e, uint8_t *buf, uint64_t len,
+                            uint64_t off)
+{
+    while (len) {
+        uint64_t chunk = len, map;
+        unsigned status;
+        size_t i = prl_layer_at(e, off, &chunk, &status, &map);
+        int r = 0;
+
+        if (i < e->n_layers)
+            r = prl_image_pread(&e->layers[i], buf, chunk, off);
+        else
+            memset(buf, 0, chunk);
+        if (r < 0)
+            return r;
+        buf += chunk;
+        off += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
 int prl_bundle_pread(struct prl_bundle *b, uint8_t *buf, uint64_t len,
                      uint64_t off)
 {
@@ -296,7 +421,7 @@ int prl_bundle_pread(struct prl_bundle *b, uint8_t *buf, uint64_t len,
             memset(buf, 0, chunk);
         } else {
             chunk = e->end - off < len ? e->end - off : len;
-            r = prl_image_pread(&e->img, buf, chunk, off - e->start);
+            r = prl_extent_pread(e, buf, chunk, off - e->start);
             if (r < 0)
                 return r;
         }
@@ -320,7 +445,9 @@ void prl_bundle_status(struct prl_bundle *b, uint64_t off, uint64_t len,
     }
     if (e->end - off < len)
         len = e->end - off;
-    prl_image_status(&e->img, off - e->start, len, pnum, status, map);
+    if (prl_layer_at(e, off - e->start, &len, status, map) == e->n_layers)
+        *status = 0;
+    *pnum = len;
     /* an offset in an extent's file is not one in the descriptor's */
     *status &= ~BD_STATUS_OFFSET;
 }

@@ -130,11 +130,13 @@ static void prl_info(struct bd_node *n, struct bd_info *info)
     bd_info_add(info, "extents", "%zu", s->bundle.n_ext);
     for (size_t i = 0; i < s->bundle.n_ext; i++) {
         const struct prl_extent *e = &s->bundle.ext[i];
+        const struct prl_image *root = &e->layers[e->n_layers - 1];
 
-        bd_info_add(info, "extent", "%s: sectors %llu-%llu, %s", e->name,
+        bd_info_add(info, "extent", "%s: sectors %llu-%llu, %s, %zu "
+                    "snapshot layer(s)", e->names[0],
                     (unsigned long long)(e->start / BD_SECTOR),
                     (unsigned long long)(e->end / BD_SECTOR),
-                    e->img.plain ? "plain" : e->img.v2 ? "v2" : "v1");
+                    root->plain ? "plain root" : "expandable", e->n_layers);
     }
 }
 

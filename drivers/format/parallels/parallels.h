@@ -66,11 +66,16 @@ void prl_image_status(struct prl_image *img, uint64_t off, uint64_t len,
 void prl_image_info(struct prl_image *img, const char *prefix,
                     struct bd_info *info);
 
-/* One <Storage> of a bundle: [start, end) of the disk, in bytes. */
+#define PRL_MAX_LAYERS 64u    /* snapshots in one storage */
+
+/* One <Storage> of a bundle: [start, end) of the disk, in bytes, read from
+ * the first of its layers (the top snapshot, then its parents) that has
+ * the data. */
 struct prl_extent {
     uint64_t start, end;
-    char *name;             /* the file name the descriptor gives */
-    struct prl_image img;
+    size_t n_layers;        /* opened (or being opened) */
+    struct prl_image *layers;
+    char **names;           /* the file names the descriptor gives */
 };
 
 struct prl_bundle {

@@ -3,9 +3,10 @@
 # four extents qemu-img wrote (expandable with 1 MiB and 64 KiB clusters,
 # and a plain one) mounts as one disk equal to the concatenation of the
 # pieces, holes where qemu left clusters unallocated; one extent opened
-# alone reads as qemu reads it. A missing extent is named; names leading
-# outside the bundle (../, absolute), snapshot chains, entity declarations
-# and overlapping storages are refused. Also run with
+# alone reads as qemu reads it; a top snapshot reads over its root. A
+# missing extent is named; names leading outside the bundle (../,
+# absolute), snapshot loops, entity declarations and overlapping storages
+# are refused. Also run with
 # IMGFUSE=build-asan/imgfuse.
 . "$(dirname "$0")/../lib.sh"
 
@@ -100,10 +101,43 @@ mount_img -r --related=follow "$B/dotdot.xml" "$T/m"
 cmp -s "$T/m/dotdot.raw" "$T/p0.raw" || fail "--related=follow: ../ extent"
 unmount_img "$T/m"
 
-descriptor "$B/snapshots.xml" 4096 <<'EOF2'
-0 4096 Compressed disk.hdd.0.hds disk.hdd.2.hds
+# snapshots: a top image over a root, found through <Shot>/<ParentGUID>;
+# the top has only [1 MiB, 1.5 MiB) allocated (qemu-img leaves zero
+# clusters out), the rest reads through to the root
+head -c 1M /dev/zero >"$T/top.raw"
+head -c 512K /dev/zero | tr '\0' '\167' >>"$T/top.raw"
+truncate -s 2M "$T/top.raw"
+qemu-img convert -f raw -O parallels -o cluster_size=64k "$T/top.raw" "$B/top.hds"
+cp "$T/p0.raw" "$T/want.raw"
+dd if="$T/top.raw" of="$T/want.raw" bs=512K skip=2 seek=2 count=1 conv=notrunc status=none
+# snapshots OUT TOP_PARENT: root {1...}, top {5fba...} whose parent is given
+snapshots() {
+    cat >"$1" <<EOF2
+<?xml version='1.0' encoding='UTF-8'?>
+<Parallels_disk_image Version="1.0">
+  <Disk_Parameters><Disk_size>4096</Disk_size><Padding>0</Padding></Disk_Parameters>
+  <StorageData><Storage><Start>0</Start><End>4096</End><Blocksize>2048</Blocksize>
+    <Image><GUID>{11111111-2222-3333-4444-555555555555}</GUID>
+      <Type>Compressed</Type><File>disk.hdd.0.hds</File></Image>
+    <Image><GUID>{5fbaabe3-6958-40ff-92a7-860e329aab41}</GUID>
+      <Type>Compressed</Type><File>top.hds</File></Image>
+  </Storage></StorageData>
+  <Snapshots>
+    <Shot><GUID>{11111111-2222-3333-4444-555555555555}</GUID>
+      <ParentGUID>{00000000-0000-0000-0000-000000000000}</ParentGUID></Shot>
+    <Shot><GUID>{5fbaabe3-6958-40ff-92a7-860e329aab41}</GUID>
+      <ParentGUID>$2</ParentGUID></Shot>
+  </Snapshots>
+</Parallels_disk_image>
 EOF2
-refuse snapshots.xml "snapshots in bundles are not supported"
+}
+snapshots "$B/snapshots.xml" "{11111111-2222-3333-4444-555555555555}"
+mount_img -r "$B/snapshots.xml" "$T/m"
+cmp "$T/m/snapshots.raw" "$T/want.raw" || fail "a snapshot over its root"
+unmount_img "$T/m"
+note "a top snapshot reads over its root"
+snapshots "$B/loop.xml" "{5fbaabe3-6958-40ff-92a7-860e329aab41}"
+refuse loop.xml "is in a loop of snapshots"
 descriptor "$B/overlap.xml" 8192 <<'EOF2'
 0 4096 Compressed disk.hdd.0.hds
 2048 8192 Compressed disk.hdd.2.hds

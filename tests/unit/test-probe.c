@@ -19,6 +19,8 @@ static const struct {
     { "vdi", 64, "\x7f\x10\xda\xbe", 4 },
     { "luks", 0, "LUKS\xba\xbe\0\1", 8 },
     { "bochs", 0, "Bochs Virtual HD Image", 23 },
+    { "parallels", 0, "WithoutFreeSpace\2\0\0\0", 20 },
+    { "parallels", 0, "WithouFreSpacExt\2\0\0\0", 20 },
 };
 
 Test(probe, zeros_probe_as_raw)

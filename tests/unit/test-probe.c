@@ -17,6 +17,7 @@ static const struct {
     { "vpc", 0, "conectix", 8 },
     { "vdi", 64, "\x7f\x10\xda\xbe", 4 },
     { "luks", 0, "LUKS\xba\xbe\0\1", 8 },
+    { "cloop", 0, "#!/bin/sh\n#V2.0 Format\n", 23 },
 };
 
 Test(probe, zeros_probe_as_raw)

@@ -5,7 +5,10 @@
  * the slot table: a reader claims a slot, drops the lock, reads and
  * expands the block, and publishes it; others wanting the same block wait
  * for it instead of expanding it twice. Different blocks expand in
- * parallel on the threads that asked for them.
+ * parallel on the threads that asked for them, and when reads walk the
+ * disk in order (or one request spans several blocks) two read-ahead
+ * threads expand the next blocks while the reader copies out of this one,
+ * so even a single sequential reader uses both cores.
  */
 #include "cloop.h"
 
@@ -109,6 +112,95 @@ static struct cloop_slot *slot_claim(struct cloop_cache *c, uint32_t block)
     return pick;
 }
 
+/* Publish a slot's buffer after loading (ret < 0: give the block up; the
+ * buffer stays for reuse) and wake whoever waits for it. */
+static void slot_fill(struct cloop_cache *c, struct cloop_slot *sl,
+                      uint8_t *buf, int ret)
+{
+    sl->buf = buf;
+    sl->loading = false;
+    if (ret < 0) {
+        sl->used = false;
+        sl->users = 0;
+    }
+    pthread_cond_broadcast(&c->loaded);
+}
+
+/* ---- read-ahead ---------------------------------------------------------- */
+
+static void *cloop_worker(void *arg)
+{
+    struct cloop_cache *c = arg;
+
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        struct cloop_slot *sl;
+        uint8_t *buf;
+        int ret;
+
+        while (!c->stop && c->q_len == 0)
+            pthread_cond_wait(&c->work, &c->lock);
+        if (c->stop)
+            break;
+        sl = c->queue[c->q_head];
+        c->q_head = (c->q_head + 1) % CLOOP_QUEUE;
+        c->q_len--;
+        pthread_mutex_unlock(&c->lock);
+        buf = sl->buf ? sl->buf : malloc(c->ix->block_size);
+        ret = buf ? decode_block(c, sl->block, buf) : -ENOMEM;
+        pthread_mutex_lock(&c->lock);
+        slot_fill(c, sl, buf, ret);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* Queue blocks from..to that are not cached yet; lock held. Each gets a
+ * loading slot at once, so a reader reaching it waits for the worker. */
+static void queue_blocks(struct cloop_cache *c, uint64_t from, uint64_t to)
+{
+    if (c->stop)
+        return;
+    if (!c->workers_started) {
+        c->workers_started = true;
+        for (unsigned i = 0; i < CLOOP_WORKERS; i++) {
+            if (pthread_create(&c->workers[i], NULL, cloop_worker, c))
+                break;
+            c->n_workers++;
+        }
+    }
+    if (c->n_workers == 0)
+        return;
+    for (uint64_t b = from; b <= to && b < c->ix->n_blocks; b++) {
+        struct cloop_slot *sl;
+
+        if (slot_find(c, (uint32_t)b))
+            continue;
+        if (c->q_len == CLOOP_QUEUE)
+            break;
+        sl = slot_claim(c, (uint32_t)b);
+        if (!sl)
+            break;
+        sl->users = 0;
+        c->queue[(c->q_head + c->q_len) % CLOOP_QUEUE] = sl;
+        c->q_len++;
+        pthread_cond_signal(&c->work);
+    }
+}
+
+/* Lock held, block just asked for: keep the next ones expanding while
+ * reads go forward (FUSE threads may take neighbours a little out of
+ * order). */
+static void read_ahead(struct cloop_cache *c, uint32_t block)
+{
+    bool sequential = (uint64_t)block + 2 >= c->last &&
+                      block <= (uint64_t)c->last + 2;
+
+    c->last = block;
+    if (sequential)
+        queue_blocks(c, (uint64_t)block + 1, (uint64_t)block + CLOOP_AHEAD);
+}
+
 /* ---- the interface ------------------------------------------------------- */
 
 int cloop_cache_init(struct cloop_cache *c, struct bd_node *file,
@@ -126,8 +218,10 @@ int cloop_cache_init(struct cloop_cache *c, struct bd_node *file,
     c->slots = calloc(c->n_slots, sizeof(*c->slots));
     if (!c->slots)
         return -ENOMEM;
+    c->last = UINT32_MAX / 2;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->loaded, NULL);
+    pthread_cond_init(&c->work, NULL);
     c->ready = true;
     return 0;
 }
@@ -136,9 +230,16 @@ void cloop_cache_destroy(struct cloop_cache *c)
 {
     if (!c->ready)
         return;
+    pthread_mutex_lock(&c->lock);
+    c->stop = true;
+    pthread_cond_broadcast(&c->work);
+    pthread_mutex_unlock(&c->lock);
+    for (unsigned i = 0; i < c->n_workers; i++)
+        pthread_join(c->workers[i], NULL);
     for (unsigned i = 0; i < c->n_slots; i++)
         free(c->slots[i].buf);
     free(c->slots);
+    pthread_cond_destroy(&c->work);
     pthread_cond_destroy(&c->loaded);
     pthread_mutex_destroy(&c->lock);
     c->ready = false;
@@ -157,11 +258,13 @@ int cloop_cache_get(struct cloop_cache *c, uint32_t block,
     if (sl) {
         sl->users++;
         sl->stamp = ++c->clock;
+        read_ahead(c, block);
         pthread_mutex_unlock(&c->lock);
         *ref = (struct cloop_ref){ .slot = sl, .buf = sl->buf };
         return 0;
     }
     sl = slot_claim(c, block);
+    read_ahead(c, block);
     pthread_mutex_unlock(&c->lock);
 
     /* the slot is ours while it is loading: fill it without the lock */
@@ -179,13 +282,7 @@ int cloop_cache_get(struct cloop_cache *c, uint32_t block,
         return 0;
     }
     pthread_mutex_lock(&c->lock);
-    sl->buf = buf;
-    sl->loading = false;
-    if (ret < 0) {
-        sl->used = false;
-        sl->users = 0;
-    }
-    pthread_cond_broadcast(&c->loaded);
+    slot_fill(c, sl, buf, ret);
     pthread_mutex_unlock(&c->lock);
     if (ret < 0)
         return ret;
@@ -201,5 +298,12 @@ void cloop_cache_put(struct cloop_cache *c, struct cloop_ref *ref)
     }
     pthread_mutex_lock(&c->lock);
     ref->slot->users--;
+    pthread_mutex_unlock(&c->lock);
+}
+
+void cloop_cache_prefetch(struct cloop_cache *c, uint32_t from, uint32_t to)
+{
+    pthread_mutex_lock(&c->lock);
+    queue_blocks(c, from, to);
     pthread_mutex_unlock(&c->lock);
 }

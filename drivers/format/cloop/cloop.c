@@ -118,7 +118,13 @@ static int cloop_pread(struct bd_node *n, void *buf, uint64_t len,
                        uint64_t off)
 {
     struct read_ctx r = { .s = n->state, .buf = buf };
+    uint32_t bs = r.s->ix.block_size;
 
+    /* a request over several blocks: the read-ahead threads expand the
+     * later ones while this thread does the first */
+    if (len > 0 && off / bs != (off + len - 1) / bs)
+        cloop_cache_prefetch(&r.s->cache, (uint32_t)(off / bs + 1),
+                             (uint32_t)((off + len - 1) / bs));
     return bd_for_each_block(off, len, r.s->ix.block_size, read_block, &r);
 }
 

@@ -95,6 +95,10 @@ struct cloop_slot {
     uint8_t *buf;               /* block_size bytes */
 };
 
+#define CLOOP_WORKERS 2             /* read-ahead threads */
+#define CLOOP_AHEAD 4               /* blocks expanded ahead of a reader */
+#define CLOOP_QUEUE 16
+
 struct cloop_cache {
     struct bd_node *file;
     const struct cloop_index *ix;
@@ -104,6 +108,13 @@ struct cloop_cache {
     struct cloop_slot *slots;
     unsigned n_slots;
     uint64_t clock;
+    uint32_t last;              /* last block asked for: sequential reads */
+    pthread_cond_t work;        /* the read-ahead queue got work, or stop */
+    struct cloop_slot *queue[CLOOP_QUEUE];
+    unsigned q_head, q_len;
+    pthread_t workers[CLOOP_WORKERS];
+    unsigned n_workers;
+    bool workers_started, stop;
     unsigned long bad_blocks;   /* log once */
     bool ready;
 };
@@ -121,5 +132,8 @@ void cloop_cache_destroy(struct cloop_cache *c);
 int cloop_cache_get(struct cloop_cache *c, uint32_t block,
                     struct cloop_ref *ref);
 void cloop_cache_put(struct cloop_cache *c, struct cloop_ref *ref);
+/* Start expanding blocks from..to (inclusive) on the read-ahead threads:
+ * a request over several blocks expands them in parallel. */
+void cloop_cache_prefetch(struct cloop_cache *c, uint32_t from, uint32_t to);
 
 #endif

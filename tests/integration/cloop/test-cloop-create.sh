@@ -4,6 +4,9 @@
 # (the independent oracle) and to qemu-img convert; unaligned reads and
 # several readers at once give the same bytes.
 . "$(dirname "$0")/../lib.sh"
+# the system python (it has python3-lz4), not a slower pyenv shim
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 
 # 3.3 MB, not a multiple of any block size: random, zeros, random
 src=$T/src.raw
@@ -27,7 +30,7 @@ for bs in 65536 262144 1048576; do
     cmp "$mnt" "$T/q.raw" || fail "-B $bs: differs from qemu-img"
 
     # unaligned reads across block boundaries, then readers in parallel
-    python3 - "$mnt" "$src" "$bs" <<'PY' || fail "-B $bs: unaligned reads"
+    "$PY" - "$mnt" "$src" "$bs" <<'PY' || fail "-B $bs: unaligned reads"
 import os, random, sys
 mnt, src, bs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 want = open(src, 'rb').read()

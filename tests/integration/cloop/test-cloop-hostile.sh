@@ -5,6 +5,9 @@
 # a block that expands past the block size opens but reads as EIO while
 # the blocks around it still read. Run it with IMGFUSE=build-asan/imgfuse.
 . "$(dirname "$0")/../lib.sh"
+# the system python (it has python3-lz4), not a slower pyenv shim
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 
 gzip -dc "$DATA/cloop/gen-cloop-64k.cloop.gz" >"$T/good.cloop"
 
@@ -24,7 +27,7 @@ expect_open_error() {
 patch() {
     local out=$1
     shift
-    python3 - "$T/good.cloop" "$out" "$1" <<'PY'
+    "$PY" - "$T/good.cloop" "$out" "$1" <<'PY'
 import struct, sys
 d = bytearray(open(sys.argv[1], 'rb').read())
 def be64(i, v): d[136 + 8 * i:144 + 8 * i] = struct.pack('>Q', v)
@@ -60,7 +63,7 @@ patch "$T/v4flag.cloop" "d[11:15] = b'V4.0'; be64(2, get64(2) | 9 << 60)"
 expect_open_error "$T/v4flag.cloop" "unknown compression 9"
 
 # block 3 holds a zlib stream of 2 blocks of data; its neighbours are fine
-python3 - "$T/big.cloop" <<'PY'
+"$PY" - "$T/big.cloop" <<'PY'
 import struct, sys, zlib
 bs = 65536
 blocks = [zlib.compress(bytes([i]) * bs) for i in range(6)]
@@ -83,7 +86,7 @@ _MOUNTS+=("$mnt")
 pid=$!
 for _ in $(seq 1 100); do is_mounted "$mnt" && break; sleep 0.05; done
 is_mounted "$mnt" || fail "big.cloop did not mount: $(cat "$T/log")"
-python3 - "$mnt" <<'PY' || fail "block expanding past its size"
+"$PY" - "$mnt" <<'PY' || fail "block expanding past its size"
 import errno, os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 bs = 65536

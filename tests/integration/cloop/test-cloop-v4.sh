@@ -4,6 +4,9 @@
 # the header last ("footer"), blocks compressed with zlib, stored, xz and
 # lz4 in turn. Read back equal to the source, probed without -F.
 . "$(dirname "$0")/../lib.sh"
+# the system python (it has python3-lz4), not a slower pyenv shim
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 MK=$(dirname "$0")/mkcloop.py
 
 src=$T/src.raw
@@ -11,12 +14,13 @@ src=$T/src.raw
   head -c 123457 /dev/urandom; } >"$src"
 len=$(stat -c %s "$src")
 
-for layout in head footer; do
-    for bs in 65536 131072; do
+for case in head:65536 footer:131072 footer:65536; do
+    layout=${case%:*} bs=${case#*:}
+    {
         img=$T/v4-$layout-$bs.cloop mnt=$T/mnt-$layout-$bs
         opt=()
         [ $layout = footer ] && opt=(--footer)
-        /usr/bin/python3 "$MK" "$src" "$img" "${opt[@]}" -B $bs \
+        "$PY" "$MK" "$src" "$img" "${opt[@]}" -B $bs \
             --codecs zlib,none,xz,lz4,zlib || fail "mkcloop $layout $bs"
         touch "$mnt"
         mount_img -r "$img" "$mnt"
@@ -29,11 +33,11 @@ for layout in head footer; do
         grep -q "compression: zlib,none,xz,lz4" "$T/info" ||
             fail "info: $(cat "$T/info")"
         note "V4 $layout $bs ok"
-    done
+    }
 done
 grep -q "header: end" "$T/info" || fail "footer layout: $(cat "$T/info")"
 
 # a V2 image from mkcloop agrees with qemu-img too (the writer is right)
-/usr/bin/python3 "$MK" "$src" "$T/v2.cloop" --v2 -B 65536
+"$PY" "$MK" "$src" "$T/v2.cloop" --v2 -B 65536
 qemu-img convert -U -f cloop -O raw "$T/v2.cloop" "$T/q.raw"
 cmp -n "$len" "$T/q.raw" "$src" || fail "qemu-img disagrees with mkcloop V2"

@@ -1,7 +1,7 @@
 /*
  * cloop block codecs: zlib (libdeflate when built with it: faster), stored
- * blocks, and in V4 images xz (liblzma) and lz4 (liblz4) when those
- * libraries were found at build time. LZO is not built in. A block expands
+ * blocks, and in V4 images xz (liblzma), lz4 (liblz4) and LZO1X (liblzo2)
+ * when those libraries were found at build time. A block expands
  * into at most one block size; output beyond it is corruption.
  */
 #include "cloop.h"
@@ -18,6 +18,10 @@
 #endif
 #if CLOOP_HAVE_LZ4
 #include <lz4.h>
+#endif
+#if CLOOP_HAVE_LZO
+#include <lzo/lzo1x.h>
+#include <pthread.h>
 #endif
 
 #if CLOOP_HAVE_LIBDEFLATE
@@ -88,6 +92,29 @@ static long lz4_decode(const uint8_t *src, size_t src_len, uint8_t *dst,
 }
 #endif
 
+#if CLOOP_HAVE_LZO
+static int lzo_ready = -1;
+
+static void lzo_setup(void)
+{
+    lzo_ready = lzo_init() == LZO_E_OK;
+}
+
+static long lzo_decode(const uint8_t *src, size_t src_len, uint8_t *dst,
+                       size_t dst_len)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    lzo_uint out = dst_len;
+
+    pthread_once(&once, lzo_setup);
+    if (!lzo_ready)
+        return -ENOTSUP;
+    if (lzo1x_decompress_safe(src, src_len, dst, &out, NULL) != LZO_E_OK)
+        return -EIO;
+    return (long)out;
+}
+#endif
+
 bool cloop_codec_built(unsigned codec)
 {
     switch (codec) {
@@ -98,6 +125,8 @@ bool cloop_codec_built(unsigned codec)
         return CLOOP_HAVE_LZMA;
     case CLOOP_CODEC_LZ4:
         return CLOOP_HAVE_LZ4;
+    case CLOOP_CODEC_LZO:
+        return CLOOP_HAVE_LZO;
     default:
         return false;
     }
@@ -130,6 +159,10 @@ long cloop_decode(unsigned codec, const uint8_t *src, size_t src_len,
 #if CLOOP_HAVE_LZ4
     case CLOOP_CODEC_LZ4:
         return lz4_decode(src, src_len, dst, dst_len);
+#endif
+#if CLOOP_HAVE_LZO
+    case CLOOP_CODEC_LZO:
+        return lzo_decode(src, src_len, dst, dst_len);
 #endif
     default:
         return -ENOTSUP;

@@ -3,7 +3,7 @@
 4.x): a 128-byte "#!/bin/sh" preamble with the version at byte 11, block
 size and block count (big-endian 32-bit), and n + 1 big-endian 64-bit
 offsets; in V4 the top 4 bits of an entry give the block's compression
-(0 zlib, 1 stored, 2 xz, 3 lz4). The header and index come first, or with
+(0 zlib, 1 stored, 2 xz, 3 lz4, 4 LZO1X). The header and index come first, or with
 --footer last (index, then header). Debian 12's create_compressed_fs only
 writes V2 zlib images, so the V4 layouts of the tests come from here.
 
@@ -15,7 +15,7 @@ import lzma
 import struct
 import zlib
 
-CODECS = {'zlib': 0, 'none': 1, 'xz': 2, 'lz4': 3}
+CODECS = {'zlib': 0, 'none': 1, 'xz': 2, 'lz4': 3, 'lzo': 4}
 
 
 def compress(codec, data):
@@ -26,6 +26,9 @@ def compress(codec, data):
     if codec == 'xz':
         return lzma.compress(data, format=lzma.FORMAT_XZ,
                              check=lzma.CHECK_CRC32)
+    if codec == 'lzo':
+        import lzo
+        return lzo.compress(data, 9, False)
     import lz4.block
     return lz4.block.compress(data, store_size=False)
 

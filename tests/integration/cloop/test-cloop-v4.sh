@@ -1,10 +1,10 @@
 #!/bin/bash
 # cloop V4 layouts, built by mkcloop.py from the header's description
 # (Debian 12's create_compressed_fs writes only V2): the header first and
-# the header last ("footer"), blocks compressed with zlib, stored, xz and
-# lz4 in turn. Read back equal to the source, probed without -F.
+# the header last ("footer"), blocks compressed with zlib, stored, xz, lz4
+# and LZO in turn. Read back equal to the source, probed without -F.
 . "$(dirname "$0")/../lib.sh"
-# the system python (it has python3-lz4), not a slower pyenv shim
+# the system python (it has python3-lz4 and python3-lzo), not a slower pyenv shim
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 MK=$(dirname "$0")/mkcloop.py
@@ -21,7 +21,7 @@ for case in head:65536 footer:131072 footer:65536; do
         opt=()
         [ $layout = footer ] && opt=(--footer)
         "$PY" "$MK" "$src" "$img" "${opt[@]}" -B $bs \
-            --codecs zlib,none,xz,lz4,zlib || fail "mkcloop $layout $bs"
+            --codecs zlib,none,xz,lz4,lzo,zlib || fail "mkcloop $layout $bs"
         touch "$mnt"
         mount_img -r "$img" "$mnt"
         expect_eq "$(stat -c %s "$mnt")" "$(( (len + bs - 1) / bs * bs ))" \
@@ -30,7 +30,7 @@ for case in head:65536 footer:131072 footer:65536; do
         unmount_img "$mnt"
         "$IMGFUSE" info "$img" >"$T/info"
         grep -q "cloop version: 4.0" "$T/info" || fail "info: $(cat "$T/info")"
-        grep -q "compression: zlib,none,xz,lz4" "$T/info" ||
+        grep -q "compression: zlib,none,xz,lz4,lzo" "$T/info" ||
             fail "info: $(cat "$T/info")"
         note "V4 $layout $bs ok"
     }

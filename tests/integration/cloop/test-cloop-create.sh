@@ -1,8 +1,9 @@
 #!/bin/bash
 # Images made by create_compressed_fs (V2, zlib) from random and zero data
-# at 64 KiB, 256 KiB and 1 MiB blocks read back equal to the source file
-# (the independent oracle) and to qemu-img convert; unaligned reads and
-# several readers at once give the same bytes.
+# at 64 KiB, 256 KiB and 1 MiB blocks (zlib level 9), and with its 7-zip
+# deflate (-L -1) and level 0 (stored deflate), read back equal to the
+# source file (the independent oracle) and to qemu-img convert; unaligned
+# reads and several readers at once give the same bytes.
 . "$(dirname "$0")/../lib.sh"
 # the system python (it has python3-lz4), not a slower pyenv shim
 PY=/usr/bin/python3
@@ -14,10 +15,11 @@ src=$T/src.raw
   head -c 600001 /dev/urandom; } >"$src"
 len=$(stat -c %s "$src")
 
-for bs in 65536 262144 1048576; do
-    img=$T/c$bs.cloop mnt=$T/mnt$bs
-    create_compressed_fs -q -B $bs "$src" "$img" >/dev/null 2>&1 ||
-        fail "create_compressed_fs -B $bs"
+for case in 65536:9 262144:9 1048576:9 65536:-1 131072:0; do
+    bs=${case%:*} level=${case#*:}
+    img=$T/c$bs$level.cloop mnt=$T/mnt$bs$level
+    create_compressed_fs -q -L $level -B $bs "$src" "$img" >/dev/null 2>&1 ||
+        fail "create_compressed_fs -L $level -B $bs"
     touch "$mnt"
     mount_img -r "$img" "$mnt"
     size=$(stat -c %s "$mnt")
@@ -56,5 +58,5 @@ PY
         expect_eq "$(cat "$T/par.$k")" "$want" "-B $bs: parallel reader $k"
     done
     unmount_img "$mnt"
-    note "-B $bs ok"
+    note "-B $bs -L $level ok"
 done

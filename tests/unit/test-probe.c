@@ -21,6 +21,7 @@ static const struct {
     { "bochs", 0, "Bochs Virtual HD Image", 23 },
     { "parallels", 0, "WithoutFreeSpace\2\0\0\0", 20 },
     { "parallels", 0, "WithouFreSpacExt\2\0\0\0", 20 },
+    { "cloop", 0, "#!/bin/sh\n#V2.0 Format\n", 23 },
 };
 
 Test(probe, zeros_probe_as_raw)

@@ -12,29 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[64];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/test-bochs.XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static char *tmp(const char *name)
-{
-    static char path[128];
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    return path;
-}
+#define TMPDIR_PREFIX "test-bochs"
+#include "tmpdir.h"
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -117,7 +96,7 @@ static void expect_sector(struct bd_node *n, uint64_t sector, int byte)
                      (unsigned long long)sector, i, buf[i], byte);
 }
 
-TestSuite(bochs, .init = setup, .fini = teardown);
+TestSuite(bochs, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 Test(bochs, version_1_and_2_read_written_sectors_and_zero_elsewhere)
 {

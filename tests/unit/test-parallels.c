@@ -12,29 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char dir[64];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/test-parallels.XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static char *tmp(const char *name)
-{
-    static char path[128];
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    return path;
-}
+#define TMPDIR_PREFIX "test-parallels"
+#include "tmpdir.h"
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -92,19 +71,7 @@ static struct bd_node *open_img(const char *path)
     return n;
 }
 
-static void expect_fill(struct bd_node *n, uint64_t off, uint64_t len, uint8_t v)
-{
-    uint8_t *buf = malloc(len);
-
-    cr_assert(buf);
-    cr_assert_eq(bd_pread(n, buf, len, off), 0);
-    for (uint64_t i = 0; i < len; i++)
-        cr_assert_eq(buf[i], v, "offset %llu is 0x%02x, not 0x%02x",
-                     (unsigned long long)(off + i), buf[i], v);
-    free(buf);
-}
-
-TestSuite(parallels, .init = setup, .fini = teardown);
+TestSuite(parallels, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 Test(parallels, v1_catalog_holds_sector_offsets)
 {

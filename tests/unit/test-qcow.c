@@ -13,32 +13,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#define TMPDIR_PREFIX "test-qcow"
+#include "tmpdir.h"
+
 extern const struct bd_driver bd_drv_qcow;
 extern const struct bd_driver bd_drv_qcow2;
-
-static char dir[64];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/test-qcow.XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static char *tmp(const char *name)
-{
-    static char path[128];
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    return path;
-}
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -121,19 +100,7 @@ static void make_qcow(const char *path, uint8_t cluster_bits, uint8_t l2_bits,
     fclose(f);
 }
 
-static void expect_fill(struct bd_node *n, uint64_t off, uint64_t len, uint8_t v)
-{
-    uint8_t *buf = malloc(len);
-
-    cr_assert(buf);
-    cr_assert_eq(bd_pread(n, buf, len, off), 0);
-    for (uint64_t i = 0; i < len; i++)
-        cr_assert_eq(buf[i], v, "offset %llu is 0x%02x, not 0x%02x",
-                     (unsigned long long)(off + i), buf[i], v);
-    free(buf);
-}
-
-TestSuite(qcow, .init = setup, .fini = teardown);
+TestSuite(qcow, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 Test(qcow, probe_takes_version_1_and_leaves_2_and_3_to_qcow2)
 {

@@ -14,41 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[64];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/test-qed.XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static char *tmp(const char *name)
-{
-    static char path[4][128];
-    static int k;
-
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof(path[k]), "%s/%s", dir, name);
-    return path[k];
-}
+#define TMPDIR_PREFIX "test-qed"
+#include "tmpdir.h"
 
 static struct bd_node *open_img(const char *path, bool rw)
 {
-    struct bd_flags flags = { .read_only = !rw };
-    struct bd_err err = { 0 };
-    struct bd_node *n = NULL;
-
-    cr_assert_eq(bd_open_image(path, "qed", NULL, &flags, &n, &err), 0,
-                 "open %s: %s", path, err.msg);
-    return n;
+    return open_image_ok(path, "qed", rw);
 }
 
 static int open_fails(const char *path, struct bd_err *err)
@@ -106,7 +77,7 @@ static off_t file_size(const char *path)
     return st.st_size;
 }
 
-TestSuite(qed, .init = setup, .fini = teardown);
+TestSuite(qed, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 Test(qed, create_writes_header_and_empty_l1)
 {

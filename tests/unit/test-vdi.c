@@ -12,41 +12,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#define TMPDIR_PREFIX "test-vdi"
+#include "tmpdir.h"
+
 extern const struct bd_driver bd_drv_vdi;
-
-static char dir[64];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/test-vdi.XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static char *tmp(const char *name)
-{
-    static char path[128];
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    return path;
-}
 
 static struct bd_node *open_img(const char *path, bool rw)
 {
-    struct bd_flags flags = { .read_only = !rw };
-    struct bd_err err = { 0 };
-    struct bd_node *n = NULL;
-
-    cr_assert_eq(bd_open_image(path, "vdi", NULL, &flags, &n, &err), 0,
-                 "open %s: %s", path, err.msg);
-    return n;
+    return open_image_ok(path, "vdi", rw);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -97,19 +70,7 @@ static void make_vdi(const char *path, uint32_t bs, uint32_t extra,
     free(slot);
 }
 
-static void expect_fill(struct bd_node *n, uint64_t off, uint64_t len, uint8_t v)
-{
-    uint8_t *buf = malloc(len);
-
-    cr_assert(buf);
-    cr_assert_eq(bd_pread(n, buf, len, off), 0);
-    for (uint64_t i = 0; i < len; i++)
-        cr_assert_eq(buf[i], v, "offset %llu is 0x%02x, not 0x%02x",
-                     (unsigned long long)(off + i), buf[i], v);
-    free(buf);
-}
-
-TestSuite(vdi, .init = setup, .fini = teardown);
+TestSuite(vdi, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 Test(vdi, any_block_size_with_extra_data_and_zero_blocks)
 {

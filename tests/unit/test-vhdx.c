@@ -18,31 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static char tmpdir[256];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-vhdx.XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void)
-{
-    char cmd[512];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static char *tmp_path(const char *name)
-{
-    static char path[8][512];
-    static int k;
-
-    k = (k + 1) % 8;
-    snprintf(path[k], sizeof(path[k]), "%s/%s", tmpdir, name);
-    return path[k];
-}
+#define TMPDIR_PREFIX "test-vhdx"
+#include "tmpdir.h"
 
 static const char *data_dir(void)
 {
@@ -61,7 +38,7 @@ static const char *data_dir(void)
 static char *unpack(const char *name, const char *out)
 {
     char cmd[8192];
-    char *dst = tmp_path(out);
+    char *dst = tmp(out);
     const char *tool = strstr(name, ".bz2") ? "bunzip2" : "gzip -d";
 
     snprintf(cmd, sizeof(cmd), "%s -c '%s/%s' > '%s'", tool, data_dir(), name,
@@ -109,7 +86,7 @@ static void fill(uint8_t *b, size_t len, unsigned seed)
         b[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 9));
 }
 
-TestSuite(vhdx, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(vhdx, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 Test(vhdx, crc32c_matches_the_castagnoli_check_value)
 {
@@ -183,7 +160,7 @@ Test(vhdx, dirty_log_is_replayed_in_memory_on_a_read_only_open)
 
 static void roundtrip(const char *opts, uint64_t size, unsigned align)
 {
-    char *path = tmp_path("rt.vhdx");
+    char *path = tmp("rt.vhdx");
     struct bd_node *n;
     struct bd_err err = { 0 };
     const uint64_t offs[] = { 0, 3 << 20, (5 << 20) + 4096, size - 65536,
@@ -242,7 +219,7 @@ Test(vhdx, four_k_sector_image_round_trips)
 
 Test(vhdx, differencing_image_reads_through_its_parent)
 {
-    char *base = tmp_path("base.vhdx"), *child = tmp_path("child.vhdx");
+    char *base = tmp("base.vhdx"), *child = tmp("child.vhdx");
     const uint64_t size = 16 << 20;
     uint8_t *exp = calloc(1, size), *got = malloc(size);
     struct bd_node *n;
@@ -298,7 +275,7 @@ Test(vhdx, differencing_image_reads_through_its_parent)
 
 static char *fresh_image(const char *name)
 {
-    char *path = tmp_path(name);
+    char *path = tmp(name);
     struct bd_err err = { 0 };
 
     unlink(path);
@@ -393,7 +370,7 @@ Test(vhdx, truncated_file_is_refused)
 Test(vhdx, differencing_image_that_is_its_own_parent_is_refused)
 {
     char *base = fresh_image("loopbase.vhdx");
-    char *child = tmp_path("loop.vhdx");
+    char *child = tmp("loop.vhdx");
     struct bd_err err = { 0 };
     char opts[600];
     int fd;
@@ -545,7 +522,7 @@ static void *worker_run(void *arg)
 
 Test(vhdx, parallel_readers_and_writers_see_their_own_data)
 {
-    char *p = tmp_path("par.vhdx");
+    char *p = tmp("par.vhdx");
     struct bd_node *n;
     struct bd_err err = { 0 };
     struct worker w[4];

@@ -15,33 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define TMPDIR_PREFIX "test-vpc"
+#include "tmpdir.h"
+
 extern const struct bd_driver bd_drv_vpc;
-
-static char dir[64];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/test-vpc.XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static char *tmp(const char *name)
-{
-    static char path[4][128];
-    static int i;
-
-    i = (i + 1) % 4;
-    snprintf(path[i], sizeof(path[i]), "%s/%s", dir, name);
-    return path[i];
-}
 
 /* tests/data/vpc from the source tree, wherever the test runs from */
 static const char *data_path(const char *name)
@@ -124,7 +101,7 @@ static void fix_checksum(uint8_t *p, size_t len, size_t at)
     put_be32(p + at, ~s);
 }
 
-TestSuite(vpc, .init = setup, .fini = teardown);
+TestSuite(vpc, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 Test(vpc, create_rounds_size_up_to_chs_geometry)
 {

@@ -12,23 +12,9 @@
 
 #include <stdlib.h>
 
-static void use_image(struct bd_node *n, void *arg)
-{
-    uint8_t *buf = malloc(1 << 20);
-
-    (void)arg;
-    if (buf)
-        fuzz_read_all(n, buf, 64 << 20, true);
-    free(buf);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct bd_flags flags = { .read_only = true };
-
-    if (size < 1)
-        return 0;
-    fuzz_image(data + 1, size - 1, "bochs", &flags, use_image, NULL);
+    fuzz_image_readonly(data, size, "bochs");
     return 0;
 }
 

@@ -14,16 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void use_image(struct bd_node *n, void *arg)
-{
-    uint8_t *buf = malloc(1 << 20);
-
-    (void)arg;
-    /* at most 64 MiB of the disk: every block of a small image */
-    fuzz_read_all(n, buf, 64 << 20, true);
-    free(buf);
-}
-
 /* data: version byte, block size (4 bytes), then index entries. */
 static void check_index(const uint8_t *data, size_t size)
 {
@@ -49,7 +39,6 @@ static void check_index(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t out[1 << 20];
-    struct bd_flags flags = { .read_only = true };
     size_t out_len;
 
     if (size < 3)
@@ -64,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            out_len);
         break;
     default:
-        fuzz_image(data + 1, size - 1, "cloop", &flags, use_image, NULL);
+        fuzz_image_readonly(data, size, "cloop");
         break;
     }
     return 0;

@@ -93,6 +93,40 @@ void fuzz_read_then_write(struct bd_node *n, void *arg)
     free(buf);
 }
 
+void fuzz_read_status(struct bd_node *n, void *arg)
+{
+    uint8_t *buf = malloc(1 << 20);
+
+    (void)arg;
+    if (buf)
+        fuzz_read_all(n, buf, 64 << 20, true);
+    free(buf);
+}
+
+void fuzz_image_readonly(const uint8_t *data, size_t size, const char *fmt)
+{
+    struct bd_flags flags = { .read_only = true };
+
+    if (size < 1)
+        return;
+    fuzz_image(data + 1, size - 1, fmt, &flags, fuzz_read_status, NULL);
+}
+
+size_t fuzz_mutate_head(uint8_t *m, size_t len, size_t head)
+{
+    size_t mlen = len;
+
+    for (int k = rand() % 8 + 1; k > 0; k--) {
+        size_t span = len - 1 < head ? len - 1 : head;
+        size_t at = 1 + (size_t)rand() % span;
+        m[at] = rand() % 3 ? (uint8_t)rand() : 0xff;
+    }
+    if (rand() % 8 == 0)
+        mlen = 2 + (size_t)rand() % (len - 1);
+    m[0] = (uint8_t)rand();
+    return mlen;
+}
+
 size_t fuzz_mutate_text(uint8_t *m, size_t len, const char *alphabet)
 {
     size_t ml = len, na = strlen(alphabet);

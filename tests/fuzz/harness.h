@@ -87,6 +87,18 @@ void fuzz_image_mode(const uint8_t *data, size_t size, const char *fmt,
  * then, read-write, 70000 bytes at 4 offsets drawn from the input. */
 void fuzz_read_then_write(struct bd_node *n, void *arg);
 
+/* A use() for read-only formats: reads the first 64 MiB with block status. */
+void fuzz_read_status(struct bd_node *n, void *arg);
+
+/* fuzz_image() of an input whose first byte is a (ignored) mode byte and
+ * whose rest is a whole image, read-only, with fuzz_read_status(). */
+void fuzz_image_readonly(const uint8_t *data, size_t size, const char *fmt);
+
+/* A mutator for fuzz_image_mode() inputs: change 1 to 8 bytes among the
+ * first head bytes of the image (0xff one time in 3), cut the input short
+ * one time in 8, and draw a new mode byte. */
+size_t fuzz_mutate_head(uint8_t *m, size_t len, size_t head);
+
 /*
  * Read n from offset 0 in 1 MiB requests into buf (1 MiB), at most limit
  * bytes; with status, ask bd_block_status() for each range first. Stops at

@@ -10,8 +10,6 @@
  */
 #include "harness.h"
 
-#include <stdlib.h>
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_image_mode(data, size, "vdi", fuzz_read_then_write);
@@ -21,17 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 /* Damage the metadata: header and map live in the first 4 KiB. */
 static size_t mutate(uint8_t *m, size_t len)
 {
-    size_t mlen = len;
-
-    for (int k = rand() % 8 + 1; k > 0; k--) {
-        size_t span = len - 1 < 4096 ? len - 1 : 4096;
-        size_t at = 1 + (size_t)rand() % span;
-        m[at] = rand() % 3 ? (uint8_t)rand() : 0xff;
-    }
-    if (rand() % 8 == 0)
-        mlen = 2 + (size_t)rand() % (len - 1);
-    m[0] = (uint8_t)rand();
-    return mlen;
+    return fuzz_mutate_head(m, len, 4096);
 }
 
 const struct fuzz_target fuzz_target = {

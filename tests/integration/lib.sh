@@ -128,6 +128,33 @@ expect_err() {
     grep -qF -- "$1" "$T/err" || fail "expected '$1' in the error, got: $(cat "$T/err")"
 }
 
+# expect_error FILE PATTERN [imgfuse info options...]: `imgfuse info` on
+# FILE must fail within 20 s, without a signal, with PATTERN (grep regex) in
+# its message ($T/err)
+expect_error() {
+    local img=$1 pattern=$2 rc=0
+    shift 2
+    timeout 20 "$IMGFUSE" info "$@" "$img" >/dev/null 2>"$T/err" || rc=$?
+    [ $rc -ne 0 ] || fail "$(basename "$img") opened; expected: $pattern"
+    [ $rc -ne 124 ] || fail "$(basename "$img"): imgfuse hung"
+    [ $rc -lt 128 ] || fail "$(basename "$img"): imgfuse died with signal $((rc - 128))"
+    grep -q -- "$pattern" "$T/err" ||
+        fail "$(basename "$img"): message '$(cat "$T/err")' lacks '$pattern'"
+    note "$(basename "$img"): $(head -1 "$T/err")"
+}
+
+# info_survives FORMAT FILE...: `imgfuse info -F FORMAT` on each (damaged)
+# FILE may fail, but never hang or die of a signal
+info_survives() {
+    local fmt=$1 f rc
+    shift
+    for f in "$@"; do
+        rc=0
+        timeout 20 "$IMGFUSE" info -F "$fmt" "$f" >/dev/null 2>&1 || rc=$?
+        [ $rc -lt 124 ] || fail "$(basename "$f"): rc $rc (hang or crash)"
+    done
+}
+
 # mirror_writes TARGET SHADOW SEED COUNT: the same random writes to both
 mirror_writes() {
     python3 - "$@" <<'PY'

@@ -6,18 +6,6 @@
 # beyond the file or holding garbage fail the read (EIO), not the daemon.
 . "$(dirname "$0")/common.sh"
 
-expect_error() {
-    local img=$1 pattern=$2 rc=0
-    shift 2
-    timeout 20 "$IMGFUSE" info "$@" "$img" >/dev/null 2>"$T/err" || rc=$?
-    [ $rc -ne 0 ] || fail "$(basename "$img") opened; expected: $pattern"
-    [ $rc -ne 124 ] || fail "$(basename "$img"): imgfuse hung"
-    [ $rc -lt 128 ] || fail "$(basename "$img"): imgfuse died with signal $((rc - 128))"
-    grep -q -- "$pattern" "$T/err" ||
-        fail "$(basename "$img"): message '$(cat "$T/err")' lacks '$pattern'"
-    note "$(basename "$img"): $(head -1 "$T/err")"
-}
-
 zcat "$DATA/qcow/gen-qcow1.qcow.gz" >"$T/good.qcow"
 
 patch() {

@@ -8,18 +8,6 @@
 # IMGFUSE=build-asan/imgfuse.
 . "$(dirname "$0")/../lib.sh"
 
-expect_error() {
-    local img=$1 pattern=$2 rc=0
-    shift 2
-    timeout 20 "$IMGFUSE" info "$@" "$img" >/dev/null 2>"$T/err" || rc=$?
-    [ $rc -ne 0 ] || fail "$(basename "$img") opened; expected: $pattern"
-    [ $rc -ne 124 ] || fail "$(basename "$img"): imgfuse hung"
-    [ $rc -lt 128 ] || fail "$(basename "$img"): imgfuse died with signal $((rc - 128))"
-    grep -q -- "$pattern" "$T/err" ||
-        fail "$(basename "$img"): message '$(cat "$T/err")' lacks '$pattern'"
-    note "$(basename "$img"): $(head -1 "$T/err")"
-}
-
 zcat "$DATA/qed/gen-qed.qed.gz" >"$T/good.qed"
 size=$(stat -c %s "$T/good.qed")
 

@@ -8,17 +8,11 @@
 # inflating, not reading the file, is the work. Prints both best-of-3 times
 # and the ratio; exits 1 when the ratio is below 1.5.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-IMGFUSE=${IMGFUSE:-$ROOT/build/imgfuse}
+. "$(dirname "$0")/lib.sh"
 MIB=${1:-512}
 BS=${2:-262144}
-T=$(mktemp -d "${TMPDIR:-/tmp}/bench-cloop.XXXXXX")
+bench_tmp cloop "${TMPDIR:-/tmp}"
 OUT=$(mktemp -d /dev/shm/bench-cloop.XXXXXX)
-cleanup() {
-    fusermount3 -u "$T/mnt" 2>/dev/null || true
-    rm -rf "$T" "$OUT"
-}
-trap cleanup EXIT
 
 head -c $((MIB * 3 / 4))M /dev/urandom | base64 -w 0 | head -c ${MIB}M \
     >"$T/src.raw"
@@ -27,24 +21,7 @@ rm -f "$T/src.raw"
 cat "$T/big.cloop" >/dev/null                     # warm the page cache
 touch "$T/mnt"
 
-now() { date +%s.%N; }
-best_qemu=999999 best_ours=999999
-for run in 1 2 3; do
-    t0=$(now)
-    qemu-img convert -U -f cloop -O raw "$T/big.cloop" "$OUT/out.raw"
-    t1=$(now)
-    rm -f "$OUT/out.raw"
-    q=$(echo "$t1 - $t0" | bc)
-    best_qemu=$(echo "if ($q < $best_qemu) $q else $best_qemu" | bc)
-
-    "$IMGFUSE" -r -F cloop "$T/big.cloop" "$T/mnt"
-    t0=$(now)
-    dd if="$T/mnt" of=/dev/null bs=1M iflag=direct status=none
-    t1=$(now)
-    fusermount3 -u "$T/mnt"
-    o=$(echo "$t1 - $t0" | bc)
-    best_ours=$(echo "if ($o < $best_ours) $o else $best_ours" | bc)
-done
+convert_vs_read cloop "$T/big.cloop"
 ratio=$(echo "scale=2; $best_qemu / $best_ours" | bc)
 echo "cloop ${MIB} MiB, ${BS}-byte blocks: qemu-img convert ${best_qemu}s," \
      "imgfuse read ${best_ours}s, ratio ${ratio}x (want >= 1.5)"

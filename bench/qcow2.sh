@@ -15,52 +15,9 @@
 #                (want >= 1.3x)
 # usage: bench/qcow2.sh [MiB]   (default 2048)
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-IMGFUSE=${IMGFUSE:-$ROOT/build/imgfuse}
+. "$(dirname "$0")/lib.sh"
 MIB=${1:-2048}
-T=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-qcow2.XXXXXX")
-QSD_PID=
-cleanup() {
-    fusermount3 -u "$T/mnt" 2>/dev/null || true
-    [ -n "$QSD_PID" ] && kill "$QSD_PID" 2>/dev/null || true
-    sleep 0.3
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-best() { tr ' ' '\n' | grep -v '^$' | sort -g | tail -1; }
-secs() { local t0; t0=$(date +%s.%N); "$@"; echo "$(date +%s.%N) - $t0" | bc; }
-mbps() { echo "scale=1; $1 / ($2)" | bc; }
-
-# unmount and wait until the mount is really gone
-umnt() {
-    fusermount3 -u "$T/mnt"
-    for _ in $(seq 200); do
-        grep -q " $T/mnt " /proc/mounts || return 0
-        sleep 0.05
-    done
-    echo "bench: $T/mnt stays mounted" >&2; exit 1
-}
-
-qsd_mount() {   # IMAGE FMT [rw]
-    local ro=on
-    [ "${3:-}" = rw ] && ro=off
-    touch "$T/mnt"
-    qemu-storage-daemon \
-        --blockdev driver=file,node-name=f,filename="$1",read-only=$ro \
-        --blockdev driver="$2",node-name=v,file=f,read-only=$ro \
-        --export type=fuse,id=e,node-name=v,mountpoint="$T/mnt",writable=$([ $ro = on ] && echo off || echo on) \
-        >"$T/qsd.log" 2>&1 &
-    QSD_PID=$!
-    for _ in $(seq 200); do
-        grep -q " $T/mnt fuse " /proc/mounts && return 0
-        sleep 0.05
-    done
-    cat "$T/qsd.log"; exit 1
-}
-qsd_umount() { umnt; kill "$QSD_PID" 2>/dev/null || true; wait "$QSD_PID" 2>/dev/null || true; QSD_PID=; }
-
-seqread() { dd if="$T/mnt" of=/dev/null bs=1M iflag=direct status=none; }
+bench_tmp qcow2 "${TMPDIR:-/var/tmp}"
 randread() {
     fio --name=r --filename="$T/mnt" --rw=randread --bs=4k --numjobs=4 \
         --direct=1 --ioengine=psync --time_based --runtime=5 \

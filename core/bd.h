@@ -491,6 +491,24 @@ int bd_for_each_block(uint64_t off, uint64_t len, uint32_t block_size,
                                 uint32_t chunk, uint64_t done),
                       void *ctx);
 
+/* ---- tables of 32-bit entries (core/table.c) ---------------------------- */
+
+/*
+ * Read count 32-bit entries at off in file (a block map, catalog or BAT),
+ * decode them from big- or little-endian to native order and give the new
+ * array to *out (the caller frees it; non-NULL even for count 0). A table
+ * that does not lie inside the file is refused before anything is
+ * allocated, so memory is bounded by the file whatever count an image
+ * claims. Returns 0, or -errno with err set and *out untouched:
+ *   "NAME: no memory for the WHAT"
+ *   "NAME: cannot read the WHAT: <strerror>"
+ *   "NAME: the WHAT (N entries at offset O) lies beyond the end of the file"
+ * Checking what the entries say is the caller's.
+ */
+int bd_read_u32_table(struct bd_node *file, uint64_t off, uint32_t count,
+                      bool big_endian, uint32_t **out, const char *name,
+                      const char *what, struct bd_err *err);
+
 /* ---- UTF-16 names stored in images (core/utf16.c) ---------------------- */
 
 #define BD_UTF16_LE     0u          /* little-endian units (vhdx, vpc locators) */

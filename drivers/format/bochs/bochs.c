@@ -150,42 +150,27 @@ static int bochs_load_catalog(struct bd_node *n, uint64_t fsize,
                               struct bd_err *err)
 {
     struct bochs_state *s = n->state;
-    size_t bytes = (size_t)s->h.catalog * 4;
     uint64_t room = (fsize - s->data_off) / s->slot_bytes;
-    uint8_t *raw;
     int r;
 
-    s->catalog = malloc(bytes ? bytes : 4);
-    raw = malloc(bytes ? bytes : 4);
-    if (!s->catalog || !raw) {
-        free(raw);
-        return bd_err_set(err, ENOMEM, "%s: no memory for the bochs catalog",
-                          n->name);
-    }
-    r = bd_pread(n->file, raw, bytes, s->h.header_size);
-    if (r < 0) {
-        free(raw);
-        return bd_err_set(err, -r, "%s: cannot read the bochs catalog: %s",
-                          n->name, strerror(-r));
-    }
+    r = bd_read_u32_table(n->file, s->h.header_size, s->h.catalog, false,
+                          &s->catalog, n->name, "bochs catalog", err);
+    if (r < 0)
+        return r;
     for (uint32_t i = 0; i < s->h.catalog; i++) {
-        uint32_t e = bd_le32(raw + 4 * (size_t)i);
+        uint32_t e = s->catalog[i];
 
-        s->catalog[i] = e;
         if (e == BOCHS_FREE)
             continue;
-        if (e >= room) {
-            free(raw);
+        if (e >= room)
             return bd_err_set(err, EINVAL, "%s: bochs extent %" PRIu32 " points "
                               "to slot %" PRIu32 ", beyond the end of the file (%"
                               PRIu64 " bytes); the image is truncated or damaged",
                               n->name, i, e, fsize);
-        }
         if (e + 1 > s->slots)
             s->slots = e + 1;
         s->allocated++;
     }
-    free(raw);
     return 0;
 }
 

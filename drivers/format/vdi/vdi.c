@@ -145,45 +145,30 @@ static int vdi_check_header(struct bd_node *n, uint64_t fsize, struct bd_err *er
 static int vdi_load_bmap(struct bd_node *n, uint64_t fsize, struct bd_err *err)
 {
     struct vdi_state *s = n->state;
-    size_t bytes = (size_t)s->h.blocks * 4;
     uint32_t max_slot = 0, count = 0;
     bool any = false;
-    uint8_t *raw;
     int r;
 
-    s->bmap = malloc(bytes ? bytes : 4);
-    raw = malloc(bytes ? bytes : 4);
-    if (!s->bmap || !raw) {
-        free(raw);
-        return bd_err_set(err, ENOMEM, "%s: no memory for the vdi block map",
-                          n->name);
-    }
-    r = bd_pread(n->file, raw, bytes, s->h.bmap_off);
-    if (r < 0) {
-        free(raw);
-        return bd_err_set(err, -r, "%s: cannot read the vdi block map: %s",
-                          n->name, strerror(-r));
-    }
+    r = bd_read_u32_table(n->file, s->h.bmap_off, s->h.blocks, false, &s->bmap,
+                          n->name, "vdi block map", err);
+    if (r < 0)
+        return r;
     for (uint32_t i = 0; i < s->h.blocks; i++) {
-        uint32_t e = bd_le32(raw + 4 * (size_t)i);
+        uint32_t e = s->bmap[i];
 
-        s->bmap[i] = e;
         if (e >= VDI_BLOCK_ZERO)
             continue;
         if (e >= s->h.blocks ||
             !ovf_range_ok(s->h.data_off + (uint64_t)e * s->slot_size, s->slot_size,
-                          fsize)) {
-            free(raw);
+                          fsize))
             return bd_err_set(err, EINVAL, "%s: vdi block %u points to data block "
                               "%u, beyond the end of the file (%llu bytes)", n->name,
                               i, e, (unsigned long long)fsize);
-        }
         if (!any || e > max_slot)
             max_slot = e;
         any = true;
         count++;
     }
-    free(raw);
     /* a block written before a crash may not be counted in the header yet;
      * the next allocation writes the true count */
     s->allocated = count;

@@ -219,43 +219,28 @@ int vpc_load_bat(struct bd_node *n, uint64_t fsize, struct bd_err *err)
 {
     struct vpc_state *s = n->state;
     uint64_t nblocks = (s->size + s->block_size - 1) / s->block_size;
-    size_t bytes = (size_t)s->dyn.bat_entries * 4;
-    uint8_t *raw;
     int r;
 
-    s->bat = malloc(bytes ? bytes : 4);
-    raw = malloc(bytes ? bytes : 4);
-    if (!s->bat || !raw) {
-        free(raw);
-        return bd_err_set(err, ENOMEM, "%s: no memory for the block allocation "
-                          "table", n->name);
-    }
-    r = bd_pread(n->file, raw, bytes, s->dyn.table_off);
-    if (r < 0) {
-        free(raw);
-        return bd_err_set(err, -r, "%s: cannot read the block allocation table: %s",
-                          n->name, strerror(-r));
-    }
+    r = bd_read_u32_table(n->file, s->dyn.table_off, s->dyn.bat_entries, true,
+                          &s->bat, n->name, "block allocation table", err);
+    if (r < 0)
+        return r;
     for (uint32_t i = 0; i < s->dyn.bat_entries; i++) {
-        uint32_t e = bd_be32(raw + 4 * (size_t)i);
+        uint32_t e = s->bat[i];
         uint64_t need;
 
-        s->bat[i] = e;
         if (e == VPC_BAT_UNUSED || i >= nblocks)
             continue;
         /* the last block may stop at the end of the disk */
         need = s->size - (uint64_t)i * s->block_size;
         if (need > s->block_size)
             need = s->block_size;
-        if (!ovf_range_ok(vpc_block_data_off(s, e), need, fsize)) {
-            free(raw);
+        if (!ovf_range_ok(vpc_block_data_off(s, e), need, fsize))
             return bd_err_set(err, EINVAL, "%s: block %u at offset %llu lies "
                               "beyond the end of the file (%llu bytes)", n->name, i,
                               (unsigned long long)e * BD_SECTOR,
                               (unsigned long long)fsize);
-        }
     }
-    free(raw);
     return 0;
 }
 

@@ -494,6 +494,18 @@ int bd_for_each_block(uint64_t off, uint64_t len, uint32_t block_size,
 /* ---- tables of 32-bit entries (core/table.c) ---------------------------- */
 
 /*
+ * Open's first step for a format whose header sits at offset 0 of file:
+ * the file's size into *fsize, refusing a file shorter than len, then its
+ * first len bytes into buf. 0, or -errno with err set:
+ *   "NAME: cannot get the file size: <strerror>"
+ *   "NAME: file is too small to be a FMT image (N bytes)"
+ *   "NAME: cannot read the FMT header: <strerror>"
+ */
+int bd_read_image_header(struct bd_node *file, const char *name,
+                         const char *fmt, void *buf, size_t len,
+                         uint64_t *fsize, struct bd_err *err);
+
+/*
  * Read count 32-bit entries at off in file (a block map, catalog or BAT),
  * decode them from big- or little-endian to native order and give the new
  * array to *out (the caller frees it; non-NULL even for count 0). A table

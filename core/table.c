@@ -1,7 +1,8 @@
 /*
- * Reading a format's table of 32-bit entries (a block map, a catalog, a
- * BAT) from a child into native order. What the entries mean and whether
- * they are valid is the driver's, checked over the decoded array.
+ * Reading a format's fixed metadata from its child: the header at offset 0
+ * and tables of 32-bit entries (a block map, a catalog, a BAT) into native
+ * order. What the fields and entries mean and whether they are valid is
+ * the driver's, checked over the decoded data.
  */
 #include "core/bd.h"
 #include "core/overflow.h"
@@ -41,5 +42,26 @@ int bd_read_u32_table(struct bd_node *file, uint64_t off, uint32_t count,
     for (uint32_t i = 0; i < count; i++)
         t[i] = big_endian ? bd_be32(&t[i]) : bd_le32(&t[i]);
     *out = t;
+    return 0;
+}
+
+int bd_read_image_header(struct bd_node *file, const char *name,
+                         const char *fmt, void *buf, size_t len,
+                         uint64_t *fsize, struct bd_err *err)
+{
+    int64_t size = bd_size(file);
+    int r;
+
+    if (size < 0)
+        return bd_err_set(err, (int)-size, "%s: cannot get the file size: %s",
+                          name, strerror((int)-size));
+    if ((uint64_t)size < len)
+        return bd_err_set(err, EINVAL, "%s: file is too small to be a %s "
+                          "image (%lld bytes)", name, fmt, (long long)size);
+    r = bd_pread(file, buf, len, 0);
+    if (r < 0)
+        return bd_err_set(err, -r, "%s: cannot read the %s header: %s", name,
+                          fmt, strerror(-r));
+    *fsize = (uint64_t)size;
     return 0;
 }

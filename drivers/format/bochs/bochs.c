@@ -199,29 +199,22 @@ static int bochs_open(struct bd_node *n, const struct bd_opts *o,
 {
     struct bochs_state *s = n->state;
     uint8_t raw[BOCHS_HEADER_BYTES];
-    int64_t fsize;
+    uint64_t fsize;
     int r;
 
     (void)o;
-    fsize = bd_size(n->file);
-    if (fsize < 0)
-        return bd_err_set(err, (int)-fsize, "%s: cannot get the file size: %s",
-                          n->name, strerror((int)-fsize));
-    if (fsize < (int64_t)BOCHS_HEADER_BYTES)
-        return bd_err_set(err, EINVAL, "%s: file is too small to be a bochs "
-                          "image (%lld bytes)", n->name, (long long)fsize);
-    r = bd_pread(n->file, raw, sizeof(raw), 0);
+    r = bd_read_image_header(n->file, n->name, "bochs", raw, sizeof(raw),
+                             &fsize, err);
     if (r < 0)
-        return bd_err_set(err, -r, "%s: cannot read the bochs header: %s",
-                          n->name, strerror(-r));
+        return r;
     bochs_header_decode(raw, &s->h);
     r = bochs_check_kind(n, err);
     if (r < 0)
         return r;
-    r = bochs_check_sizes(n, (uint64_t)fsize, err);
+    r = bochs_check_sizes(n, fsize, err);
     if (r < 0)
         return r;
-    r = bochs_load_catalog(n, (uint64_t)fsize, err);
+    r = bochs_load_catalog(n, fsize, err);
     if (r < 0)
         return r;
     return bochs_load_bitmaps(n, err);

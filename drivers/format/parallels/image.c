@@ -115,21 +115,12 @@ int prl_image_open(struct prl_image *img, struct bd_err *err)
 {
     uint8_t raw[PRL_HEADER_BYTES];
     struct prl_header h;
-    int64_t fsize;
     int r;
 
-    fsize = bd_size(img->file);
-    if (fsize < 0)
-        return bd_err_set(err, (int)-fsize, "%s: cannot get the file size: %s",
-                          img->name, strerror((int)-fsize));
-    if (fsize < (int64_t)PRL_HEADER_BYTES)
-        return bd_err_set(err, EINVAL, "%s: file is too small to be a parallels "
-                          "image (%lld bytes)", img->name, (long long)fsize);
-    img->file_size = (uint64_t)fsize;
-    r = bd_pread(img->file, raw, sizeof(raw), 0);
+    r = bd_read_image_header(img->file, img->name, "parallels", raw,
+                             sizeof(raw), &img->file_size, err);
     if (r < 0)
-        return bd_err_set(err, -r, "%s: cannot read the parallels header: %s",
-                          img->name, strerror(-r));
+        return r;
     prl_header_decode(raw, &h);
     r = prl_header_check(img, &h, err);
     if (r < 0)

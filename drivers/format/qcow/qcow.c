@@ -161,22 +161,13 @@ static int qcow_open(struct bd_node *n, const struct bd_opts *o, struct bd_err *
 {
     struct qcow_state *s = n->state;
     uint8_t raw[QCOW_HEADER_SIZE];
-    int64_t fsize;
     int r;
 
     (void)o;
-    fsize = bd_size(n->file);
-    if (fsize < 0)
-        return bd_err_set(err, (int)-fsize, "%s: cannot get the file size: %s",
-                          n->name, strerror((int)-fsize));
-    if (fsize < (int64_t)QCOW_HEADER_SIZE)
-        return bd_err_set(err, EINVAL, "%s: file is too small to be a qcow image "
-                          "(%lld bytes)", n->name, (long long)fsize);
-    s->file_size = (uint64_t)fsize;
-    r = bd_pread(n->file, raw, sizeof(raw), 0);
+    r = bd_read_image_header(n->file, n->name, "qcow", raw, sizeof(raw),
+                             &s->file_size, err);
     if (r < 0)
-        return bd_err_set(err, -r, "%s: cannot read the qcow header: %s", n->name,
-                          strerror(-r));
+        return r;
     qcow_header_decode(raw, &s->h);
     r = qcow_check_header(n, err);
     if (r < 0)

@@ -180,31 +180,24 @@ static int vdi_open(struct bd_node *n, const struct bd_opts *o, struct bd_err *e
 {
     struct vdi_state *s = n->state;
     uint8_t raw[VDI_HEADER_BYTES];
-    int64_t fsize;
+    uint64_t fsize;
     int r;
 
     (void)o;
-    fsize = bd_size(n->file);
-    if (fsize < 0)
-        return bd_err_set(err, (int)-fsize, "%s: cannot get the file size: %s",
-                          n->name, strerror((int)-fsize));
-    if (fsize < (int64_t)VDI_HEADER_BYTES)
-        return bd_err_set(err, EINVAL, "%s: file is too small to be a vdi image "
-                          "(%lld bytes)", n->name, (long long)fsize);
-    r = bd_pread(n->file, raw, sizeof(raw), 0);
+    r = bd_read_image_header(n->file, n->name, "vdi", raw, sizeof(raw), &fsize,
+                             err);
     if (r < 0)
-        return bd_err_set(err, -r, "%s: cannot read the vdi header: %s", n->name,
-                          strerror(-r));
+        return r;
     vdi_header_decode(raw, &s->h);
     s->slot_size = (uint64_t)s->h.block_extra + s->h.block_size;
-    r = vdi_check_header(n, (uint64_t)fsize, err);
+    r = vdi_check_header(n, fsize, err);
     if (r < 0)
         return r;
     s->size = bd_align_down(s->h.disk_size, BD_SECTOR);
     if (pthread_mutex_init(&s->lock, NULL) != 0)
         return bd_err_set(err, ENOMEM, "%s: cannot create a lock", n->name);
     s->lock_init = true;
-    return vdi_load_bmap(n, (uint64_t)fsize, err);
+    return vdi_load_bmap(n, fsize, err);
 }
 
 static void vdi_close(struct bd_node *n)

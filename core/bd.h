@@ -550,6 +550,33 @@ static inline size_t bd_utf16_to_utf8_max(size_t len)
     return len / 2 * 3 + 1;
 }
 
+/* ---- secrets (core/secret.c): --object secret,id=ID,... --------------- */
+
+/*
+ * Secrets are defined once by the front end (--object secret, a prompt) and
+ * looked up by drivers by the id an option names (key-secret=ID,
+ * encrypt.key-secret=ID). The bytes live in locked memory, are wiped at
+ * exit, and must never be copied into a message, a log line or info output.
+ */
+/* Define secret ID (the front end does this); copies len bytes. -EEXIST when
+ * the id is taken. */
+int bd_secret_define(const char *id, const void *data, size_t len,
+                     struct bd_err *err);
+/* The bytes of secret ID: *data (followed by a NUL not counted in *len) stays
+ * valid until bd_secret_wipe_all(). `who` names the image and option for the
+ * error ("disk.luks: key-secret=sec0: no secret object 'sec0' ..."). */
+int bd_secret_get(const char *id, const char *who, const uint8_t **data,
+                  size_t *len, struct bd_err *err);
+/* No key-secret given: ask on the terminal when --key-prompt allows it (the
+ * answer becomes a secret with an id of its own, returned in *data and *len),
+ * else an error naming `option` as the way to give one. */
+int bd_secret_prompt(const char *who, const char *option, const uint8_t **data,
+                     size_t *len, struct bd_err *err);
+/* Let bd_secret_prompt ask (the front end's --key-prompt). */
+void bd_secret_allow_prompt(bool allow);
+/* Wipe and free every secret (at exit, and by tests). */
+void bd_secret_wipe_all(void);
+
 /* ---- logging (core/log.c) ---------------------------------------------- */
 
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (a TCG guest with a boot timeout)
 # host_cdrom against a real (emulated) IDE CD-ROM drive: boots a small
 # Debian-kernel guest under qemu-system-x86_64 (TCG) with a disc in
 # /dev/sr0 and an empty /dev/sr1, runs this imgfuse binary inside it

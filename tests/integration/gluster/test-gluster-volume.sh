@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (glusterd listens on fixed ports)
 # The gluster protocol against a real glusterd on loopback: one single-brick
 # volume per run (glusterd is slow to start and every gfapi client slow to
 # stop, so every gluster check lives in this one script). Raw image: writes

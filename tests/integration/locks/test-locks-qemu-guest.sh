@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (a QEMU guest with timing)
 # imgfuse against a real QEMU virtual machine's disk on a raw image, both
 # directions: a VM's disk (paused, no guest code runs) without share-rw,
 # with share-rw=on and with readonly=on, versus imgfuse rw, -r, -U and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (kill -9 timing)
 # Persistent dirty bitmaps are kept up to date as QEMU does: an enabled
 # bitmap gets the bits of every write, zero write and discard (rounded out
 # to its granularity), a disabled one is left as it is, both stay valid

@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (kill -9 timing under load)
 # Crash safety: a write workload is running when the daemon gets SIGKILL,
 # 20 times per image; after each kill `qemu-img check` must report no
 # corruption (leaked clusters are allowed). A v3 image is marked dirty while

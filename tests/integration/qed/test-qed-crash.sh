@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (kill -9 timing under load)
 # Crash safety: writers with periodic fsync are running when the daemon gets
 # SIGKILL, 8 times per image; after each kill qemu-img check finds no
 # corruption (leaks allowed) and every write completed before an fsync is

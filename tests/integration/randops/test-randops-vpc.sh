@@ -1,0 +1,10 @@
+#!/bin/bash
+# The random-operation tester (tests/tools/randops.c) on a mounted vpc image:
+# reads, writes, mmap, O_DIRECT, fallocate modes, copy_file_range, reopen
+# and a remount half way, each read checked against the model; then
+# qemu-img check is clean and qemu-img convert equals the model.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/randops-lib.sh"
+qemu-img create -q -f vpc "$T/a.vpc" 8M
+randops_run vpc "$T/a.vpc" fixed
+echo "ok"

@@ -15,7 +15,7 @@ qemu-img create -q -f qed -o cluster_size=16K,table_size=2 -b "$T/base.raw" \
     -F raw "$T/b.qed" 12M
 for img in a b; do
     _MOUNTS+=("$T/crash.raw")
-    python3 "$here/crash-rounds.py" "$IMGFUSE" "$T/$img.qed" "$T" 8 >"$T/log" ||
+    python3 "$here/../crash-rounds.py" "$IMGFUSE" "$T/$img.qed" "$T" 8 qed >"$T/log" ||
         fail "$img: $(tail -3 "$T/log")"
     note "$img: $(tail -1 "$T/log")"
     mount_img "$T/$img.qed" "$T/r.raw"

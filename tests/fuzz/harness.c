@@ -155,6 +155,24 @@ size_t fuzz_mutate_text(uint8_t *m, size_t len, const char *alphabet)
     return ml;
 }
 
+#ifndef FUZZ_STANDALONE
+/* libFuzzer: its own mutations, then (half of the time) the target's
+ * checksum fixup, so checksummed metadata is not a wall. */
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed);
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed)
+{
+    size_t n = LLVMFuzzerMutate(data, size, max_size);
+
+    if (fuzz_target.fixup && n > 1 && (seed & 1))
+        fuzz_target.fixup(data, n);
+    return n;
+}
+#endif
+
 #ifdef FUZZ_STANDALONE
 #include <signal.h>
 #include <time.h>
@@ -359,7 +377,10 @@ int main(int argc, char **argv)
             if (seconds >= 0 && now() >= deadline)
                 break;
             memcpy(m, seed, len);
-            run_one(m, fuzz_target.mutate(m, len));
+            size_t ml = fuzz_target.mutate(m, len);
+            if (fuzz_target.fixup && ml > 1 && rand() % 2)
+                fuzz_target.fixup(m, ml);
+            run_one(m, ml);
         }
         free(m);
         free(seed);

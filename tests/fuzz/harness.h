@@ -52,6 +52,11 @@ struct fuzz_target {
     /* change m, a copy of a seed's len input bytes with FUZZ_MAX_GROW bytes
      * of room after them, in place; return its new length */
     size_t (*mutate)(uint8_t *m, size_t len);
+    /* optional: recompute the checksums of the input m (mode byte
+     * included) after a mutation broke them, so the parsers behind the
+     * checksums are reached. Under libFuzzer, half of libFuzzer's own
+     * mutations get it (LLVMFuzzerCustomMutator in harness.c). */
+    void (*fixup)(uint8_t *m, size_t len);
 };
 
 extern const struct fuzz_target fuzz_target;

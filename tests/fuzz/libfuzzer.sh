@@ -70,10 +70,10 @@ seeds() {
     fi
     for f in "${src[@]}"; do
         [ -f "$f" ] || continue
+        case $f in *.md|*.txt) continue ;; esac
         i=$((i + 1))
         { printf '\0'
           case $f in
-          *.md|*.txt) continue ;;
           *.gz) zcat "$f" ;; *.bz2) bzcat "$f" ;; *.xz) xzcat "$f" ;; *) cat "$f" ;;
           esac; } 2>/dev/null | head -c $((16 << 20)) >"$dir/seed-$i"
     done
@@ -87,10 +87,13 @@ for name in "${names[@]}"; do
     mkdir -p "$work" "$crashes"
     seeds "$name" "$work"
     [ -d "$here/corpus/$name" ] && cp "$here/corpus/$name"/* "$work"/ 2>/dev/null
+    # inputs as long as the longest seed (metadata can sit megabytes in)
+    maxlen=$(find "$work" -type f -printf '%s\n' | sort -n | tail -1)
+    [ "${maxlen:-0}" -ge 4096 ] || maxlen=4096
     log=$build/fuzz-logs/$name.libfuzzer.log
     mkdir -p "$build/fuzz-logs"
     timeout -k 10 $((secs + 120)) "$exe" -seed=1 -max_total_time="$secs" \
-        -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 -max_len=$((1 << 20)) \
+        -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 -max_len="$maxlen" \
         -artifact_prefix="$crashes/" "$work" >"$log" 2>&1
     rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')

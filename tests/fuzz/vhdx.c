@@ -105,7 +105,13 @@ static size_t mutate(uint8_t *m, size_t len)
     return mlen;
 }
 
+static void fixup(uint8_t *m, size_t len)
+{
+    fix_crcs(m + 1, len - 1);
+}
+
 const struct fuzz_target fuzz_target = {
     .seed_mode = 0,
     .mutate = mutate,
+    .fixup = fixup,
 };

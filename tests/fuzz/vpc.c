@@ -10,8 +10,10 @@
  * the trailing footer).
  */
 #include "harness.h"
+#include "drivers/format/vpc/vpc.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,7 +39,33 @@ static size_t mutate(uint8_t *m, size_t len)
     return mlen;
 }
 
+/* Recompute the checksums of the footer (its copy at the start and the
+ * one at the end) and of the dynamic header it points to, big-endian
+ * ones'-complement sums with the field at offset 64 and 36. */
+static void fix_footer(uint8_t *f, uint8_t *img, size_t len)
+{
+    if (memcmp(f, "conectix", 8) != 0)
+        return;
+    bd_put_be32(f + 64, vpc_checksum(f, VPC_FOOTER_SIZE, 64));
+    uint64_t dyn = bd_be64(f + 16);
+    if (dyn < len && len - dyn >= VPC_DYN_SIZE &&
+        memcmp(img + dyn, "cxsparse", 8) == 0)
+        bd_put_be32(img + dyn + 36, vpc_checksum(img + dyn, VPC_DYN_SIZE, 36));
+}
+
+static void fixup(uint8_t *m, size_t len)
+{
+    uint8_t *img = m + 1;
+    size_t ilen = len - 1;
+
+    if (ilen < VPC_FOOTER_SIZE)
+        return;
+    fix_footer(img, img, ilen);
+    fix_footer(img + ilen - VPC_FOOTER_SIZE, img, ilen);
+}
+
 const struct fuzz_target fuzz_target = {
     .seed_mode = 0,
     .mutate = mutate,
+    .fixup = fixup,
 };

@@ -21,7 +21,8 @@ cleanup() {
     sleep 0.3
     rm -rf "$W"
 }
-trap cleanup EXIT
+. "$(dirname "$0")/chart-hook.sh"
+trap 'cleanup; [ -z "${_BENCH_CHART_ON:-}" ] || _bench_chart' EXIT
 
 echo "making a ${SIZE_MIB} MiB raw image of random data" >&2
 fio --name=fill --filename="$img" --rw=write --bs=1M --size=${SIZE_MIB}M \

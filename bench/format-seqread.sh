@@ -19,7 +19,8 @@ cleanup() {
     sleep 0.3
     rm -rf "$T"
 }
-trap cleanup EXIT
+. "$(dirname "$0")/chart-hook.sh"
+trap 'cleanup; [ -z "${_BENCH_CHART_ON:-}" ] || _bench_chart' EXIT
 
 head -c "${MIB}M" /dev/urandom >"$T/src.raw"
 qemu-img convert -f raw -O "$FMT" ${OPTS:+-o "$OPTS"} "$T/src.raw" "$T/disk.img"

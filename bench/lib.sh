@@ -21,7 +21,8 @@ cleanup() {
     fi
     rm -rf "$T" ${OUT:+"$OUT"}
 }
-trap cleanup EXIT
+. "$ROOT/bench/chart-hook.sh"
+trap 'cleanup; [ -z "${_BENCH_CHART_ON:-}" ] || _bench_chart' EXIT
 
 best() { tr ' ' '\n' | grep -v '^$' | sort -g | tail -1; }
 secs() { local t0; t0=$(date +%s.%N); "$@"; echo "$(date +%s.%N) - $t0" | bc; }

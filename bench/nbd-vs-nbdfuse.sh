@@ -24,7 +24,8 @@ cleanup() {
     sleep 0.3
     rm -rf "$T"
 }
-trap cleanup EXIT
+. "$(dirname "$0")/chart-hook.sh"
+trap 'cleanup; [ -z "${_BENCH_CHART_ON:-}" ] || _bench_chart' EXIT
 
 head -c "${MIB}M" /dev/urandom > "$T/data.raw"
 qemu-img convert -f raw -O qcow2 "$T/data.raw" "$T/disk.qcow2"

@@ -17,7 +17,8 @@ cleanup() {
     sleep 0.3
     rm -rf "$T"
 }
-trap cleanup EXIT
+. "$(dirname "$0")/chart-hook.sh"
+trap 'cleanup; [ -z "${_BENCH_CHART_ON:-}" ] || _bench_chart' EXIT
 
 # DATA MiB in 1 MiB pieces spread evenly over the disk
 qemu-img create -q -f qcow2 "$T/disk.qcow2" "${GIB}G"

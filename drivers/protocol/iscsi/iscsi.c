@@ -26,7 +26,7 @@ static const char *const iscsi_schemes[] = {"iscsi", NULL};
 static const char *const iscsi_options[] = {
     "portal", "target", "lun", "user", "password", "target-user",
     "target-password", "initiator-name", "header-digest", "config", "timeout",
-    "reconnect-retries", "connections", "filename", NULL,
+    "reconnect-retries", "connections", "filename", PR_OPTIONS, NULL,
 };
 
 /* Kept out of argv (ps) when a SOURCE spells them. */
@@ -253,6 +253,9 @@ static int conn_reopen(struct iscsi_state *s, struct iscsi_conn *c)
             usleep(200000u << (i < 4 ? i - 1 : 3));
         if (probe_portal(s, &e) == 0 && conn_open(s, idx, &e) == 0) {
             log_info("%s: session %u logged in again", s->display, idx);
+            /* the target dropped our registration with the old session */
+            if (s->pr_held)
+                iscsi_pr_rejoin(s, c->ctx);
             return 0;
         }
     }
@@ -348,6 +351,9 @@ static int task_errno(struct iscsi_state *s, struct iscsi_context *ctx,
             log_err("%s: %s failed: %s (%s)", s->display, what,
                     scsi_sense_key_str(t->sense.key),
                     scsi_sense_ascq_str(t->sense.ascq));
+        else if (t && t->status == SCSI_STATUS_RESERVATION_CONFLICT)
+            log_err("%s: %s failed: reservation conflict (another initiator "
+                    "holds a persistent reservation)", s->display, what);
         else
             log_err("%s: %s failed: %s", s->display, what,
                     ctx ? iscsi_ctx_error(&s->conf, ctx, msg, sizeof(msg))
@@ -356,11 +362,22 @@ static int task_errno(struct iscsi_state *s, struct iscsi_context *ctx,
     return r;
 }
 
+/* RESERVATION CONFLICT while we hold the reservation: this session lost
+ * its registration (our own takeover after another session's re-login
+ * drops it); register it again when the reservation is still ours. */
+static bool pr_healed(struct iscsi_state *s, struct iscsi_conn *c,
+                      const struct scsi_task *t)
+{
+    return t && t->status == SCSI_STATUS_RESERVATION_CONFLICT &&
+           s->pr_held && iscsi_pr_recover(s, c->ctx) == 0;
+}
+
 /*
  * Run one command on a free session. After a unit attention, or on a lost
  * session once it is logged in again, the command is sent once more (reads
  * and writes of whole blocks are idempotent); if that fails too, -EIO, and
- * the next request tries again.
+ * the next request tries again. A session that lost its reservation
+ * registration gets it back once (pr_healed).
  * On success with out != NULL the task is the caller's to free.
  */
 static int conn_run(struct iscsi_state *s, const struct iscsi_cmd *m,
@@ -368,31 +385,34 @@ static int conn_run(struct iscsi_state *s, const struct iscsi_cmd *m,
 {
     struct iscsi_conn *c = conn_get(s);
     struct scsi_task *t = NULL;
+    bool attention = false, lost = false, healed = false;
     int r;
 
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (;;) {
         if (!c->ctx && conn_reopen(s, c) < 0)
             break;
         t = issue(s, c->ctx, m);
-        if (attempt == 0 && t && t->status == SCSI_STATUS_CHECK_CONDITION &&
+        if (!attention && t && t->status == SCSI_STATUS_CHECK_CONDITION &&
             t->sense.key == SCSI_SENSE_UNIT_ATTENTION) {
             /* the target reports an event (reset, reservation change):
              * it has been delivered, the command can go again */
             log_debug("iscsi", "%s: unit attention: %s", s->display,
                       scsi_sense_ascq_str(t->sense.ascq));
-            scsi_free_scsi_task(t);
-            t = NULL;
-            continue;
-        }
-        if (!session_lost(t))
+            attention = true;
+        } else if (!healed && pr_healed(s, c, t)) {
+            healed = true;
+        } else if (!lost && session_lost(t)) {
+            log_debug("iscsi", "%s: %s: session lost", s->display,
+                      op_names[m->op]);
+            lost = true;
+            iscsi_destroy_context(c->ctx);
+            c->ctx = NULL;
+        } else {
             break;
-        log_debug("iscsi", "%s: %s: session lost", s->display,
-                  op_names[m->op]);
+        }
         if (t)
             scsi_free_scsi_task(t);
         t = NULL;
-        iscsi_destroy_context(c->ctx);
-        c->ctx = NULL;
     }
     r = task_errno(s, c->ctx, t, op_names[m->op]);
     if (r == 0 && m->op == OP_READ &&
@@ -481,12 +501,24 @@ static int iscsi_open(struct bd_node *n, const struct bd_opts *o,
     if (s->read_only && !n->flags.read_only)
         return bd_err_set(err, EROFS, "%s: the lun is write-protected; mount "
                           "with -r", s->display);
+    if ((r = pr_conf_parse(o, s->display, n->flags.read_only, &s->pr,
+                           err)) < 0 ||
+        (s->pr.on && (r = iscsi_pr_acquire(s, err)) < 0))
+        return r;
     /* Further sessions only speed things up: stop at the first refusal. */
     while (s->nconns < s->conf.conns) {
         struct bd_err e = {0};
         if (conn_open(s, s->nconns, &e) < 0) {
             log_debug("iscsi", "%s: extra session refused (%s); using %u",
                       s->display, e.msg, s->nconns);
+            break;
+        }
+        if (s->pr_held && iscsi_pr_join(s, s->conns[s->nconns].ctx) < 0) {
+            log_debug("iscsi", "%s: extra session cannot register for the "
+                      "reservation; using %u", s->display, s->nconns);
+            iscsi_logout_sync(s->conns[s->nconns].ctx);
+            iscsi_destroy_context(s->conns[s->nconns].ctx);
+            s->conns[s->nconns].ctx = NULL;
             break;
         }
         s->nconns++;
@@ -501,6 +533,8 @@ static int iscsi_open(struct bd_node *n, const struct bd_opts *o,
 static void iscsi_close_node(struct bd_node *n)
 {
     struct iscsi_state *s = n->state;
+    if (s->pr_held)
+        iscsi_pr_release(s);
     for (unsigned i = 0; i < s->locks_init; i++) {
         if (s->conns[i].ctx) {
             /* a target that stopped answering must not hold up unmount */
@@ -691,6 +725,7 @@ static void iscsi_info_cb(struct bd_node *n, struct bd_info *info)
                 s->lbpme ? "thin-provisioned" : "fully provisioned",
                 s->lbprz ? ", unmapped reads zero" : "",
                 s->lbpu ? ", unmap" : "", s->lbpws ? ", write-same-unmap" : "");
+    iscsi_pr_info(s, info);
 }
 
 static const struct bd_uri_ops iscsi_uri_ops = {

@@ -1,13 +1,15 @@
 /*
  * Private header of the iscsi driver's session side: the per-node state
  * (a pool of libiscsi sessions), shared by iscsi.c (sessions, I/O,
- * callbacks) and lun.c (what the LUN says about itself). Needs libiscsi's
- * headers, unlike iscsi.h, which the unit tests and the fuzz target include.
+ * callbacks), lun.c (what the LUN says about itself) and reserve.c
+ * (persistent reservations on every session). Needs libiscsi's headers,
+ * unlike iscsi.h, which the unit tests and the fuzz target include.
  */
 #ifndef IMGFUSE_ISCSI_SESSION_H
 #define IMGFUSE_ISCSI_SESSION_H
 
 #include "iscsi.h"
+#include "locks/pr.h"
 
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
@@ -41,6 +43,9 @@ struct iscsi_state {
     char vendor[9], product[17];
     char digest_used[16];           /* what the target's login reply said */
     bool read_only;                 /* MODE SENSE says write-protected */
+
+    struct pr_conf pr;              /* --pr: what was asked */
+    bool pr_held;                   /* we hold the reservation */
 };
 
 /* libiscsi's last error on ctx with secrets blanked, into buf. */
@@ -55,5 +60,21 @@ int iscsi_lun_capacity(struct iscsi_state *s, struct iscsi_context *ctx,
 bool iscsi_lun_write_protected(struct iscsi_state *s,
                                struct iscsi_context *ctx);
 void iscsi_lun_vpd(struct iscsi_state *s, struct iscsi_context *ctx);
+
+/*
+ * reserve.c, persistent reservations (--pr) through the sessions. Each is
+ * called with the session's lock held (or before other threads run).
+ *   acquire: on session 0 at open, before the others exist
+ *   join:    on each further session at open
+ *   rejoin:  a session logged in again (its registration was lost)
+ *   recover: a command on ctx got RESERVATION CONFLICT
+ *   release: at close, on the first live session
+ */
+int iscsi_pr_acquire(struct iscsi_state *s, struct bd_err *err);
+int iscsi_pr_join(struct iscsi_state *s, struct iscsi_context *ctx);
+int iscsi_pr_rejoin(struct iscsi_state *s, struct iscsi_context *ctx);
+int iscsi_pr_recover(struct iscsi_state *s, struct iscsi_context *ctx);
+void iscsi_pr_release(struct iscsi_state *s);
+void iscsi_pr_info(struct iscsi_state *s, struct bd_info *info);
 
 #endif

@@ -15,6 +15,7 @@
 #define SENSE_UNIT_ATTENTION    0x6
 #define SENSE_ILLEGAL_REQUEST   0x5
 #define ASC_INVALID_OPCODE      0x20
+#define ASC_INVALID_FIELD       0x24
 
 /* ---- options and the key ------------------------------------------------ */
 
@@ -167,6 +168,9 @@ static int pr_cmd(const struct pr_dev *d, const uint8_t *cdb, uint8_t *buf,
         memset(rep, 0, sizeof(*rep));
         if ((r = d->run(d->ctx, cdb, buf, len, rep)) < 0)
             return r;
+        log_debug("pr", "%s: %s sa %u: status 0x%02x sense %x/%02x/%02x",
+                  d->name, cdb[0] == 0x5e ? "PR IN" : "PR OUT", cdb[1] & 0x1f,
+                  rep->status, rep->sense_key, rep->asc, rep->ascq);
         if (rep->status != PR_STATUS_CHECK ||
             rep->sense_key != SENSE_UNIT_ATTENTION)
             break;
@@ -177,8 +181,11 @@ static int pr_cmd(const struct pr_dev *d, const uint8_t *cdb, uint8_t *buf,
     case PR_STATUS_CONFLICT:
         return -EBUSY;
     case PR_STATUS_CHECK:
+        /* no PR at all: invalid opcode, or (qemu-pr-helper on a device
+         * without SG_IO) an invalid field in a PR IN CDB */
         if (rep->sense_key == SENSE_ILLEGAL_REQUEST &&
-            rep->asc == ASC_INVALID_OPCODE)
+            (rep->asc == ASC_INVALID_OPCODE ||
+             (rep->asc == ASC_INVALID_FIELD && cdb[0] == 0x5e)))
             return -ENOTSUP;
         return rep->sense_key == SENSE_ILLEGAL_REQUEST ? -EINVAL : -EIO;
     default:
@@ -418,8 +425,8 @@ void pr_info(const struct pr_dev *d, struct bd_info *info)
     int r = pr_read_keys(d, &k);
 
     if (r < 0) {
-        bd_info_add(info, "pr", "%s", r == -ENOTSUP ? "not supported"
-                    : strerror(-r));
+        bd_info_add(info, "pr", "%s", r == -ENOTSUP || r == -ENOTTY ||
+                    r == -EINVAL ? "not supported" : strerror(-r));
         return;
     }
     for (unsigned i = 0; i < k.n; i++)

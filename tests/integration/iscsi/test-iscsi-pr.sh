@@ -128,7 +128,11 @@ unmount_img "$T/b"
 expect_eq "$(peer res keys)" "res: none
 keys:" "after preempting our own key and unmounting"
 
-note "bad pr options"
+note "bad pr options, and a regular file"
+truncate -s 1M "$T/plain.img"
+rc=0; "$IMGFUSE" -f --pr=exclusive "$T/plain.img" "$T/p" 2> "$T/err" || rc=$?
+[ $rc -ne 0 ] && grep -q "needs a SCSI device or an iscsi:// LUN" "$T/err" ||
+    fail "--pr on a regular file: $(cat "$T/err")"
 expect_error "$url" "pr-key=0: give the reservation key" -o file.pr=exclusive,file.pr-key=0
 rc=0; "$IMGFUSE" info --pr=bogus "$url" 2> "$T/err" >/dev/null || rc=$?
 [ $rc -ne 0 ] && grep -q -- "--pr=bogus: not a valid value" "$T/err" ||

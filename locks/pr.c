@@ -301,7 +301,14 @@ static int take(const struct pr_dev *d, const struct pr_conf *c,
         }
         return r < 0 ? cmd_error(d, "RESERVE", r, err) : 0;
     }
-    r = pr_out(d, PR_OUT_PREEMPT, PR_TYPE_WE_RO, c->key, res->key);
+    /* On a shared I_T nexus (two processes behind one kernel initiator)
+     * our REGISTER replaced the dead holder's key: the reservation now
+     * carries ours, and preempting our own key sets our type. */
+    struct pr_resv now;
+    uint64_t victim = res->key;
+    if (pr_read_resv(d, &now) == 0 && now.held && now.key == c->key)
+        victim = c->key;
+    r = pr_out(d, PR_OUT_PREEMPT, PR_TYPE_WE_RO, c->key, victim);
     if (r < 0)
         return cmd_error(d, "PREEMPT", r, err);
     if (res->key == 0)

@@ -3,7 +3,8 @@
 # (Debian kernel, busybox initramfs) logs its kernel iSCSI initiator into a
 # tgtd on this host, so it has a real /dev/sdX with persistent
 # reservations; the host has no SCSI devices. Inside it imgfuse reserves
-# the disk through Debian's real qemu-pr-helper and by SG_IO, and
+# the disk through Debian's real qemu-pr-helper (without CAP_SYS_RAWIO,
+# which is refused without the helper) and by SG_IO, and
 # sg_persist (sg3-utils) reads keys and reservation independently
 # (pr-guest/init.sh): reserved while mounted, a second writer refused with
 # the holder's key, a reader let in, released at unmount, kept after
@@ -12,7 +13,7 @@
 . "$(dirname "$0")/iscsi-lib.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-for c in qemu-system-x86_64 qemu-pr-helper sg_persist busybox cpio apt-get dpkg-deb; do
+for c in qemu-system-x86_64 qemu-pr-helper sg_persist busybox cpio apt-get dpkg-deb gcc; do
     command -v "$c" >/dev/null || fail "$c is missing; run scripts/install-deps.sh"
 done
 
@@ -100,6 +101,8 @@ copy_bin "$IMGFUSE" /bin/imgfuse
 copy_bin "$K/oi/sbin/iscsistart" /sbin/iscsistart
 copy_bin "$(command -v sg_persist)" /usr/bin/sg_persist
 copy_bin "$(command -v qemu-pr-helper)" /usr/bin/qemu-pr-helper
+gcc -static -O2 -o "$R/bin/norawio" "$HERE/pr-guest/norawio.c" ||
+    fail "cannot build pr-guest/norawio.c"
 ln -s /proc/mounts "$R/etc/mtab"
 cp "$HERE/pr-guest/init.sh" "$R/init"
 chmod 755 "$R/init"
@@ -128,7 +131,7 @@ grep -aq '^PRTEST-DONE' "$T/console.log" || { dump; fail "the guest did not fini
 if grep -aq '^PRTEST .* FAIL' "$T/console.log"; then
     fail "guest checks failed: $(grep -a '^PRTEST .* FAIL' "$T/console.log" | tr -d '\r')"
 fi
-for c in disk helper-mount helper-keys helper-res helper-res-type helper-info \
+for c in disk norawio-refused helper-mount helper-norawio helper-keys helper-res helper-res-type helper-info \
          helper-write second-refused reader helper-unmount helper-released \
          helper-unregistered sgio-mount sgio-res killed-keeps preempt preempt-res \
          preempt-released; do

@@ -58,13 +58,24 @@ qemu-pr-helper -k /run/pr.sock -f /run/pr.pid > /tmp/prh.log 2>&1 &
 for i in $(seq 50); do [ -S /run/pr.sock ] && break; sleep 0.1; done
 [ -S /run/pr.sock ] || bad helper "qemu-pr-helper did not start: $(cat /tmp/prh.log)"
 
-echo "--- through qemu-pr-helper"
-if imgfuse --pidfile /tmp/pid --pr=exclusive --pr-key=6a --pr-helper=/run/pr.sock \
-        "$D" /tmp/m > /tmp/out 2>&1; then
+echo "--- without CAP_SYS_RAWIO: through qemu-pr-helper"
+if norawio imgfuse --pr=exclusive "$D" /tmp/m > /tmp/out 2>&1; then
+    bad norawio-refused "mounted without CAP_SYS_RAWIO and without a helper"
+    umount /tmp/m
+elif grep -q "need CAP_SYS_RAWIO (SG_IO); run qemu-pr-helper" /tmp/out; then
+    ok norawio-refused "$(head -1 /tmp/out)"
+else
+    bad norawio-refused "$(cat /tmp/out)"
+fi
+if norawio imgfuse --pidfile /tmp/pid --pr=exclusive --pr-key=6a \
+        --pr-helper=/run/pr.sock "$D" /tmp/m > /tmp/out 2>&1; then
     ok helper-mount
 else
     bad helper-mount "$(cat /tmp/out)"
 fi
+grep -q "^CapEff:.*" "/proc/$(cat /tmp/pid)/status" &&
+    [ $(( 0x$(awk '/^CapEff/{print $2}' "/proc/$(cat /tmp/pid)/status") >> 17 & 1 )) = 0 ] &&
+    ok helper-norawio || bad helper-norawio "the mount has CAP_SYS_RAWIO"
 sg helper-keys 0x6a --in --read-keys
 sg helper-res "Key=0x6a" --in --read-reservation
 sg helper-res-type "Write Exclusive, registrants only" --in --read-reservation

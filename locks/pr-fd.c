@@ -140,10 +140,9 @@ static int send_cdb(int sock, int fd, const uint8_t *cdb)
            ? full_io(sock, cdb16 + n, sizeof(cdb16) - (size_t)n, true) : 0;
 }
 
-static int helper_run(void *ctx, const uint8_t *cdb, uint8_t *buf,
-                      uint32_t len, struct pr_reply *rep)
+static int helper_exchange(struct pr_fd *p, const uint8_t *cdb, uint8_t *buf,
+                           uint32_t len, struct pr_reply *rep)
 {
-    const struct pr_fd *p = ctx;
     uint8_t head[8], sense[PR_HELPER_SENSE_LEN];
     bool out = cdb[0] == 0x5f;
     uint32_t size;
@@ -164,6 +163,25 @@ static int helper_run(void *ctx, const uint8_t *cdb, uint8_t *buf,
         pr_sense_decode(sense, sizeof(sense), rep);
     rep->len = size;
     return 0;
+}
+
+/* A failed exchange leaves the stream out of step: drop the connection,
+ * and later commands fail at once instead of reading garbage. */
+static int helper_run(void *ctx, const uint8_t *cdb, uint8_t *buf,
+                      uint32_t len, struct pr_reply *rep)
+{
+    struct pr_fd *p = ctx;
+    int r;
+
+    if (p->sock < 0)
+        return -ENOTCONN;
+    if ((r = helper_exchange(p, cdb, buf, len, rep)) < 0) {
+        log_warn("%s: qemu-pr-helper connection lost: %s", p->dev.name,
+                 strerror(-r));
+        close(p->sock);
+        p->sock = -1;
+    }
+    return r;
 }
 
 static int helper_connect(struct pr_fd *p, const char *path,

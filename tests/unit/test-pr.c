@@ -3,7 +3,8 @@
  * data, the option parsing, the lock sequences against a small in-memory
  * SPC target (one registration per path, WE-RO semantics as SPC-4 5.13),
  * and the qemu-pr-helper client against a fake helper that checks the
- * protocol (features, 16-byte CDB, one fd by SCM_RIGHTS, reply layout).
+ * protocol (features, 16-byte CDB, one fd by SCM_RIGHTS, reply layout) and
+ * then breaks it.
  */
 #include "core/bd-internal.h"
 #include "locks/pr-fd.h"
@@ -344,6 +345,16 @@ static void *helper_thread(void *arg)
     reply[8 + 12] = 0x20;
     if (write(c, reply, 8 + 96) != 8 + 96)
         goto out;
+    /* a payload longer than the allocation length: not the protocol */
+    m.msg_controllen = sizeof(ctl);
+    if (recvmsg(c, &m, MSG_WAITALL) != 16)
+        goto out;
+    close(fd);
+    memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
+    memset(reply, 0, sizeof(reply));
+    bd_put_be32(reply + 4, 0x10000);
+    if (write(c, reply, 8 + 96) != 8 + 96)
+        goto out;
     h->ok = true;
 out:
     if (fd >= 0)
@@ -372,6 +383,9 @@ Test(pr, helper_client_speaks_the_pr_helper_protocol)
     cr_assert_eq(pr_fd_open(&p, 0, "dev", path, &err), 0, "%s", err.msg);
     cr_assert_eq(pr_out(&p.dev, PR_OUT_REGISTER_IGNORE, 0, 0, 0xabc), 0);
     cr_assert_eq(pr_read_resv(&p.dev, &r), -ENOTSUP);
+    cr_assert_eq(pr_read_resv(&p.dev, &r), -EPROTO);
+    cr_assert_eq(pr_read_resv(&p.dev, &r), -ENOTCONN, "the stream is out of "
+                 "step after a protocol error: the connection must be gone");
     pr_fd_close(&p);
     pthread_join(t, NULL);
     cr_assert(h.ok, "the fake helper saw something else than the protocol");

@@ -396,16 +396,17 @@ const char *cli_source_opts(const struct cli *c, const char *src, char *buf,
     if (c->iscsi_config && bd_source_takes_option(src, "config"))
         append_opt(buf, size, "file.config", c->iscsi_config);
     /* --pr goes to the protocol under the format: an iscsi LUN, or the
-     * host_device of a path (which alone takes a pr-helper) */
+     * host_device of a device path, which alone takes a pr-helper (also
+     * without --pr, for info) */
     if (c->pr_exclusive) {
         append_opt(buf, size, "file.pr", "exclusive");
         if (c->pr_preempt)
             append_opt(buf, size, "file.pr-preempt", "on");
         if (c->pr_key)
             append_opt(buf, size, "file.pr-key", c->pr_key);
-        if (c->pr_helper && !bd_source_takes_option(src, "pr"))
-            append_opt(buf, size, "file.pr-helper", c->pr_helper);
     }
+    if (c->pr_helper && strncmp(src, "/dev/", 5) == 0)
+        append_opt(buf, size, "file.pr-helper", c->pr_helper);
     return buf;
 }
 

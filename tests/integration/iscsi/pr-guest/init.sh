@@ -79,7 +79,7 @@ grep -q "^CapEff:.*" "/proc/$(cat /tmp/pid)/status" &&
 sg helper-keys 0x6a --in --read-keys
 sg helper-res "Key=0x6a" --in --read-reservation
 sg helper-res-type "Write Exclusive, registrants only" --in --read-reservation
-imgfuse info --pr-helper=/run/pr.sock "$D" > /tmp/info 2>&1
+norawio imgfuse info --pr-helper=/run/pr.sock "$D" > /tmp/info 2>&1
 grep -q "^pr reservation: key 0x000000000000006a, Write Exclusive - Registrants Only" /tmp/info &&
     ok helper-info || bad helper-info "$(tr '\n' ' ' < /tmp/info)"
 dd if=/dev/urandom of=/tmp/pat bs=4096 count=4 2>/dev/null

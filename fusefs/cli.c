@@ -40,6 +40,13 @@ const char cli_usage[] =
 "      --related=POLICY    confine (default) or follow: extents, data files\n"
 "      --untrusted         confine backing files, refuse protocol backing\n"
 "      --iscsi-config=FILE iscsi initiator settings and CHAP secrets\n"
+"      --pr=MODE           SCSI persistent reservation of an iscsi:// LUN or\n"
+"                          a SCSI device: off (default), exclusive, or\n"
+"                          exclusive,preempt (take a dead holder's over)\n"
+"      --pr-preempt        the same as ,preempt (-o pr=exclusive,pr-preempt)\n"
+"      --pr-key=KEY        reservation key, hex (default: from host and image)\n"
+"      --pr-helper=SOCKET  qemu-pr-helper socket for SCSI devices without\n"
+"                          CAP_SYS_RAWIO\n"
 "      --snapshot=NAME|ID  mount an internal snapshot (read-only)\n"
 "      --threads=N         FUSE worker threads (default 8)\n"
 "      --pidfile=FILE      write the daemon's pid once the mount is live\n"
@@ -58,7 +65,8 @@ enum {
     OPT_LOCKING = 256, OPT_SHARE_RW, OPT_CACHE, OPT_DISCARD, OPT_AIO,
     OPT_GROWABLE, OPT_BACKING, OPT_RELATED, OPT_UNTRUSTED, OPT_THREADS,
     OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
-    OPT_WRITEBACK, OPT_ISCSI_CONFIG, OPT_SNAPSHOT,
+    OPT_WRITEBACK, OPT_ISCSI_CONFIG, OPT_SNAPSHOT, OPT_PR, OPT_PR_KEY,
+    OPT_PR_HELPER, OPT_PR_PREEMPT,
 };
 
 static const struct option long_opts[] = {
@@ -74,6 +82,10 @@ static const struct option long_opts[] = {
     { "writeback-cache", no_argument, NULL, OPT_WRITEBACK },
     { "iscsi-config", required_argument, NULL, OPT_ISCSI_CONFIG },
     { "snapshot", required_argument, NULL, OPT_SNAPSHOT },
+    { "pr", required_argument, NULL, OPT_PR },
+    { "pr-key", required_argument, NULL, OPT_PR_KEY },
+    { "pr-helper", required_argument, NULL, OPT_PR_HELPER },
+    { "pr-preempt", no_argument, NULL, OPT_PR_PREEMPT },
     { "backing", required_argument, NULL, OPT_BACKING },
     { "related", required_argument, NULL, OPT_RELATED },
     { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
@@ -107,8 +119,8 @@ static const char *const ignored_opts[] = {
 static const char *const own_opts[] = {
     "ro", "read-only", "format", "force-share", "locking", "share-rw",
     "cache", "discard", "aio", "growable", "backing", "related", "untrusted",
-    "writeback-cache", "iscsi-config", "snapshot",
-    "threads", "pidfile", "debug", "foreground", NULL,
+    "writeback-cache", "iscsi-config", "snapshot", "pr", "pr-key",
+    "pr-helper", "pr-preempt", "threads", "pidfile", "debug", "foreground", NULL,
 };
 
 static bool in_list(const char *w, const char *const *list)
@@ -184,6 +196,18 @@ static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
     case OPT_GROWABLE: c->flags.growable = true; return 0;
     case OPT_WRITEBACK: c->writeback_cache = true; return 0;
     case OPT_ISCSI_CONFIG: c->iscsi_config = val; return 0;
+    case OPT_PR: {
+        static const char *const pr[] = { "off", "exclusive",
+                                          "exclusive,preempt", NULL };
+        if ((r = pick("pr", val, pr, err)) < 0)
+            return r;
+        c->pr_exclusive = r > 0;
+        c->pr_preempt = r == 2;
+        return 0;
+    }
+    case OPT_PR_KEY: c->pr_key = val; return 0;
+    case OPT_PR_HELPER: c->pr_helper = val; return 0;
+    case OPT_PR_PREEMPT: c->pr_preempt = true; return 0;
     case OPT_SNAPSHOT: {
         /* a snapshot is a frozen past state: always read-only */
         char item[300];
@@ -352,19 +376,37 @@ static int unknown_long(const char *arg, struct bd_err *err)
     return bd_err_set(err, EINVAL, "unknown option '%s'; see imgfuse --help", arg);
 }
 
+/* Append ",KEY=VAL" to buf, doubling commas in VAL (",," keeps a comma
+ * in a path from splitting the option). */
+static void append_opt(char *buf, size_t size, const char *key,
+                       const char *val)
+{
+    size_t l = strlen(buf);
+    snprintf(buf + l, size - l, "%s%s=", l ? "," : "", key);
+    for (const char *p = val; *p && strlen(buf) + 3 < size; p++) {
+        l = strlen(buf);
+        snprintf(buf + l, size - l, *p == ',' ? ",," : "%c", *p);
+    }
+}
+
 const char *cli_source_opts(const struct cli *c, const char *src, char *buf,
                             size_t size)
 {
     snprintf(buf, size, "%s", c->fmt_opts);
-    if (c->iscsi_config && bd_source_takes_option(src, "config")) {
-        size_t l = strlen(buf);
-        /* ",," keeps a comma in the path from splitting the option */
-        snprintf(buf + l, size - l, "%sfile.config=", l ? "," : "");
-        for (const char *p = c->iscsi_config; *p && strlen(buf) + 3 < size; p++) {
-            l = strlen(buf);
-            snprintf(buf + l, size - l, *p == ',' ? ",," : "%c", *p);
-        }
+    if (c->iscsi_config && bd_source_takes_option(src, "config"))
+        append_opt(buf, size, "file.config", c->iscsi_config);
+    /* --pr goes to the protocol under the format: an iscsi LUN, or the
+     * host_device of a device path, which alone takes a pr-helper (also
+     * without --pr, for info) */
+    if (c->pr_exclusive) {
+        append_opt(buf, size, "file.pr", "exclusive");
+        if (c->pr_preempt)
+            append_opt(buf, size, "file.pr-preempt", "on");
+        if (c->pr_key)
+            append_opt(buf, size, "file.pr-key", c->pr_key);
     }
+    if (c->pr_helper && strncmp(src, "/dev/", 5) == 0)
+        append_opt(buf, size, "file.pr-helper", c->pr_helper);
     return buf;
 }
 

@@ -30,6 +30,8 @@ struct cli {
     const char *debug_mods;
     const char *check_repair;       /* check -r leaks|all */
     const char *iscsi_config;       /* --iscsi-config FILE */
+    bool pr_exclusive, pr_preempt;  /* --pr=exclusive[,preempt] */
+    const char *pr_key, *pr_helper; /* --pr-key, --pr-helper */
     char *o_copies[32];             /* -o strings the fields above point into */
     size_t n_o_copies;
 };
@@ -40,7 +42,7 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err);
 
 /* The options for opening `src`: fmt_opts plus what applies to that kind
  * of source (--iscsi-config as file.config for URIs whose protocol reads a
- * config option). Returns buf. */
+ * config option; --pr as file.pr and friends). Returns buf. */
 const char *cli_source_opts(const struct cli *c, const char *src, char *buf,
                             size_t size);
 

@@ -19,6 +19,9 @@ PKGS=(
   libssh-dev openssh-server openssh-client
   # the host_cdrom test's guest (its kernel is downloaded, not installed)
   busybox-static cpio genisoimage
+  # SCSI persistent reservations: sg_persist in the PR test's guest (whose
+  # iscsistart comes from open-iscsi, downloaded, not installed)
+  sg3-utils
   # sanitizers
   libclang-rt-14-dev
 )

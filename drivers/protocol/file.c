@@ -8,6 +8,7 @@
 #include "core/bd.h"
 #include "core/overflow.h"
 #include "locks/ofd.h"
+#include "locks/pr-fd.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,6 +38,10 @@ struct file_state {
     uint32_t dio_align, dio_mem_align, blksize;
     bool direct;
     pthread_mutex_t seek_lock;      /* lseek moves the shared offset */
+    struct pr_conf pr;              /* --pr on a SCSI device */
+    struct pr_fd prfd;
+    bool pr_open, pr_held;
+    char *pr_helper;                /* pr-helper=: its socket, or NULL */
 #if HAVE_LIBURING
     bool use_uring;
     pthread_mutex_t ring_lock;
@@ -48,7 +53,8 @@ struct file_state {
 };
 
 static const char *const file_options[] = {
-    "filename", "locking", "aio", "cache", "x-check-cache-dropped", NULL,
+    "filename", "locking", "aio", "cache", "x-check-cache-dropped",
+    PR_OPTIONS, "pr-helper", NULL,
 };
 static const char *const file_create_options[] = { "nocow", NULL };
 
@@ -224,6 +230,30 @@ static void probe_dio_alignment(struct file_state *s)
     free(buf);
 }
 
+/* --pr=exclusive: a persistent reservation on a SCSI device (locks/pr.c),
+ * by SG_IO or through qemu-pr-helper (pr-helper=SOCKET). */
+static int pr_open(struct bd_node *n, const struct bd_opts *o,
+                   enum file_type type, struct bd_err *err)
+{
+    struct file_state *s = n->state;
+    const char *helper = bd_opts_get(o, "pr-helper");
+    int r = pr_conf_parse(o, n->filename, n->flags.read_only, &s->pr, err);
+
+    if (r == 0 && helper && !(s->pr_helper = strdup(helper)))
+        r = bd_err_set(err, ENOMEM, "%s: out of memory", n->filename);
+    if (r < 0 || !s->pr.on)
+        return r;
+    if (type != FT_DEVICE)
+        return bd_err_set(err, ENOTSUP, "%s: --pr needs a SCSI device or an "
+                          "iscsi:// LUN, not a regular file", n->filename);
+    if ((r = pr_fd_open(&s->prfd, s->fd, n->filename, helper, err)) < 0)
+        return r;
+    s->pr_open = true;
+    r = pr_acquire(&s->prfd.dev, &s->pr, err);
+    s->pr_held = r == 0;
+    return r;
+}
+
 static int open_common(struct bd_node *n, const struct bd_opts *o,
                        enum file_type type, struct bd_err *err)
 {
@@ -302,6 +332,8 @@ static int open_common(struct bd_node *n, const struct bd_opts *o,
         if (r < 0)
             return r;
     }
+    if ((r = pr_open(n, o, type, err)) < 0)
+        return r;
 
 #if HAVE_LIBURING
     if (aio == BD_AIO_IO_URING) {
@@ -354,6 +386,11 @@ static void file_close(struct bd_node *n)
         pthread_cond_destroy(&s->ring_free);
     }
 #endif
+    if (s->pr_held)
+        pr_release(&s->prfd.dev, &s->pr);
+    if (s->pr_open)
+        pr_fd_close(&s->prfd);
+    free(s->pr_helper);
     if (s->fd >= 0) {
         ofd_lock_release(s->fd, s->lock_kind);
         close(s->fd);
@@ -562,6 +599,14 @@ static void file_info(struct bd_node *n, struct bd_info *info)
                     hold ? ofd_perm_list(hold, buf, sizeof(buf)) : "none");
         bd_info_add(info, "locks-unshared-by-others", "%s",
                     unshare ? ofd_perm_list(unshare, buf, sizeof(buf)) : "none");
+    }
+    if (s->type == FT_DEVICE && (s->pr_helper || pr_have_rawio())) {
+        struct pr_fd p;
+        struct bd_err e = {0};
+        if (pr_fd_open(&p, s->fd, n->filename, s->pr_helper, &e) == 0) {
+            pr_info(&p.dev, info);
+            pr_fd_close(&p);
+        }
     }
 }
 

@@ -133,3 +133,32 @@ Test(cli, iscsi_config_goes_to_iscsi_sources_only)
                      "offset=1M,file.config=/etc/is,,csi.conf");
     cr_assert_str_eq(cli_source_opts(&c, "disk.img", buf, sizeof(buf)), "offset=1M");
 }
+
+Test(cli, pr_options_go_to_the_protocol_node)
+{
+    struct bd_err err = { 0 };
+    char buf[2048];
+    char **a = ARGV("--pr=exclusive,preempt", "--pr-key=a11ce",
+                    "--pr-helper=/run/pr.sock", "iscsi://h/iqn.x:t/1", "m");
+    cr_assert_eq(parse(a, 5, &c, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(cli_source_opts(&c, "iscsi://h/iqn.x:t/1", buf, sizeof(buf)),
+                     "file.pr=exclusive,file.pr-preempt=on,file.pr-key=a11ce");
+    cr_assert_str_eq(cli_source_opts(&c, "/dev/sdb", buf, sizeof(buf)),
+                     "file.pr=exclusive,file.pr-preempt=on,file.pr-key=a11ce,"
+                     "file.pr-helper=/run/pr.sock");
+}
+
+Test(cli, pr_in_o_options_and_bad_modes)
+{
+    struct bd_err err = { 0 };
+    char buf[2048];
+    char **a = ARGV("-o", "pr=exclusive,pr-preempt", "/dev/sdb", "m");
+    cr_assert_eq(parse(a, 4, &c, &err), 0, "%s", err.msg);
+    cr_assert(c.pr_exclusive && c.pr_preempt);
+    cr_assert_str_eq(cli_source_opts(&c, "/dev/sdb", buf, sizeof(buf)),
+                     "file.pr=exclusive,file.pr-preempt=on");
+    cli_free(&c);
+    char **b = ARGV("--pr=exclusiv", "/dev/sdb", "m");
+    cr_assert_eq(parse(b, 3, &c, &err), -EINVAL);
+    cr_assert(strstr(err.msg, "did you mean 'exclusive'"), "%s", err.msg);
+}

@@ -5,15 +5,11 @@
  * logged in again, bounded by reconnect-retries. Where to connect and
  * with which credentials is worked out in target.c.
  */
-#include "iscsi.h"
+#include "session.h"
 #include "core/overflow.h"
-
-#include <iscsi/iscsi.h>
-#include <iscsi/scsi-lowlevel.h>
 
 #include <netdb.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +19,6 @@
 
 extern char **environ;
 
-#define ISCSI_MAX_XFER (8u << 20)       /* bytes per READ/WRITE we send */
 #define ISCSI_LBA_DESCS 64u             /* GET LBA STATUS descriptors asked */
 
 static const char *const iscsi_schemes[] = {"iscsi", NULL};
@@ -31,40 +26,12 @@ static const char *const iscsi_schemes[] = {"iscsi", NULL};
 static const char *const iscsi_options[] = {
     "portal", "target", "lun", "user", "password", "target-user",
     "target-password", "initiator-name", "header-digest", "config", "timeout",
-    "reconnect-retries", "connections", "filename", NULL,
+    "reconnect-retries", "connections", "filename", PR_OPTIONS, NULL,
 };
 
 /* Kept out of argv (ps) when a SOURCE spells them. */
 static const char *const iscsi_secret_options[] = {
     "password", "target-password", NULL,
-};
-
-struct iscsi_conn {
-    pthread_mutex_t lock;
-    struct iscsi_context *ctx;
-};
-
-struct iscsi_state {
-    struct iscsi_conf conf;
-    char *display;                  /* URL without the password */
-    struct iscsi_conn conns[ISCSI_MAX_CONNS];
-    unsigned nconns;
-    atomic_uint next;
-
-    uint64_t size;
-    uint32_t bs;                    /* logical block size */
-    uint32_t max_xfer;              /* bytes */
-    uint32_t opt_xfer;
-    bool lbpme, lbprz;              /* thin provisioning; unmapped reads 0 */
-    bool lbpu, lbpws;               /* UNMAP; WRITE SAME(16) with UNMAP */
-    uint32_t max_unmap;             /* blocks per UNMAP descriptor, 0: none */
-    uint64_t max_ws;                /* blocks per WRITE SAME, 0: none given */
-    atomic_bool no_ws, no_lba_status, no_sync;
-    atomic_uint logged;             /* failures logged, for log-once */
-    unsigned locks_init;
-    char vendor[9], product[17];
-    char digest_used[16];           /* what the target's login reply said */
-    bool read_only;                 /* MODE SENSE says write-protected */
 };
 
 /* ---- sessions ----------------------------------------------------------- */
@@ -81,7 +48,7 @@ static void scrub(const struct iscsi_conf *c, char *msg)
     }
 }
 
-static const char *ctx_error(const struct iscsi_conf *c,
+const char *iscsi_ctx_error(const struct iscsi_conf *c,
                              struct iscsi_context *ctx, char *buf, size_t n)
 {
     const char *e = ctx ? iscsi_get_error(ctx) : NULL;
@@ -152,7 +119,7 @@ static int login_error(struct iscsi_state *s, struct iscsi_context *ctx,
                        struct bd_err *err)
 {
     char msg[512];
-    ctx_error(&s->conf, ctx, msg, sizeof(msg));
+    iscsi_ctx_error(&s->conf, ctx, msg, sizeof(msg));
     if (strcasestr(msg, "authentication") || strcasestr(msg, "authoriz") ||
         strcasestr(msg, "chap"))
         return bd_err_set(err, EACCES, "%s: login refused, %s: %s; check the "
@@ -245,7 +212,7 @@ static int conn_open(struct iscsi_state *s, unsigned idx, struct bd_err *err)
 out_ctx_err: {
         char msg[512];
         int r = bd_err_set(err, EINVAL, "%s: %s", s->display,
-                           ctx_error(c, ctx, msg, sizeof(msg)));
+                           iscsi_ctx_error(c, ctx, msg, sizeof(msg)));
         iscsi_destroy_context(ctx);
         return r;
     }
@@ -286,6 +253,9 @@ static int conn_reopen(struct iscsi_state *s, struct iscsi_conn *c)
             usleep(200000u << (i < 4 ? i - 1 : 3));
         if (probe_portal(s, &e) == 0 && conn_open(s, idx, &e) == 0) {
             log_info("%s: session %u logged in again", s->display, idx);
+            /* the target dropped our registration with the old session */
+            if (s->pr_held)
+                iscsi_pr_rejoin(s, c->ctx);
             return 0;
         }
     }
@@ -381,19 +351,33 @@ static int task_errno(struct iscsi_state *s, struct iscsi_context *ctx,
             log_err("%s: %s failed: %s (%s)", s->display, what,
                     scsi_sense_key_str(t->sense.key),
                     scsi_sense_ascq_str(t->sense.ascq));
+        else if (t && t->status == SCSI_STATUS_RESERVATION_CONFLICT)
+            log_err("%s: %s failed: reservation conflict (another initiator "
+                    "holds a persistent reservation)", s->display, what);
         else
             log_err("%s: %s failed: %s", s->display, what,
-                    ctx ? ctx_error(&s->conf, ctx, msg, sizeof(msg))
+                    ctx ? iscsi_ctx_error(&s->conf, ctx, msg, sizeof(msg))
                         : "no session");
     }
     return r;
+}
+
+/* RESERVATION CONFLICT while we hold the reservation: this session lost
+ * its registration (our own takeover after another session's re-login
+ * drops it); register it again when the reservation is still ours. */
+static bool pr_healed(struct iscsi_state *s, struct iscsi_conn *c,
+                      const struct scsi_task *t)
+{
+    return t && t->status == SCSI_STATUS_RESERVATION_CONFLICT &&
+           s->pr_held && iscsi_pr_recover(s, c->ctx) == 0;
 }
 
 /*
  * Run one command on a free session. After a unit attention, or on a lost
  * session once it is logged in again, the command is sent once more (reads
  * and writes of whole blocks are idempotent); if that fails too, -EIO, and
- * the next request tries again.
+ * the next request tries again. A session that lost its reservation
+ * registration gets it back once (pr_healed).
  * On success with out != NULL the task is the caller's to free.
  */
 static int conn_run(struct iscsi_state *s, const struct iscsi_cmd *m,
@@ -401,31 +385,34 @@ static int conn_run(struct iscsi_state *s, const struct iscsi_cmd *m,
 {
     struct iscsi_conn *c = conn_get(s);
     struct scsi_task *t = NULL;
+    bool attention = false, lost = false, healed = false;
     int r;
 
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (;;) {
         if (!c->ctx && conn_reopen(s, c) < 0)
             break;
         t = issue(s, c->ctx, m);
-        if (attempt == 0 && t && t->status == SCSI_STATUS_CHECK_CONDITION &&
+        if (!attention && t && t->status == SCSI_STATUS_CHECK_CONDITION &&
             t->sense.key == SCSI_SENSE_UNIT_ATTENTION) {
             /* the target reports an event (reset, reservation change):
              * it has been delivered, the command can go again */
             log_debug("iscsi", "%s: unit attention: %s", s->display,
                       scsi_sense_ascq_str(t->sense.ascq));
-            scsi_free_scsi_task(t);
-            t = NULL;
-            continue;
-        }
-        if (!session_lost(t))
+            attention = true;
+        } else if (!healed && pr_healed(s, c, t)) {
+            healed = true;
+        } else if (!lost && session_lost(t)) {
+            log_debug("iscsi", "%s: %s: session lost", s->display,
+                      op_names[m->op]);
+            lost = true;
+            iscsi_destroy_context(c->ctx);
+            c->ctx = NULL;
+        } else {
             break;
-        log_debug("iscsi", "%s: %s: session lost", s->display,
-                  op_names[m->op]);
+        }
         if (t)
             scsi_free_scsi_task(t);
         t = NULL;
-        iscsi_destroy_context(c->ctx);
-        c->ctx = NULL;
     }
     r = task_errno(s, c->ctx, t, op_names[m->op]);
     if (r == 0 && m->op == OP_READ &&
@@ -437,141 +424,6 @@ static int conn_run(struct iscsi_state *s, const struct iscsi_cmd *m,
     else if (t)
         scsi_free_scsi_task(t);
     return r;
-}
-
-/* ---- what the LUN says about itself ------------------------------------- */
-
-static int read_capacity(struct iscsi_state *s, struct iscsi_context *ctx,
-                         struct bd_err *err)
-{
-    struct scsi_task *t = iscsi_readcapacity16_sync(ctx, (int)s->conf.lun);
-    struct scsi_readcapacity16 *rc;
-    char msg[512];
-    uint64_t blocks;
-
-    if (!t || t->status != SCSI_STATUS_GOOD ||
-        !(rc = scsi_datain_unmarshall(t))) {
-        int r = bd_err_set(err, EIO, "%s: READ CAPACITY(16) failed: %s",
-                           s->display, t && t->status == SCSI_STATUS_CHECK_CONDITION
-                           ? scsi_sense_ascq_str(t->sense.ascq)
-                           : ctx_error(&s->conf, ctx, msg, sizeof(msg)));
-        if (t)
-            scsi_free_scsi_task(t);
-        return r;
-    }
-    s->bs = rc->block_length;
-    s->lbpme = rc->lbpme;
-    s->lbprz = rc->lbprz;
-    blocks = rc->returned_lba + 1;
-    scsi_free_scsi_task(t);
-    if (s->bs < 512 || s->bs > 65536 || !bd_is_pow2(s->bs))
-        return bd_err_set(err, ENOTSUP, "%s: logical block size %u is not a "
-                          "power of two from 512 to 65536", s->display, s->bs);
-    if (blocks == 0 || ovf_mul_u64(blocks, s->bs, &s->size) ||
-        s->size > (uint64_t)INT64_MAX)
-        return bd_err_set(err, EPROTO, "%s: the lun reports an impossible size "
-                          "(%llu blocks of %u bytes)", s->display,
-                          (unsigned long long)blocks, s->bs);
-    return 0;
-}
-
-static void rtrim(char *str)
-{
-    size_t n = strlen(str);
-    while (n && str[n - 1] == ' ')
-        str[--n] = '\0';
-}
-
-/* The standard INQUIRY: a disk, not the target's controller LUN 0. */
-static int check_device(struct iscsi_state *s, struct iscsi_context *ctx,
-                        struct bd_err *err)
-{
-    struct scsi_task *t = iscsi_inquiry_sync(ctx, (int)s->conf.lun, 0, 0, 255);
-    struct scsi_inquiry_standard *inq;
-    int r = 0;
-
-    if (!t || t->status != SCSI_STATUS_GOOD || !(inq = scsi_datain_unmarshall(t))) {
-        if (t)
-            scsi_free_scsi_task(t);
-        return bd_err_set(err, EIO, "%s: INQUIRY failed", s->display);
-    }
-    if (inq->qualifier != SCSI_INQUIRY_PERIPHERAL_QUALIFIER_CONNECTED)
-        r = bd_err_set(err, ENOENT, "%s: target '%s' has no lun %u",
-                       s->display, s->conf.target, s->conf.lun);
-    else if (inq->device_type != SCSI_INQUIRY_PERIPHERAL_DEVICE_TYPE_DIRECT_ACCESS)
-        r = bd_err_set(err, ENOTSUP, "%s: lun %u is not a disk (SCSI device "
-                       "type %d)%s", s->display, s->conf.lun, inq->device_type,
-                       s->conf.lun == 0 ? "; lun 0 is often the target's "
-                       "controller, data luns start at 1" : "");
-    snprintf(s->vendor, sizeof(s->vendor), "%s", inq->vendor_identification);
-    snprintf(s->product, sizeof(s->product), "%s",
-             inq->product_identification);
-    scsi_free_scsi_task(t);
-    rtrim(s->vendor);
-    rtrim(s->product);
-    return r;
-}
-
-/* MODE SENSE(6): the WP bit of the device-specific parameter. A target
- * that does not answer is taken as writable (writes then fail with EROFS). */
-static bool write_protected(struct iscsi_state *s, struct iscsi_context *ctx)
-{
-    struct scsi_task *t = iscsi_modesense6_sync(ctx, (int)s->conf.lun, 1,
-                                                SCSI_MODESENSE_PC_CURRENT,
-                                                SCSI_MODEPAGE_RETURN_ALL_PAGES,
-                                                0, 255);
-    struct scsi_mode_sense *ms;
-    bool wp = false;
-
-    if (t && t->status == SCSI_STATUS_GOOD && (ms = scsi_datain_unmarshall(t)))
-        wp = (ms->device_specific_parameter & 0x80) != 0;
-    if (t)
-        scsi_free_scsi_task(t);
-    return wp;
-}
-
-/* Block limits and provisioning VPD pages; a LUN without them gets none
- * of the optional commands. */
-static void read_vpd(struct iscsi_state *s, struct iscsi_context *ctx)
-{
-    struct scsi_task *t;
-
-    s->max_xfer = ISCSI_MAX_XFER;
-    t = iscsi_inquiry_sync(ctx, (int)s->conf.lun, 1,
-                           SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 255);
-    if (t && t->status == SCSI_STATUS_GOOD) {
-        struct scsi_inquiry_block_limits *bl = scsi_datain_unmarshall(t);
-        if (bl) {
-            uint64_t b;
-            if (bl->max_xfer_len && !ovf_mul_u64(bl->max_xfer_len, s->bs, &b) &&
-                b < s->max_xfer)
-                s->max_xfer = (uint32_t)b;
-            if (bl->opt_xfer_len && !ovf_mul_u64(bl->opt_xfer_len, s->bs, &b) &&
-                b <= s->max_xfer && bd_is_pow2(b))
-                s->opt_xfer = (uint32_t)b;
-            s->max_unmap = bl->max_unmap_bdc ? bl->max_unmap : 0;
-            s->max_ws = bl->max_ws_len;
-        }
-    }
-    if (t)
-        scsi_free_scsi_task(t);
-    s->max_xfer = (uint32_t)bd_align_down(s->max_xfer, s->bs);
-    if (s->max_xfer < s->bs)
-        s->max_xfer = s->bs;
-    if (!s->lbpme)
-        return;
-    t = iscsi_inquiry_sync(ctx, (int)s->conf.lun, 1,
-                           SCSI_INQUIRY_PAGECODE_LOGICAL_BLOCK_PROVISIONING, 255);
-    if (t && t->status == SCSI_STATUS_GOOD) {
-        struct scsi_inquiry_logical_block_provisioning *lbp =
-            scsi_datain_unmarshall(t);
-        if (lbp) {
-            s->lbpu = lbp->lbpu;
-            s->lbpws = lbp->lbpws;
-        }
-    }
-    if (t)
-        scsi_free_scsi_task(t);
 }
 
 /* ---- driver callbacks ------------------------------------------------------ */
@@ -641,20 +493,32 @@ static int iscsi_open(struct bd_node *n, const struct bd_opts *o,
     if ((r = probe_portal(s, err)) < 0 || (r = conn_open(s, 0, err)) < 0)
         return r;
     s->nconns = 1;
-    if ((r = check_device(s, s->conns[0].ctx, err)) < 0 ||
-        (r = read_capacity(s, s->conns[0].ctx, err)) < 0)
+    if ((r = iscsi_lun_check(s, s->conns[0].ctx, err)) < 0 ||
+        (r = iscsi_lun_capacity(s, s->conns[0].ctx, err)) < 0)
         return r;
-    read_vpd(s, s->conns[0].ctx);
-    s->read_only = write_protected(s, s->conns[0].ctx);
+    iscsi_lun_vpd(s, s->conns[0].ctx);
+    s->read_only = iscsi_lun_write_protected(s, s->conns[0].ctx);
     if (s->read_only && !n->flags.read_only)
         return bd_err_set(err, EROFS, "%s: the lun is write-protected; mount "
                           "with -r", s->display);
+    if ((r = pr_conf_parse(o, s->display, n->flags.read_only, &s->pr,
+                           err)) < 0 ||
+        (s->pr.on && (r = iscsi_pr_acquire(s, err)) < 0))
+        return r;
     /* Further sessions only speed things up: stop at the first refusal. */
     while (s->nconns < s->conf.conns) {
         struct bd_err e = {0};
         if (conn_open(s, s->nconns, &e) < 0) {
             log_debug("iscsi", "%s: extra session refused (%s); using %u",
                       s->display, e.msg, s->nconns);
+            break;
+        }
+        if (s->pr_held && iscsi_pr_join(s, s->conns[s->nconns].ctx) < 0) {
+            log_debug("iscsi", "%s: extra session cannot register for the "
+                      "reservation; using %u", s->display, s->nconns);
+            iscsi_logout_sync(s->conns[s->nconns].ctx);
+            iscsi_destroy_context(s->conns[s->nconns].ctx);
+            s->conns[s->nconns].ctx = NULL;
             break;
         }
         s->nconns++;
@@ -669,6 +533,8 @@ static int iscsi_open(struct bd_node *n, const struct bd_opts *o,
 static void iscsi_close_node(struct bd_node *n)
 {
     struct iscsi_state *s = n->state;
+    if (s->pr_held)
+        iscsi_pr_release(s);
     for (unsigned i = 0; i < s->locks_init; i++) {
         if (s->conns[i].ctx) {
             /* a target that stopped answering must not hold up unmount */
@@ -859,6 +725,7 @@ static void iscsi_info_cb(struct bd_node *n, struct bd_info *info)
                 s->lbpme ? "thin-provisioned" : "fully provisioned",
                 s->lbprz ? ", unmapped reads zero" : "",
                 s->lbpu ? ", unmap" : "", s->lbpws ? ", write-same-unmap" : "");
+    iscsi_pr_info(s, info);
 }
 
 static const struct bd_uri_ops iscsi_uri_ops = {

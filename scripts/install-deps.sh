@@ -16,7 +16,7 @@ PKGS=(
   bximage
   cloop-utils python3-lz4 python3-lzo
   glusterfs-server glusterfs-client libglusterfs-dev
-  sanlock
+  sanlock libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   libssh-dev openssh-server openssh-client
   # the host_cdrom test's guest (its kernel is downloaded, not installed)
   busybox-static cpio genisoimage

@@ -200,10 +200,16 @@ static int refuse(const char *image, struct sanlk_resource *res, int r,
                   struct bd_err *err)
 {
     char who[160];
-    if (r == -EEXIST)
+    if (r == -EEXIST) {
         snprintf(who, sizeof(who), "another process on this host holds it");
-    else
+    } else {
         describe_owners(res, who, sizeof(who));
+        size_t l = strlen(who);
+        if (r == SANLK_ACQUIRE_IDLIVE)
+            snprintf(who + l, sizeof(who) - l, ", which is alive");
+        else if (r == -EAGAIN)
+            snprintf(who + l, sizeof(who) - l, " (shared)");
+    }
     return bd_err_set(err, EAGAIN, "%s: the sanlock lease %.48s (%s) is taken: "
                       "%s (sanlock error %d). Mount it read-only (-r), or stop "
                       "the other user first", image, res->name,

@@ -203,8 +203,10 @@ int lockd_acquire(const struct lease_conf *c, const char *path, int fd,
     unsigned n = 1;
     if (realpath(path, names[1]) && strcmp(names[0], names[1]))
         n = 2;
-    if ((r = lease_mkdirs(c->dir, err)) < 0)
+    if ((r = lease_mkdirs(c->dir, err)) < 0) {
+        bd_err_prefix(err, "%s: cannot take its lockd lease", path);
         goto out;
+    }
     pthread_mutex_lock(&held_lock);
     for (unsigned i = 0; i < n && r == 0; i++) {
         char hash[65], lpath[LOCKD_PATH_MAX];

@@ -251,8 +251,10 @@ int sanlk_acquire(const struct lease_conf *c, const char *path,
         }
     }
     if ((r = lease_mkdirs(c->dir, err)) < 0 || (r = sl_register(err)) < 0
-        || (r = join(c, err)) < 0 || (r = make_lease_file(res, err)) < 0)
+        || (r = join(c, err)) < 0 || (r = make_lease_file(res, err)) < 0) {
+        bd_err_prefix(err, "%s: cannot take its sanlock lease", path);
         goto fail;
+    }
     struct sanlk_resource *rp = res;
     r = sanlock_acquire(sl_sock, -1, 0, 1, &rp, NULL);
     if (r < 0) {

@@ -7,8 +7,8 @@
 #   on NAME CMD...                 run CMD in NAME's namespace
 #   host_mount NAME ARGS...        imgfuse ARGS in NAME; its pid in $T/NAME.MNT.pid
 #   host_umount NAME MNT           unmount, wait for that daemon to exit
-# getlk FILE: "TYPE PID" of the POSIX lock that keeps a write lock on byte
-# 0, length 1 of FILE out ("F_UNLCK 0" when none), as F_GETLK reports it.
+# getlk FILE: "TYPE PID" of a POSIX lock on byte 0 of FILE ("F_UNLCK 0"
+# when none), from the kernel's table (/proc/locks), as F_GETLK would say.
 
 declare -A HOST_PID=()
 HOST_DAEMONS=()
@@ -75,15 +75,26 @@ hosts_stop() {
 }
 
 getlk() {
-    python3 - "$1" <<'PY'
-import fcntl, os, struct, sys
-FMT = "hhqqi4x"
-fd = os.open(sys.argv[1], os.O_RDONLY)
-t, _, _, _, pid = struct.unpack(FMT, fcntl.fcntl(
-    fd, fcntl.F_GETLK, struct.pack(FMT, fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0)))
-print({fcntl.F_RDLCK: "F_RDLCK", fcntl.F_WRLCK: "F_WRLCK",
-       fcntl.F_UNLCK: "F_UNLCK"}[t], pid)
-PY
+    local d ino
+    d=$(stat -L -c %d "$1") ino=$(stat -L -c %i "$1")
+    awk -v dev="$(printf '%02x:%02x' $(( (d >> 8) & 0xfff )) $(( (d & 0xff) | ((d >> 12) & 0xfff00) )))" \
+        -v ino="$ino" '
+        $2 == "POSIX" && $6 == dev ":" ino && $7 == 0 {
+            print ($4 == "WRITE" ? "F_WRLCK" : "F_RDLCK"), $5; found = 1; exit
+        }
+        END { if (!found) print "F_UNLCK 0" }' /proc/locks
+}
+
+# hold_lock ex|sh FILE READY: hold a POSIX lock on byte 0, length 1 of FILE
+# the way virtlockd does (creating FILE 0600), touch READY, sleep; run it in
+# the background and kill it to let go
+hold_lock() {
+    exec perl -MFcntl -e '
+        sysopen(my $fh, $ARGV[1], O_RDWR | O_CREAT, 0600) or die "$ARGV[1]: $!";
+        my $t = $ARGV[0] eq "ex" ? F_WRLCK : F_RDLCK;
+        fcntl($fh, F_SETLK, pack("s s x4 q q i x4", $t, 0, 0, 1, 0)) or die "lock: $!";
+        open(my $r, ">", $ARGV[2]) or die; close($r);
+        sleep 600;' "$@"
 }
 
 # lease_name PATH: the lockd lease file name libvirt gives PATH

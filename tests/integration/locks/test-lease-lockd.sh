@@ -11,7 +11,8 @@
 # keeps imgfuse out; dir=direct locks byte 0 of the image itself.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lease-lib.sh"
-trap 'hosts_stop; umount "$VIEW" 2>/dev/null || true; _cleanup' EXIT
+HOLDER=
+trap '[ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null; hosts_stop; umount "$VIEW" 2>/dev/null || true; _cleanup' EXIT
 
 STORE=$T/store           # the shared storage
 VIEW=$T/view             # where each host sees it
@@ -87,17 +88,15 @@ mount_refused_on B "the image by its other name" "lockd lease $TOP_LEASE .*pid $
 host_umount A "$T/a.raw"
 
 # --- an outside holder, as virtlockd holds a libvirt guest's lease ---
-python3 -c '
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
-open(sys.argv[2], "w").write("held")
-time.sleep(60)' "$TOP_LEASE" "$T/held" &
+hold_lock ex "$TOP_LEASE" "$T/held" &
 HOLDER=$!
 for i in $(seq 1 100); do [ -f "$T/held" ] && break; sleep 0.05; done
+[ -f "$T/held" ] || fail "the outside lock holder did not start"
+expect_eq "$(getlk "$TOP_LEASE")" "F_WRLCK $HOLDER" "the outside holder's lock"
 mount_refused_on A "lease held by another program" "held exclusively by pid $HOLDER" \
     "$LEASE" "$TOP" "$T/a.raw"
 kill "$HOLDER"; wait "$HOLDER" 2>/dev/null || true
+HOLDER=
 
 # --- dir=direct: byte 0 of the image itself ---
 host_mount A --lease=lockd,dir=direct "$TOP" "$T/a.raw"

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 static const char *const kinds[] = { "none", "lockd", "sanlock", NULL };
+static _Atomic unsigned live_leases;
 
 static int parse_uint(const char *key, const char *val, unsigned lo,
                       unsigned hi, unsigned *out, struct bd_err *err)
@@ -259,6 +260,7 @@ int lease_acquire(const char *spec, const char *path, int fd,
     l->kind = c.kind;
     l->priv = priv;
     *out = l;
+    live_leases++;
     return 0;
 }
 
@@ -271,6 +273,12 @@ void lease_release(struct lease *l)
     else
         sanlk_release(l->priv);
     free(l);
+    live_leases--;
+}
+
+unsigned lease_count(void)
+{
+    return live_leases;
 }
 
 bool lease_revoked(const struct lease *l)

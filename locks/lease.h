@@ -47,6 +47,10 @@ void lease_release(struct lease *l);
  * writes must fail with EIO from then on. */
 bool lease_revoked(const struct lease *l);
 
+/* Leases this process holds now (each lease_acquire that took one counts
+ * until its release): lets the mount see that a source took none. */
+unsigned lease_count(void);
+
 /* `imgfuse lease init SPEC`: prepare what the spec names (lockd: the
  * directory; sanlock: format the lockspace). 0 or -errno with err. */
 int lease_init(const char *spec, struct bd_err *err);

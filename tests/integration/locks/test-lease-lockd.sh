@@ -115,4 +115,9 @@ mount_refused_on A "unknown option" "unknown option 'foo' for lockd" \
     --lease=lockd,foo=1 "$TOP" "$T/a.raw"
 mount_refused_on A "lease options without a manager" "without a lease manager" \
     -o lease.dir=/x "$TOP" "$T/a.raw"
+# a source with no file to lease (nbd) is refused rather than left unleased
+nbdkit -U - memory 1M --run "! '$IMGFUSE' -F raw $LEASE \"\$uri\" '$T/n.raw' 2>'$T/err'" ||
+    fail "imgfuse mounted an nbd export with --lease"
+grep -q -- "--lease guards image files and devices" "$T/err" || fail "nbd with --lease: $(cat "$T/err")"
+note "ok: nbd source with --lease: $(cat "$T/err")"
 note "all lockd lease checks passed"

@@ -6,7 +6,8 @@
 # outside); a second read-write mount is refused naming the image, the lease
 # and the holder's pid, even with --locking=off; a read-only mount is let
 # in; after an unmount, and after a kill -9, the other host gets in; the
-# backing file is leased shared; a symlink path leases both names; an
+# backing file is leased shared, --share-rw writers share a lease; a
+# symlink path leases both names; an
 # outside holder of the lease (what virtlockd does for a libvirt guest)
 # keeps imgfuse out; dir=direct locks byte 0 of the image itself.
 . "$(dirname "$0")/../lib.sh"
@@ -77,6 +78,17 @@ expect_eq "$(on A head -c 12 "$T/a.raw")" "written on B" "B's write seen on A"
 expect_eq "$(getlk "$TOP_LEASE")" "F_WRLCK $PA" "A's lease after B's kill -9"
 host_umount A "$T/a.raw"
 note "ok: host A got in after B was killed -9"
+
+# --- --share-rw: shared leases, two such writers coexist, a plain one not ---
+host_mount A --share-rw "$LEASE" "$BASE" "$T/a.raw"
+PA=$(host_daemon A "$T/a.raw")
+expect_eq "$(getlk "$BASE_LEASE")" "F_RDLCK $PA" "a --share-rw writer's lease"
+host_mount B --share-rw "$LEASE" "$BASE" "$T/b.raw"
+mount_refused_on B "plain writer next to --share-rw ones" "base.raw: the lockd lease $BASE_LEASE is held shared" \
+    --locking=off "$LEASE" "$BASE" "$T/c.raw"
+host_umount A "$T/a.raw"
+host_umount B "$T/b.raw"
+expect_eq "$(ls "$STORE/lockspace" | wc -l)" "0" "lease files after the --share-rw mounts"
 
 # --- the path as written and the canonical path both get a lease ---
 host_mount A "$LEASE" "$VIEW/alias.qcow2" "$T/a.raw"

@@ -2,14 +2,14 @@
 # lockd leases between two "hosts" (two mount namespaces, each with its own
 # view of one shared directory at the same path and its own FUSE mounts):
 # the lease files are libvirt virtlockd's (SHA-256 of the path, 0600 in a
-# 0700 dir, a POSIX lock on byte 0 length 1, checked with F_GETLK from
-# outside); a second read-write mount is refused naming the image, the lease
-# and the holder's pid, even with --locking=off; a read-only mount is let
-# in; after an unmount, and after a kill -9, the other host gets in; the
-# backing file is leased shared, --share-rw writers share a lease; a
-# symlink path leases both names; an
-# outside holder of the lease (what virtlockd does for a libvirt guest)
-# keeps imgfuse out; dir=direct locks byte 0 of the image itself.
+# 0700 dir, a POSIX lock on byte 0 length 1, read from /proc/locks); a
+# second read-write mount is refused naming the image, the lease and the
+# holder's pid, even with --locking=off; a read-only mount is let in; after
+# an unmount, and after a kill -9, the other host gets in; the backing file
+# is leased shared; --share-rw writers share a lease; a symlink path leases
+# both names; an outside holder of the lease (what virtlockd does for a
+# libvirt guest) keeps imgfuse out; dir=direct locks byte 0 of the image
+# itself; bad specs and a source with no file to lease are refused.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lease-lib.sh"
 HOLDER=

@@ -80,6 +80,8 @@ struct bd_flags {
     bool growable;              /* writes past the end grow the image */
     bool untrusted;             /* implies confine; no protocol/json backing */
     enum bd_locking locking;
+    const char *lease;          /* lease spec (locks/lease.h); NULL: none.
+                                   Not touched by locking or force_share */
     enum bd_cache cache;
     enum bd_discard_mode discard;
     enum bd_aio aio;

@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "core/graph.h"
+#include "locks/lease.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@ const char cli_usage[] =
 "       imgfuse info [--json] [-F FMT] [-U] SOURCE\n"
 "       imgfuse create -F FMT [-o KEY=VAL,...] FILE SIZE\n"
 "       imgfuse check [-r leaks|all] [-F FMT] FILE\n"
+"       imgfuse lease init lockd[,dir=DIR] | sanlock,lockspace=PATH,...\n"
 "\n"
 "Mount a disk image (or a device, or a URI) as one raw file. MOUNTPOINT is a\n"
 "regular file or a new path (that path becomes the raw image), or a\n"
@@ -30,6 +32,11 @@ const char cli_usage[] =
 "  -U, --force-share       read-only, ignoring other holders' locks\n"
 "      --locking=MODE      on, off or auto (default auto)\n"
 "      --share-rw          let another writer use the image too\n"
+"      --lease=SPEC        leases across hosts: none (default),\n"
+"                          lockd[,dir=DIR|direct] (libvirt virtlockd's files),\n"
+"                          sanlock,lockspace=PATH[:OFF],host_id=N\n"
+"                          [,io_timeout=S][,dir=DIR]; in -o: lease=lockd,\n"
+"                          lease.dir=DIR, lease.host_id=N, ... (docs/locking.md)\n"
 "      --cache=MODE        writeback (default) or none (O_DIRECT)\n"
 "      --discard=MODE      unmap (default) or ignore\n"
 "      --aio=ENGINE        threads (default) or io_uring\n"
@@ -66,7 +73,7 @@ enum {
     OPT_GROWABLE, OPT_BACKING, OPT_RELATED, OPT_UNTRUSTED, OPT_THREADS,
     OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
     OPT_WRITEBACK, OPT_ISCSI_CONFIG, OPT_SNAPSHOT, OPT_PR, OPT_PR_KEY,
-    OPT_PR_HELPER, OPT_PR_PREEMPT,
+    OPT_PR_HELPER, OPT_PR_PREEMPT, OPT_LEASE,
 };
 
 static const struct option long_opts[] = {
@@ -75,6 +82,7 @@ static const struct option long_opts[] = {
     { "force-share", no_argument, NULL, 'U' },
     { "locking", required_argument, NULL, OPT_LOCKING },
     { "share-rw", no_argument, NULL, OPT_SHARE_RW },
+    { "lease", required_argument, NULL, OPT_LEASE },
     { "cache", required_argument, NULL, OPT_CACHE },
     { "discard", required_argument, NULL, OPT_DISCARD },
     { "aio", required_argument, NULL, OPT_AIO },
@@ -120,7 +128,8 @@ static const char *const own_opts[] = {
     "ro", "read-only", "format", "force-share", "locking", "share-rw",
     "cache", "discard", "aio", "growable", "backing", "related", "untrusted",
     "writeback-cache", "iscsi-config", "snapshot", "pr", "pr-key",
-    "pr-helper", "pr-preempt", "threads", "pidfile", "debug", "foreground", NULL,
+    "pr-helper", "pr-preempt", "lease", "threads", "pidfile", "debug",
+    "foreground", NULL,
 };
 
 static bool in_list(const char *w, const char *const *list)
@@ -178,6 +187,18 @@ static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
         c->flags.locking = (enum bd_locking)r;
         return 0;
     case OPT_SHARE_RW: c->flags.share_rw = true; return 0;
+    case OPT_LEASE: {
+        /* KIND[,KEY=VAL...]: the kind replaces, the options add up */
+        size_t k = strcspn(val, ",");
+        if (k >= sizeof(c->lease_kind))
+            return bd_err_set(err, EINVAL, "--lease=%s: use none, lockd or "
+                              "sanlock", val);
+        memcpy(c->lease_kind, val, k);
+        c->lease_kind[k] = '\0';
+        if (val[k] && append(c->lease_opts, sizeof(c->lease_opts), val + k + 1) < 0)
+            return bd_err_set(err, E2BIG, "--lease: too many options");
+        return 0;
+    }
     case OPT_CACHE:
         if ((r = pick("cache", val, cache, err)) < 0)
             return r;
@@ -295,6 +316,13 @@ static int apply_o_item(struct cli *c, char *item, struct bd_err *err)
     }
     if (in_list(key, ignored_opts))
         return 0;
+    if (!strncmp(key, "lease.", 6) && val) {
+        /* -o lease.dir=DIR: one option of the lease spec */
+        char kv[1100];
+        snprintf(kv, sizeof(kv), "%s=%s", key + 6, val);
+        return append(c->lease_opts, sizeof(c->lease_opts), kv) < 0
+                   ? bd_err_set(err, E2BIG, "-o: too many lease options") : 0;
+    }
     if ((in_list(key, fuse_flag_opts) && !val) || (in_list(key, fuse_value_opts) && val)) {
         if (!strcmp(key, "clone_fd")) {
             c->clone_fd = true;
@@ -443,6 +471,30 @@ static int hide_secrets(struct cli *c, size_t i, struct bd_err *err)
     return 0;
 }
 
+/* Join --lease / -o lease= with its options and check the whole; a
+ * read-only mount takes no lease (as libvirt's lockd), but a bad spec is
+ * still an error. */
+static int lease_setup(struct cli *c, struct bd_err *err)
+{
+    if (!c->lease_kind[0]) {
+        if (c->lease_opts[0])
+            return bd_err_set(err, EINVAL, "lease options (%s) without a lease "
+                              "manager: add --lease=lockd or --lease=sanlock "
+                              "(-o lease=...)", c->lease_opts);
+        return 0;
+    }
+    int n = snprintf(c->lease_spec, sizeof(c->lease_spec), "%s%s%s",
+                     c->lease_kind, c->lease_opts[0] ? "," : "", c->lease_opts);
+    if (n < 0 || (size_t)n >= sizeof(c->lease_spec))
+        return bd_err_set(err, E2BIG, "--lease: the options are too long");
+    int r = lease_spec_check(c->lease_spec, err);
+    if (r < 0)
+        return r;
+    if (!c->flags.read_only && !lease_spec_is_none(c->lease_spec))
+        c->flags.lease = c->lease_spec;
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
 {
     int first = 1, r;
@@ -455,6 +507,8 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
             c->cmd = CLI_CREATE, first = 2;
         else if (!strcmp(argv[1], "check"))
             c->cmd = CLI_CHECK, first = 2;
+        else if (!strcmp(argv[1], "lease"))
+            c->cmd = CLI_LEASE, first = 2;
     }
     /* getopt wants argv[0] in front of what it parses. */
     int gargc = argc - first + 1;
@@ -535,6 +589,14 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
                               "imgfuse --help", c->cmd == CLI_INFO ? "info" : "check");
         c->sources[c->nsources++] = positional[0];
         return hide_secrets(c, 0, err);
+    case CLI_LEASE:
+        if (npos != 2 || strcmp(positional[0], "init"))
+            return bd_err_set(err, EINVAL, "usage: imgfuse lease init SPEC, "
+                              "SPEC as for --lease (lockd,dir=DIR or sanlock,"
+                              "lockspace=PATH,host_id=N,io_timeout=S)");
+        c->lease_action = positional[0];
+        snprintf(c->lease_spec, sizeof(c->lease_spec), "%s", positional[1]);
+        return 0;
     case CLI_CREATE:
         if (npos != 2)
             return bd_err_set(err, EINVAL, "usage: imgfuse create -F FMT [-o "
@@ -568,5 +630,5 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
     if (c->flags.force_share && c->flags.share_rw)
         return bd_err_set(err, EINVAL, "-U (force-share) mounts read-only; "
                           "--share-rw makes no sense with it");
-    return 0;
+    return lease_setup(c, err);
 }

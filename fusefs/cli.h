@@ -10,7 +10,8 @@
 
 #define CLI_MAX_SOURCES 64
 
-enum cli_cmd { CLI_MOUNT, CLI_INFO, CLI_CREATE, CLI_CHECK, CLI_HELP, CLI_VERSION };
+enum cli_cmd { CLI_MOUNT, CLI_INFO, CLI_CREATE, CLI_CHECK, CLI_LEASE, CLI_HELP,
+               CLI_VERSION };
 
 struct cli {
     enum cli_cmd cmd;
@@ -32,6 +33,10 @@ struct cli {
     const char *iscsi_config;       /* --iscsi-config FILE */
     bool pr_exclusive, pr_preempt;  /* --pr=exclusive[,preempt] */
     const char *pr_key, *pr_helper; /* --pr-key, --pr-helper */
+    char lease_kind[16];            /* --lease / -o lease=: none, lockd, ... */
+    char lease_opts[1024];          /* its options, from the spec or lease.KEY= */
+    char lease_spec[1100];          /* both joined; flags.lease points here */
+    const char *lease_action;       /* `imgfuse lease ACTION SPEC` */
     char *o_copies[32];             /* -o strings the fields above point into */
     size_t n_o_copies;
 };

@@ -9,5 +9,6 @@
 int cmd_info(struct cli *c);
 int cmd_create(struct cli *c);
 int cmd_check(struct cli *c);
+int cmd_lease(struct cli *c);
 
 #endif

@@ -25,6 +25,8 @@ static int run(struct cli *c, const char *argv0)
         return cmd_create(c);
     case CLI_CHECK:
         return cmd_check(c);
+    case CLI_LEASE:
+        return cmd_lease(c);
     default:
         return fusefs_mount_main(argv0, c);
     }

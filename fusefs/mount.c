@@ -7,6 +7,7 @@
 #include "mount.h"
 #include "fusefs.h"
 #include "core/graph.h"
+#include "locks/lease.h"
 
 #include <fcntl.h>
 #include <libgen.h>
@@ -238,9 +239,17 @@ static int open_sources(struct mount_ctx *m, struct bd_err *err)
         struct bd_node *n;
         char base[256], name[300], xopts[sizeof(c->fmt_opts) + 512];
         const char *opts = cli_source_opts(c, c->sources[i], xopts, sizeof(xopts));
+        unsigned leases = lease_count();
         int r = bd_open_image(c->sources[i], c->format, opts, &c->flags, &n, err);
         if (r < 0)
             return r;
+        if (c->flags.lease && lease_count() == leases) {
+            bd_node_close(n);
+            return bd_err_set(err, ENOTSUP, "%s: --lease guards image files and "
+                              "devices, and this source is neither (nbd://, "
+                              "iscsi://, ...): no lease could be taken; mount "
+                              "it without --lease", c->sources[i]);
+        }
         /* Name it after the image file, whatever form SOURCE took. */
         struct bd_node *pn = n;
         while (pn->file)

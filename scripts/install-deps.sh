@@ -8,7 +8,7 @@ PKGS=(
   gcc meson ninja-build pkg-config
   libfuse3-dev fuse3 zlib1g-dev libzstd-dev liburing-dev nettle-dev
   libxml2-dev libbz2-dev liblzma-dev libnbd-dev libcriterion-dev libdeflate-dev
-  libiscsi-dev liblz4-dev liblzo2-dev
+  libiscsi-dev liblz4-dev liblzo2-dev libsanlock-dev
   # test oracles and servers
   qemu-utils qemu-block-extra qemu-system-common qemu-system-x86 nbdkit libnbd-bin gnutls-bin
   fio python3 bc util-linux e2fsprogs kmod procps psmisc openssl bzip2 gzip
@@ -16,6 +16,7 @@ PKGS=(
   bximage
   cloop-utils python3-lz4 python3-lzo
   glusterfs-server glusterfs-client libglusterfs-dev
+  sanlock libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   libssh-dev openssh-server openssh-client
   # the host_cdrom test's guest (its kernel is downloaded, not installed)
   busybox-static cpio genisoimage

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "core/bd.h"
 #include "core/overflow.h"
+#include "locks/lease.h"
 #include "locks/ofd.h"
 #include "locks/pr-fd.h"
 
@@ -34,6 +35,7 @@ struct file_state {
     int fd;
     enum file_type type;
     enum ofd_kind lock_kind;
+    struct lease *lease;            /* --lease: across hosts; NULL = none */
     _Atomic int64_t size;
     uint32_t dio_align, dio_mem_align, blksize;
     bool direct;
@@ -161,6 +163,8 @@ static int file_rw(struct bd_node *n, bool write, void *buf, uint64_t len,
                    uint64_t off)
 {
     struct file_state *s = n->state;
+    if (write && lease_revoked(s->lease))
+        return -EIO;                /* the lease manager took it away */
 #if HAVE_LIBURING
     if (s->use_uring)
         return uring_rw(s, write, buf, len, off);
@@ -334,6 +338,17 @@ static int open_common(struct bd_node *n, const struct bd_opts *o,
     }
     if ((r = pr_open(n, o, type, err)) < 0)
         return r;
+    /* a lease is asked for on read-write mounts only; the read-only layers
+     * under a writer take it shared (libvirt gives them none) */
+    if (n->flags.lease) {
+        enum lease_mode mode = LEASE_SHARED;
+        if ((n->perm & BD_PERM_WRITE) && !(n->shared & BD_PERM_WRITE))
+            mode = LEASE_EXCLUSIVE;
+        r = lease_acquire(n->flags.lease, n->filename, s->fd, mode, &s->lease,
+                          err);
+        if (r < 0)
+            return r;
+    }
 
 #if HAVE_LIBURING
     if (aio == BD_AIO_IO_URING) {
@@ -391,6 +406,7 @@ static void file_close(struct bd_node *n)
     if (s->pr_open)
         pr_fd_close(&s->prfd);
     free(s->pr_helper);
+    lease_release(s->lease);
     if (s->fd >= 0) {
         ofd_lock_release(s->fd, s->lock_kind);
         close(s->fd);
@@ -439,6 +455,8 @@ static int file_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
     int r;
     if (s->type == FT_CDROM)
         return -EROFS;
+    if (lease_revoked(s->lease))
+        return -EIO;
     if (flags & BD_REQ_MAY_UNMAP) {
         r = fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                       (off_t)off, (off_t)len);
@@ -463,6 +481,8 @@ done:
 static int file_discard(struct bd_node *n, uint64_t len, uint64_t off)
 {
     struct file_state *s = n->state;
+    if (lease_revoked(s->lease))
+        return -EIO;
     int r;
     if (s->type == FT_DEVICE) {
         uint64_t range[2] = { off, len };
@@ -550,6 +570,9 @@ static int file_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prea
 {
     struct file_state *s = n->state;
     uint64_t old = (uint64_t)s->size;
+    if (lease_revoked(s->lease))
+        return bd_err_set(err, EIO, "%s: the lease was revoked; the image is "
+                          "read-only now", n->filename);
     if (s->type != FT_FILE) {
         if (size <= old)
             return 0;

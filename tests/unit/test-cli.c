@@ -162,3 +162,41 @@ Test(cli, pr_in_o_options_and_bad_modes)
     cr_assert_eq(parse(b, 3, &c, &err), -EINVAL);
     cr_assert(strstr(err.msg, "did you mean 'exclusive'"), "%s", err.msg);
 }
+
+Test(cli, lease_from_the_option_and_from_dash_o)
+{
+    struct bd_err err = { 0 };
+    char **a = ARGV("--lease=lockd,dir=/srv/ls", "a.img", "mnt");
+    cr_assert_eq(parse(a, 3, &c, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.flags.lease, "lockd,dir=/srv/ls");
+    char **b = ARGV("a.img", "mnt", "-o", "lease.host_id=3,lease=sanlock,"
+                    "lease.lockspace=/s/ls:1048576,locking=off");
+    cr_assert_eq(parse(b, 4, &c, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.flags.lease, "sanlock,host_id=3,lockspace=/s/ls:1048576");
+    cr_assert_eq(c.flags.locking, BD_LOCKING_OFF);
+    /* a read-only mount takes no lease, but the spec is still checked */
+    char **r = ARGV("-r", "--lease=lockd", "a.img", "mnt");
+    cr_assert_eq(parse(r, 4, &c, &err), 0, "%s", err.msg);
+    cr_assert_null(c.flags.lease);
+    char **bad = ARGV("-r", "--lease=lockd,host_id=1", "a.img", "mnt");
+    cr_assert_eq(parse(bad, 4, &c, &err), -EINVAL);
+    cr_assert(strstr(err.msg, "unknown option 'host_id' for lockd"), "%s", err.msg);
+    char **none = ARGV("--lease=none", "a.img", "mnt");
+    cr_assert_eq(parse(none, 3, &c, &err), 0, "%s", err.msg);
+    cr_assert_null(c.flags.lease);
+    char **orphan = ARGV("-o", "lease.dir=/x", "a.img", "mnt");
+    cr_assert_eq(parse(orphan, 4, &c, &err), -EINVAL);
+    cr_assert(strstr(err.msg, "without a lease manager"), "%s", err.msg);
+}
+
+Test(cli, lease_init_subcommand)
+{
+    struct bd_err err = { 0 };
+    char **a = ARGV("lease", "init", "sanlock,lockspace=/s/ls,io_timeout=2");
+    cr_assert_eq(parse(a, 3, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.cmd, CLI_LEASE);
+    cr_assert_str_eq(c.lease_spec, "sanlock,lockspace=/s/ls,io_timeout=2");
+    char **b = ARGV("lease", "format", "lockd");
+    cr_assert_eq(parse(b, 3, &c, &err), -EINVAL);
+    cr_assert(strstr(err.msg, "usage: imgfuse lease init SPEC"), "%s", err.msg);
+}

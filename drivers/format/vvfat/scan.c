@@ -34,10 +34,10 @@ static void say(const struct notes *nt, const char *dir, const char *what)
     if (!nt->count)
         return;
     if (nt->count > LIST_MAX)
-        log_warn("%s: %u %s: %s and %u more", dir, nt->count, what, nt->list,
-                 nt->count - LIST_MAX);
+        log_warn("%s: %s (%u): %s and %u more", dir, what, nt->count,
+                 nt->list, nt->count - LIST_MAX);
     else
-        log_warn("%s: %u %s: %s", dir, nt->count, what, nt->list);
+        log_warn("%s: %s (%u): %s", dir, what, nt->count, nt->list);
 }
 
 static int grow(struct vvfat_state *s, struct bd_err *err)
@@ -297,8 +297,8 @@ int vvfat_scan(struct vvfat_state *s, const char *dir, struct bd_err *err)
         if (r < 0)
             return r;
     }
-    say(&skipped, dir, "entries are left out");
-    say(&renamed, dir, "names FAT cannot hold are shown changed");
+    say(&skipped, dir, "left out of the FAT disk");
+    say(&renamed, dir, "names FAT cannot hold, shown changed");
     return 0;
 }
 

@@ -318,7 +318,6 @@ Test(vvfat_open, floppy_and_options, .init = tmpdir_setup, .fini = tmpdir_teardo
                           "driver=vvfat,dir=%s,label=waytoolonglabel",
                           "driver=vvfat,dir=%s,label=a/b",
                           "driver=vvfat,dir=%s,floppy=on,fat-type=32",
-                          "driver=vvfat,dir=%s,rw=on",
                           "driver=vvfat,dir=%s/missing",
                           "driver=vvfat,dir=%s/a.txt",
                           "driver=vvfat,dir=%s,bogus=1" };

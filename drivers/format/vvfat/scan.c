@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define LIST_MAX 12         /* names a warning lists before "and N more" */
 
@@ -207,9 +208,15 @@ static int add_child(struct vvfat_state *s, uint32_t dir, char *name,
         return r;
     }
     struct vvfat_obj *o = &s->objs[s->nobjs++];
+    const char *dh = s->objs[dir].hpath;
     o->path = path;
     o->name = name;
     o->parent = dir;
+    o->keep_fd = -1;
+    if (asprintf(&o->hpath, "%s/%s", strcmp(dh, "/") ? dh : "", name) < 0) {
+        o->hpath = NULL;
+        return bd_err_set(err, ENOMEM, "%s: out of memory", s->root);
+    }
     set_stat(o, &st);
     return 0;
 }
@@ -287,7 +294,9 @@ int vvfat_scan(struct vvfat_state *s, const char *dir, struct bd_err *err)
     if ((r = grow(s, err)) < 0)
         return r;
     s->nobjs = 1;
-    if (!(s->objs[0].path = strdup(s->root)))
+    s->objs[0].keep_fd = -1;
+    if (!(s->objs[0].path = strdup(s->root)) ||
+        !(s->objs[0].hpath = strdup(s->root)))
         return bd_err_set(err, ENOMEM, "%s: out of memory", dir);
     set_stat(&s->objs[0], &st);
     for (uint32_t i = 0; i < s->nobjs; i++) {
@@ -309,6 +318,9 @@ void vvfat_free_tree(struct vvfat_state *s)
         free(s->objs[i].name);
         free(s->objs[i].lfn);
         free(s->objs[i].dirbuf);
+        free(s->objs[i].hpath);
+        if (s->objs[i].keep_fd > 0)
+            close(s->objs[i].keep_fd);
     }
     free(s->objs);
     free(s->alloc);

@@ -110,10 +110,9 @@ static int read_options(struct bd_node *n, const struct bd_opts *o,
         return -EINVAL;
     if (a->size && !a->fat_type && !a->floppy)
         a->fat_type = 32;
-    if (a->rw)
-        return bd_err_set(err, ENOTSUP, "%s: rw (writing changes back into "
-                          "the directory) is not supported by this imgfuse; "
-                          "drop rw: the disk is read-only", a->dir);
+    s->rw = a->rw && !n->flags.read_only;
+    if (!s->rw)
+        n->flags.read_only = true;      /* read-only unless rw=on */
     memcpy(s->label, VVFAT_DEFAULT_LABEL "           ", 11);
     return label ? parse_label(label, s->label, a->dir, err) : 0;
 }
@@ -139,15 +138,29 @@ static int vvfat_open(struct bd_node *n, const struct bd_opts *o,
     if ((r = vvfat_scan(s, a.dir, err)) < 0)
         return r;
     s->serial = (uint32_t)(s->objs[0].ino * 2654435761u) ^ (uint32_t)s->objs[0].dev;
-    return vvfat_layout(s, a.dir, err);
+    if ((r = vvfat_layout(s, a.dir, err)) < 0 || !s->rw)
+        return r;
+    if (s->g.disk_bytes > 32ull << 30)
+        return bd_err_set(err, EINVAL, "%s: rw works on disks up to 32 GiB; "
+                          "pick a smaller size= or drop rw", a.dir);
+    if ((r = vvfat_overlay_open(&s->ov, s->g.disk_bytes / BD_SECTOR, err)) < 0)
+        return r;
+    log_info("%s: rw: what is written to the disk is carried back into the "
+             "directory at each flush and at unmount (a beta, as in QEMU; "
+             "keep a backup)", a.dir);
+    return vvfat_base_init(s, err);
 }
 
 static void vvfat_close(struct bd_node *n)
 {
     struct vvfat_state *s = n->state;
+    if (s->rw && s->dirty && s->base)
+        vvfat_commit(n);
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
+    vvfat_base_free(s);
+    vvfat_overlay_close(&s->ov);
     vvfat_free_tree(s);
 }
 
@@ -171,6 +184,8 @@ static int host_fd(struct bd_node *n, uint32_t i)
     struct vvfat_obj *o = &s->objs[i];
     struct stat st;
 
+    if (o->keep_fd >= 0)
+        return o->keep_fd;     /* a commit moved it: the file as it was */
     if (s->fd < 0 || s->fd_obj != i) {
         if (s->fd >= 0)
             close(s->fd);
@@ -284,9 +299,8 @@ static int64_t read_at(struct bd_node *n, uint8_t *buf, uint64_t len,
     return BD_SECTOR;
 }
 
-static int vvfat_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
+static int read_made(struct bd_node *n, uint8_t *p, uint64_t len, uint64_t off)
 {
-    uint8_t *p = buf;
     while (len) {
         int64_t done = read_at(n, p, len, off / BD_SECTOR);
         if (done < 0)
@@ -296,6 +310,55 @@ static int vvfat_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
         len -= (uint64_t)done;
     }
     return 0;
+}
+
+/* The disk as the guest sees it: its writes over the made sectors. */
+int vvfat_read_disk(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
+{
+    struct vvfat_state *s = n->state;
+    uint8_t *p = buf;
+    if (!s->rw)
+        return read_made(n, p, len, off);
+    while (len) {
+        bool written;
+        uint64_t run = vvfat_overlay_run(&s->ov, off / BD_SECTOR,
+                                         len / BD_SECTOR, &written) * BD_SECTOR;
+        int r = written ? vvfat_overlay_read(&s->ov, p, run, off)
+                        : read_made(n, p, run, off);
+        if (r < 0)
+            return r;
+        p += run;
+        off += run;
+        len -= run;
+    }
+    return 0;
+}
+
+static int vvfat_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
+{
+    return vvfat_read_disk(n, buf, len, off);
+}
+
+static int vvfat_pwrite(struct bd_node *n, const void *buf, uint64_t len,
+                        uint64_t off, unsigned flags)
+{
+    struct vvfat_state *s = n->state;
+    (void)flags;
+    if (!s->rw)
+        return -EROFS;
+    s->dirty = true;
+    return vvfat_overlay_write(&s->ov, buf, len, off);
+}
+
+static int vvfat_flush(struct bd_node *n)
+{
+    struct vvfat_state *s = n->state;
+    if (!s->rw || !s->dirty)
+        return 0;
+    int r = vvfat_commit(n);
+    if (r == 0)
+        s->dirty = false;
+    return r;
 }
 
 static void vvfat_info(struct bd_node *n, struct bd_info *info)
@@ -319,13 +382,14 @@ const struct bd_driver bd_drv_vvfat = {
     .kind = BD_FORMAT,
     .options = vvfat_options,
     .state_size = sizeof(struct vvfat_state),
-    .read_only = true,
     .no_file = true,
     .open = vvfat_open,
     .close = vvfat_close,
     .limits = vvfat_limits,
     .size = vvfat_size,
     .pread = vvfat_pread,
+    .pwrite = vvfat_pwrite,
+    .flush = vvfat_flush,
     .info = vvfat_info,
     .uri = &vvfat_uri,
 };

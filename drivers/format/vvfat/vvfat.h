@@ -56,6 +56,33 @@ struct vvfat_obj {
     ino_t ino;
     struct timespec mtime, atime, ctime;
     uint8_t *dirbuf;            /* dirs: the generated entries */
+    char *hpath;                /* the entry's own path in DIR (a link's path,
+                                   not its target's), for rw */
+    int keep_fd;                /* rw: the host file kept open once a commit
+                                   moved or replaced it (-1: open by path) */
+};
+
+/* rw: sectors the guest wrote, kept in an unlinked temporary file. */
+struct vvfat_overlay {
+    int fd;
+    uint64_t sectors;
+    uint8_t **written;          /* per chunk of VVFAT_CHUNK sectors, lazily */
+    uint8_t **dirty;            /* written since the last commit */
+    uint64_t chunks;
+};
+#define VVFAT_CHUNK (1u << 15)
+
+/* rw: one file or directory as last carried back to DIR. */
+struct vvfat_base {
+    char *rel;                  /* FAT path below the root, "" for the root */
+    char *host;                 /* where it is on the host */
+    bool is_dir;
+    uint64_t size;
+    uint64_t chain_hash;        /* files: the hash of their cluster chain */
+    uint32_t nclusters;
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;      /* the host's, to see changes made there */
 };
 
 struct vvfat_state {
@@ -71,6 +98,11 @@ struct vvfat_state {
     uint32_t serial;
     int fd;                     /* host file open for reading, or -1 */
     uint32_t fd_obj;
+    bool rw;                    /* writes are carried back into DIR */
+    bool dirty;                 /* written since the last commit */
+    struct vvfat_overlay ov;
+    struct vvfat_base *base;    /* rw: the tree as DIR holds it, by rel */
+    uint32_t nbase;
 };
 
 /* names.c */
@@ -95,6 +127,26 @@ static inline size_t vvfat_lfn_slots(size_t len)
 /* scan.c */
 int vvfat_scan(struct vvfat_state *s, const char *dir, struct bd_err *err);
 void vvfat_free_tree(struct vvfat_state *s);
+
+/* overlay.c */
+int vvfat_overlay_open(struct vvfat_overlay *ov, uint64_t sectors,
+                       struct bd_err *err);
+void vvfat_overlay_close(struct vvfat_overlay *ov);
+bool vvfat_overlay_has(const struct vvfat_overlay *ov, uint64_t sec, bool dirty);
+uint64_t vvfat_overlay_run(const struct vvfat_overlay *ov, uint64_t sec,
+                           uint64_t max, bool *written);
+int vvfat_overlay_write(struct vvfat_overlay *ov, const void *buf, uint64_t len,
+                        uint64_t off);
+int vvfat_overlay_read(struct vvfat_overlay *ov, void *buf, uint64_t len,
+                       uint64_t off);
+void vvfat_overlay_clean(struct vvfat_overlay *ov);
+
+/* commit.c and tree.c (rw) */
+struct vvfat_new;
+int vvfat_base_init(struct vvfat_state *s, struct bd_err *err);
+void vvfat_base_free(struct vvfat_state *s);
+int vvfat_commit(struct bd_node *n);
+int vvfat_read_disk(struct bd_node *n, void *buf, uint64_t len, uint64_t off);
 
 /* layout.c */
 int vvfat_geometry(struct vvfat_geom *g, unsigned fat_type, bool floppy,

@@ -4,7 +4,8 @@
  * entries and checksum), the geometry of each disk kind (QEMU's sizes and
  * cluster counts inside each FAT type's range), and whole opens through
  * bd_open_image() of fat:... sources, with the MBR, boot sector, FAT chain
- * and a file's bytes read back, and the errors for bad options.
+ * and a file's bytes read back, the errors for bad options, and rw: a
+ * write into a file's cluster carried back at flush.
  */
 #include "core/graph.h"
 #include "drivers/format/vvfat/vvfat.h"
@@ -344,4 +345,50 @@ Test(vvfat_open, does_not_fit, .init = tmpdir_setup, .fini = tmpdir_teardown)
     snprintf(src, sizeof(src), "fat:floppy:%s", tmp("big"));
     cr_expect_eq(open_src(src, &n, &err), -ENOSPC);
     cr_expect(strstr(err.msg, "needs 3.0 MiB"), "%s", err.msg);
+}
+
+/* rw: a write into a file's cluster, once flushed, is in the host file;
+ * a write to a free cluster changes nothing in DIR. */
+Test(vvfat_open, rw_write_back, .init = tmpdir_setup, .fini = tmpdir_teardown)
+{
+    char src[600], text[1000];
+    struct bd_node *n = NULL;
+    struct bd_err err = { 0 };
+    struct bd_flags flags = { .read_only = false };
+
+    memset(text, 'o', sizeof(text) - 1);
+    text[sizeof(text) - 1] = 0;
+    cr_assert_eq(mkdir(tmp("w"), 0755), 0);
+    put_file("w/DATA.TXT", text);
+    snprintf(src, sizeof(src), "driver=vvfat,dir=%s,rw=on", tmp("w"));
+    cr_assert_eq(bd_open_image(src, NULL, NULL, &flags, &n, &err), 0, "%s", err.msg);
+    cr_expect(!n->flags.read_only);
+    struct vvfat_state *st = n->state;
+    uint32_t size = 0;
+    uint32_t c = root_cluster_of(n, 63 * 512, &st->g, "DATA    TXT", &size);
+    cr_assert(c >= 2);
+    uint64_t at = (63 + st->g.data_start) * 512ull + (c - 2) * st->g.spc * 512ull;
+
+    uint8_t s[512], back[512];
+    memset(s, 'N', sizeof(s));
+    cr_assert_eq(bd_pwrite(n, s, 512, bd_size(n) - 512, 0), 0);
+    cr_assert_eq(bd_pread(n, back, 512, bd_size(n) - 512), 0);
+    cr_expect(memcmp(s, back, 512) == 0);
+    cr_assert_eq(bd_flush(n), 0);
+    FILE *f = fopen(tmp("w/DATA.TXT"), "r");
+    char got[1100] = "";
+    cr_assert(f);
+    cr_expect_eq(fread(got, 1, sizeof(got), f), sizeof(text) - 1);
+    fclose(f);
+    cr_expect(memcmp(got, text, sizeof(text) - 1) == 0, "a free cluster's write "
+              "changed the file");
+
+    cr_assert_eq(bd_pwrite(n, s, 512, at, 0), 0);
+    cr_assert_eq(bd_flush(n), 0);
+    f = fopen(tmp("w/DATA.TXT"), "r");
+    cr_assert(f);
+    cr_expect_eq(fread(got, 1, sizeof(got), f), sizeof(text) - 1);
+    fclose(f);
+    cr_expect(got[0] == 'N' && got[511] == 'N' && got[512] == 'o');
+    bd_node_close(n);
 }

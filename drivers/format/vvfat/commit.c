@@ -153,10 +153,10 @@ static time_t fat_to_time(uint16_t date, uint16_t tm)
     return mktime(&t);
 }
 
-/* Write the file x from the disk to a temporary file, then rename it to
- * x->host. */
+/* Write the file x from the disk to a temporary file (mode as given),
+ * then rename it to x->host. */
 static int write_file(struct bd_node *n, const struct vvfat_tree *t,
-                      const struct vvfat_new *x, const char *dir)
+                      const struct vvfat_new *x, const char *dir, mode_t mode)
 {
     struct vvfat_state *s = n->state;
     uint64_t data = ((uint64_t)s->g.part_start + s->g.data_start) * BD_SECTOR;
@@ -181,7 +181,7 @@ static int write_file(struct bd_node *n, const struct vvfat_tree *t,
     }
     struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
                               { .tv_sec = fat_to_time(x->date, x->time) } };
-    fchmod(fd, 0644);
+    fchmod(fd, mode);
     if (r == 0 && futimens(fd, ts) != 0)
         r = -errno;
     if (close(fd) != 0 && r == 0)
@@ -196,8 +196,16 @@ static int write_file(struct bd_node *n, const struct vvfat_tree *t,
     return r;
 }
 
-/* Where each new entry goes on the host; what happens to it. */
-enum act { KEEP, MAKE, WRITE };
+/* Where each new entry goes on the host; what happens to it. MOVE: a file
+ * the disk holds unchanged under a new path (a rename): moved on the host
+ * too, which keeps its inode, mode and owner. */
+enum act { KEEP, MAKE, WRITE, MOVE };
+
+struct plan {
+    enum act *acts;
+    uint32_t *from;             /* MOVE: the base index it comes from */
+    bool *gone;                 /* base entries the disk no longer holds */
+};
 
 static int place(struct bd_node *n, struct vvfat_tree *t, uint32_t i,
                  enum act *act)
@@ -221,9 +229,23 @@ static int place(struct bd_node *n, struct vvfat_tree *t, uint32_t i,
     return x->host ? 0 : -ENOMEM;
 }
 
-static void apply_new(struct bd_node *n, struct vvfat_tree *t, enum act *acts)
+/* Move base file b to x->host; when the host changed it, or the rename
+ * fails, write x from the disk instead. */
+static void move_file(struct bd_node *n, const struct vvfat_tree *t,
+                      const struct vvfat_new *x, const struct vvfat_base *b,
+                      const char *dir)
+{
+    if (!host_changed(n, b) && rename(b->host, x->host) == 0)
+        return;
+    if (write_file(n, t, x, dir, 0644) == 0 && !host_changed(n, b))
+        unlink(b->host);
+}
+
+static void apply_new(struct bd_node *n, struct vvfat_tree *t,
+                      const struct plan *p)
 {
     struct vvfat_state *s = n->state;
+    const enum act *acts = p->acts;
     for (uint32_t i = 0; i < t->n; i++) {
         struct vvfat_new *x = &t->e[i];
         const char *dir = x->parent == VVFAT_NONE ? s->root : t->e[x->parent].host;
@@ -237,7 +259,8 @@ static void apply_new(struct bd_node *n, struct vvfat_tree *t, enum act *acts)
         }
         if (acts[i] == WRITE) {
             if (!host_changed(n, base_find(s, x->rel)))
-                write_file(n, t, x, dir);
+                write_file(n, t, x, dir, stat(x->host, &st) == 0
+                                         ? st.st_mode & 07777 : 0644);
         } else if (lstat(x->host, &st) == 0 && !(x->is_dir && S_ISDIR(st.st_mode))) {
             log_err("%s: %s: made on the host since the disk was opened; "
                     "refusing to replace it with the disk's '%s'", n->name,
@@ -246,30 +269,76 @@ static void apply_new(struct bd_node *n, struct vvfat_tree *t, enum act *acts)
             if (mkdir(x->host, 0755) != 0 && errno != EEXIST)
                 log_err("%s: %s: cannot make it: %s", n->name, x->host,
                         strerror(errno));
+        } else if (acts[i] == MOVE) {
+            move_file(n, t, x, &s->base[p->from[i]], dir);
         } else {
-            write_file(n, t, x, dir);
+            write_file(n, t, x, dir, 0644);
         }
     }
 }
 
-/* Remove what the disk no longer holds: files first, then directories,
- * the deepest first (the base is sorted, so walk it backwards). */
-static void apply_gone(struct bd_node *n, const bool *gone)
+/* Remove what the disk no longer holds, files or directories (the
+ * deepest first: the base is sorted, so walk it backwards). Directories
+ * are tried before the new entries are placed (for a file taking the
+ * place of an emptied directory) and after (once moves emptied them):
+ * quiet the first time. */
+static void apply_gone(struct bd_node *n, bool *gone, bool dirs, bool quiet)
 {
     struct vvfat_state *s = n->state;
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t i = s->nbase; i-- > 0;) {
-            const struct vvfat_base *b = &s->base[i];
-            if (!gone[i] || b->is_dir != (pass == 1))
-                continue;
-            if (host_changed(n, b))
-                continue;
-            if (b->is_dir ? rmdir(b->host) : unlink(b->host))
-                log_err("%s: %s: cannot remove it: %s%s", n->name, b->host,
-                        strerror(errno), errno == ENOTEMPTY
-                        ? " (it holds what the disk does not show)" : "");
+    for (uint32_t i = s->nbase; i-- > 0;) {
+        const struct vvfat_base *b = &s->base[i];
+        if (!gone[i] || b->is_dir != dirs || (quiet && rmdir(b->host) != 0))
+            continue;
+        if (!quiet && !host_changed(n, b) && (dirs ? rmdir(b->host)
+                                                  : unlink(b->host)))
+            log_err("%s: %s: cannot remove it: %s%s", n->name, b->host,
+                    strerror(errno), errno == ENOTEMPTY
+                    ? " (it holds what the disk does not show)" : "");
+        gone[i] = false;
+    }
+}
+
+static int by_hash(const void *a, const void *b)
+{
+    const struct vvfat_base *x = a, *y = b;
+    return x->chain_hash < y->chain_hash ? -1 : x->chain_hash > y->chain_hash;
+}
+
+/* Renames: a new file whose clean chain, length and size are those of a
+ * base file the disk no longer holds comes from it. */
+static int find_moves(struct bd_node *n, struct vvfat_tree *t, struct plan *p)
+{
+    struct vvfat_state *s = n->state;
+    uint32_t count = 0;
+    struct vvfat_base *idx = malloc((s->nbase + 1) * sizeof(*idx));
+    if (!idx)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < s->nbase; i++) {
+        if (p->gone[i] && !s->base[i].is_dir && s->base[i].nclusters) {
+            idx[count] = s->base[i];
+            idx[count++].nclusters = i;     /* the copy keeps the index */
         }
     }
+    qsort(idx, count, sizeof(*idx), by_hash);
+    for (uint32_t i = 0; i < t->n && count; i++) {
+        struct vvfat_new *x = &t->e[i];
+        struct vvfat_base key = { .chain_hash = x->chain_hash };
+        if (p->acts[i] != MAKE || x->is_dir || !x->nclusters)
+            continue;
+        struct vvfat_base *m = bsearch(&key, idx, count, sizeof(*idx), by_hash);
+        if (!m)
+            continue;
+        const struct vvfat_base *b = &s->base[m->nclusters];
+        if (!p->gone[m->nclusters] || b->nclusters != x->nclusters ||
+            b->size != x->size || chain_dirty(s, t, x->first))
+            continue;
+        p->acts[i] = MOVE;
+        p->from[i] = m->nclusters;
+        p->gone[m->nclusters] = false;
+        keep_open(s, b);
+    }
+    free(idx);
+    return 0;
 }
 
 /* The new base: the tree just carried back. */
@@ -294,46 +363,61 @@ static int rebase(struct vvfat_state *s, struct vvfat_tree *t)
     return 0;
 }
 
+static int plan_and_apply(struct bd_node *n, struct vvfat_tree *t,
+                          struct plan *p)
+{
+    struct vvfat_state *s = n->state;
+    int r = 0;
+    for (uint32_t i = 0; i < t->n && r == 0; i++)
+        r = place(n, t, i, &p->acts[i]);
+    if (r < 0)
+        return r;
+    /* what the disk no longer holds, or holds as the other kind */
+    for (uint32_t i = 0; i < s->nbase; i++)
+        p->gone[i] = true;
+    for (uint32_t i = 0; i < t->n; i++) {
+        struct vvfat_base *b = base_find(s, t->e[i].rel);
+        if (b && b->is_dir == t->e[i].is_dir)
+            p->gone[b - s->base] = false;
+    }
+    if ((r = find_moves(n, t, p)) < 0)
+        return r;
+    for (uint32_t i = 0; i < s->nbase; i++) {
+        if (p->gone[i])
+            keep_open(s, &s->base[i]);
+    }
+    for (uint32_t i = 0; i < t->n; i++) {
+        if (p->acts[i] == WRITE)
+            keep_open(s, base_find(s, t->e[i].rel));
+    }
+    apply_gone(n, p->gone, false, false);
+    apply_gone(n, p->gone, true, true);
+    apply_new(n, t, p);
+    apply_gone(n, p->gone, true, false);
+    return rebase(s, t);
+}
+
 int vvfat_commit(struct bd_node *n)
 {
     struct vvfat_state *s = n->state;
     struct vvfat_tree t;
+    struct plan p = { 0 };
     int r = vvfat_tree_read(n, &t);
-    enum act *acts = r == 0 ? calloc(t.n + 1, sizeof(*acts)) : NULL;
-    bool *gone = r == 0 ? calloc(s->nbase + 1, sizeof(*gone)) : NULL;
 
-    if (r == 0 && (!acts || !gone))
-        r = -ENOMEM;
-    for (uint32_t i = 0; i < t.n && r == 0; i++)
-        r = place(n, &t, i, &acts[i]);
     if (r == 0) {
-        /* what the disk no longer holds, or holds as the other kind */
-        for (uint32_t i = 0; i < s->nbase; i++)
-            gone[i] = true;
-        for (uint32_t i = 0; i < t.n; i++) {
-            struct vvfat_base *b = base_find(s, t.e[i].rel);
-            if (b && b->is_dir == t.e[i].is_dir)
-                gone[b - s->base] = false;
-        }
-        for (uint32_t i = 0; i < s->nbase; i++) {
-            if (gone[i])
-                keep_open(s, &s->base[i]);
-        }
-        for (uint32_t i = 0; i < t.n; i++) {
-            if (acts[i] == WRITE)
-                keep_open(s, base_find(s, t.e[i].rel));
-        }
-        apply_gone(n, gone);
-        apply_new(n, &t, acts);
-        r = rebase(s, &t);
+        p.acts = calloc(t.n + 1, sizeof(*p.acts));
+        p.from = calloc(t.n + 1, sizeof(*p.from));
+        p.gone = calloc(s->nbase + 1, sizeof(*p.gone));
+        r = p.acts && p.from && p.gone ? plan_and_apply(n, &t, &p) : -ENOMEM;
     }
     if (r == 0)
         vvfat_overlay_clean(&s->ov);
     else
         log_err("%s: the disk's changes are not carried back to %s: %s",
                 n->name, s->root, strerror(-r));
-    free(acts);
-    free(gone);
+    free(p.acts);
+    free(p.from);
+    free(p.gone);
     vvfat_tree_free(&t);
     return r;
 }

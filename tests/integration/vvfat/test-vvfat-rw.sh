@@ -3,7 +3,8 @@
 # through the mounted disk; each tool's close flushes, which carries the
 # change back into DIR. After every step DIR must equal a shadow tree the
 # same operations made with plain shell commands, and fsck.fat finds the
-# volume clean. A file changed on the host meanwhile is refused, named in
+# volume clean; a renamed file keeps its inode, a rewritten one its mode.
+# A file changed on the host meanwhile is refused, named in
 # the log, and keeps the host's bytes; nothing appears outside DIR; a
 # second mount shows what the first carried back. FAT16 and FAT32.
 . "$(dirname "$0")/../lib.sh"
@@ -49,6 +50,9 @@ for kind in 16 32; do
     echo "deep" >"$T/work/d/gone dir/inner/deep.txt"
     echo "host side" >"$T/work/d/conflict.txt"
     echo "outside" >"$T/work/sibling.txt"
+    chmod 755 "$T/work/d/docs/notes.txt"
+    head -c 50000 /dev/urandom >"$T/work/d/docs/keep me.dat"
+    ino=$(stat -c %i "$T/work/d/docs/keep me.dat")
     cp -a "$T/work/d" "$T/shadow"
     head -c 300000 /dev/urandom >"$T/big.bin"
     echo "new text" >"$T/new.txt"
@@ -68,6 +72,7 @@ for kind in 16 32; do
     mdel "${I[@]}" "::/docs/remove me.txt"
     rm "$T/shadow/docs/remove me.txt"
     same "FAT$kind: changed and deleted files"
+    expect_eq "$(stat -c %a "$T/work/d/docs/notes.txt")" 755 "FAT$kind: mode kept"
 
     mmd "${I[@]}" "::/New Folder" "::/New Folder/sub"
     mcopy "${I[@]}" "$T/new.txt" "::/New Folder/sub/Inner File.txt"
@@ -79,9 +84,13 @@ for kind in 16 32; do
     mv "$T/shadow/docs/old" "$T/shadow/docs/Renamed Dir"
     mmove "${I[@]}" "::/A Big Random File.bin" "::/New Folder/"
     mv "$T/shadow/A Big Random File.bin" "$T/shadow/New Folder/"
+    mren "${I[@]}" "::/docs/keep me.dat" "::/docs/Renamed Kept.dat"
+    mv "$T/shadow/docs/keep me.dat" "$T/shadow/docs/Renamed Kept.dat"
     mdeltree "${I[@]}" "::/gone dir"
     rm -rf "$T/shadow/gone dir"
     same "FAT$kind: renamed, moved and removed"
+    expect_eq "$(stat -c %i "$T/work/d/docs/Renamed Kept.dat")" "$ino" \
+        "FAT$kind: a renamed file is moved on the host, not copied"
 
     # the host changes a file; the disk's change to it is refused
     sleep 0.01

@@ -153,6 +153,7 @@ static void lfn_piece(struct lfn_acc *a, const uint8_t *e)
     }
     if (seq == 0 || seq > 20 || seq != a->expect || e[13] != a->csum) {
         a->expect = 0;
+        a->slots = 0;           /* a broken sequence: the short name stands */
         return;
     }
     for (int j = 0; j < 13; j++)

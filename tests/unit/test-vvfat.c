@@ -295,6 +295,18 @@ Test(vvfat_open, disk_reads_back, .init = tmpdir_setup, .fini = tmpdir_teardown)
     cr_expect_eq(got, size);
     cr_expect(c >= 0xfff8);
     free(buf);
+    /* metadata and used clusters are data; the free rest reads as zeroes */
+    uint64_t pnum;
+    unsigned status;
+    cr_assert_eq(bd_block_status(n, 0, 4096, &pnum, &status, NULL), 0);
+    cr_expect(status & BD_STATUS_DATA);
+    uint64_t tail = (uint64_t)bd_size(n) - (100u << 20);
+    cr_assert_eq(bd_block_status(n, tail, 1 << 20, &pnum, &status, NULL), 0);
+    cr_expect(status & BD_STATUS_ZERO);
+    cr_expect_eq(pnum, 1u << 20);
+    uint8_t z[4096], zeros[4096] = { 0 };
+    cr_assert_eq(bd_pread(n, z, sizeof(z), tail), 0);
+    cr_expect(memcmp(z, zeros, sizeof(z)) == 0);
     bd_node_close(n);
 }
 

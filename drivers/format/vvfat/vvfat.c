@@ -361,6 +361,43 @@ static int vvfat_flush(struct bd_node *n)
     return r;
 }
 
+/* Free clusters and the slack after the last one read as zeroes (unless
+ * rw wrote there); the rest is data. */
+static int vvfat_block_status(struct bd_node *n, uint64_t off, uint64_t len,
+                              uint64_t *pnum, unsigned *status, uint64_t *map)
+{
+    struct vvfat_state *s = n->state;
+    const struct vvfat_geom *g = &s->g;
+    uint64_t data = ((uint64_t)g->part_start + g->data_start) * BD_SECTOR;
+    uint64_t cb = (uint64_t)g->spc * BD_SECTOR, end = off;
+
+    (void)map;
+    *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+    if (off < data || s->rw) {
+        *pnum = s->rw || data - off > len ? len : data - off;
+        return 0;
+    }
+    bool zero = false;
+    while (end < off + len) {
+        uint64_t cl = 2 + (end - data) / cb;
+        int64_t i = cl < (uint64_t)g->clusters + 2 ? vvfat_obj_at(s, (uint32_t)cl) : -1;
+        uint64_t next = i < 0 ? data + (cl - 1) * cb
+                      : data + (uint64_t)(s->objs[i].first_cluster - 2 +
+                                          s->objs[i].clusters) * cb;
+        if (end == off)
+            zero = i < 0;
+        else if ((i < 0) != zero)
+            break;
+        end = next;
+    }
+    if (end > off + len)
+        end = off + len;
+    *pnum = end - off;
+    if (zero)
+        *status = BD_STATUS_ZERO | BD_STATUS_ALLOCATED;
+    return 0;
+}
+
 static void vvfat_info(struct bd_node *n, struct bd_info *info)
 {
     struct vvfat_state *s = n->state;
@@ -390,6 +427,7 @@ const struct bd_driver bd_drv_vvfat = {
     .pread = vvfat_pread,
     .pwrite = vvfat_pwrite,
     .flush = vvfat_flush,
+    .block_status = vvfat_block_status,
     .info = vvfat_info,
     .uri = &vvfat_uri,
 };

@@ -280,6 +280,14 @@ struct bd_driver {
                                        false: core serializes with n->lock */
     bool read_only;                 /* formats: the format cannot be written
                                        (then no write callbacks, no create) */
+    bool no_file;                   /* formats that reach their bytes
+                                       themselves (vvfat: a host directory):
+                                       core opens no n->file and leaves
+                                       filename= to the format; such a format
+                                       may have uri ops (its "fat:" prefix),
+                                       whose parse fills the format's own
+                                       options. When also read_only, it is
+                                       opened read-only without asking for -r */
 
     /* Formats: score the first bytes (BD_PROBE_BYTES or the whole file) for
      * this format's magic, 0..100; the highest score wins, a tie is a bug.

@@ -275,6 +275,48 @@ static int open_format(const struct bd_driver *drv, bool probed,
     return 0;
 }
 
+/* A format with no protocol child (bd_driver.no_file): its options name
+ * what it reads (vvfat: dir= or filename=). A read-only one is opened
+ * read-only as such a format has nothing to write to. */
+static int open_childless(const struct bd_driver *drv, struct bd_opts *view,
+                          struct bd_flags *flags, unsigned depth,
+                          struct bd_node *parent, struct bd_node **out,
+                          struct bd_err *err)
+{
+    const char *what = bd_opts_get(view, "filename");
+    if (drv->read_only)
+        flags->read_only = true;
+    struct bd_node *n = bd_node_alloc(drv, what ? what : drv->name, flags, err);
+    if (!n)
+        return -ENOMEM;
+    if (what && !(n->filename = strdup(what))) {
+        node_free(n);
+        return bd_err_set(err, ENOMEM, "out of memory");
+    }
+    n->parent = parent;
+    n->depth = depth;
+    bd_opts_set_owner(view, drv);
+    int r = drv->open(n, view, err);
+    if (r < 0) {
+        if (err->errnum == 0)
+            bd_err_set(err, -r, "%s: cannot open as %s: %s", n->name, drv->name,
+                       strerror(-r));
+        bd_node_close(n);
+        return r;
+    }
+    /* like a protocol opened from options, it may name itself in open */
+    if (!what && n->filename) {
+        char *name = strdup(n->filename);
+        if (name) {
+            free(n->name);
+            n->name = name;
+        }
+    }
+    bd_node_refresh_limits(n);
+    *out = n;
+    return 0;
+}
+
 int bd_node_open_opts(struct bd_opts *view, const char *fmt,
                       const struct bd_flags *flags_in, unsigned depth,
                       struct bd_node *parent, struct bd_node **out,
@@ -306,6 +348,8 @@ int bd_node_open_opts(struct bd_opts *view, const char *fmt,
             *out = r == 0 ? pn : NULL;
             return r;
         }
+        if (drv->no_file)
+            return open_childless(drv, view, &flags, depth, parent, out, err);
     }
 
     struct bd_opts *fview = bd_opts_sub(view, "file");

@@ -188,9 +188,9 @@ static int check_kind(const struct bd_driver *d, char *why, size_t size)
                           "writes by leaving pwrite NULL", d->name);
         return 0;
     case BD_FORMAT:
-        if (d->uri || d->files || d->remote)
+        if ((d->uri && !d->no_file) || d->files || d->remote)
             return BROKEN("%s: a format has no protocol ops (uri, files, "
-                          "remote)", d->name);
+                          "remote); only a no_file format has uri", d->name);
         if (!d->probe && d->probe_tail)
             return BROKEN("%s: probe_tail without probe", d->name);
         if (d->read_only && has_write_ops(d))

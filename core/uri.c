@@ -354,6 +354,13 @@ int bd_source_to_opts(const char *src, struct bd_opts *o, struct bd_err *err)
         if (strcasecmp(scheme, "file") == 0) {
             r = is_url ? file_uri_to_opts(src, o, err)
                        : bd_opts_set(o, "filename", src + 5);
+        } else if (drv && drv->uri && drv->no_file) {
+            /* a format's prefix ("fat:DIR"): options of the format itself */
+            r = drv->uri->parse(src, o, err);
+            if (r == 0)
+                r = bd_opts_set(o, "driver", drv->name);
+            if (r < 0 && err->errnum == 0)
+                r = bd_err_set(err, -r, "%s: cannot parse this source", src);
         } else if (drv && drv->uri) {
             struct bd_opts *view = bd_opts_sub(o, "file");
             r = view ? drv->uri->parse(src, view, err) : -ENOMEM;

@@ -151,8 +151,11 @@ static void image_stat(struct bd_node *n, struct stat *st)
     struct bd_node *p = n;
     while (p->file)
         p = p->file;
-    if (p->filename && stat(p->filename, st) == 0)
+    if (p->filename && stat(p->filename, st) == 0) {
+        if (S_ISDIR(st->st_mode))       /* vvfat: the image of a directory */
+            st->st_mode &= ~(mode_t)0111;
         return;
+    }
     memset(st, 0, sizeof(*st));
     st->st_mode = 0644;
     st->st_uid = getuid();

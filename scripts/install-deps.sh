@@ -14,6 +14,7 @@ PKGS=(
   fio python3 bc util-linux e2fsprogs kmod procps psmisc openssl bzip2 gzip
   python3-libvhdi libvhdi-utils tgt libiscsi-bin
   bximage
+  dosfstools mtools
   cloop-utils python3-lz4 python3-lzo
   glusterfs-server glusterfs-client libglusterfs-dev
   sanlock libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients

@@ -204,6 +204,11 @@ Test(registry_rules, a_format_has_no_protocol_ops)
     const struct bd_driver f = { .name = "f", FORMAT, .files = &files_ok };
     cr_expect(broken(&u, "protocol ops"));
     cr_expect(broken(&f, "protocol ops"));
+    /* a format with no file (vvfat) may name itself by a prefix */
+    const struct bd_driver nf = { .name = "nf", FORMAT, .uri = &uri_ok,
+                                  .no_file = true };
+    char why[256];
+    cr_expect_eq(bd_driver_contract_check(&nf, why, sizeof(why)), 0, "%s", why);
 }
 
 Test(registry_rules, a_protocol_has_no_format_ops)

@@ -30,6 +30,9 @@ struct cli {
     const char *debug_mods;
     const char *check_repair;       /* check -r leaks|all */
     const char *iscsi_config;       /* --iscsi-config FILE */
+    unsigned partition;             /* --partition N; 0 = the whole disk */
+    const char *overlay;            /* --overlay FILE|temp, -o snapshot */
+    bool backing_chain;             /* info --backing-chain */
     char *o_copies[32];             /* -o strings the fields above point into */
     size_t n_o_copies;
 };

@@ -471,7 +471,8 @@ static int map_write_err(int r)
 
 /* A change of content through ff at [off, off + len) of ff: the whole
  * disk and its partitions are separate inodes over the same bytes, so
- * pages the kernel cached of the others' views of that range are stale.
+ * pages the kernel cached of the others' views of that range are stale:
+ * dropped now from open files, at the next open from the others.
  * (A mount with kernel write caching shows no partitions: see mount.c.) */
 void fusefs_inval_aliases(struct fusefs *fs, struct fusefs_file *ff,
                           uint64_t off, uint64_t len)
@@ -482,10 +483,13 @@ void fusefs_inval_aliases(struct fusefs *fs, struct fusefs_file *ff,
         return;
     for (size_t i = 0; i < fs->nfiles; i++) {
         struct fusefs_file *o = &fs->files[i];
-        if (o == ff || io_of(o) != io || atomic_load(&o->cached_opens) == 0)
+        if (o == ff || io_of(o) != io)
             continue;
         uint64_t lo = o->slice_off, hi = o->is_slice ? lo + o->slice_len : UINT64_MAX;
         if (b <= lo || a >= hi)
+            continue;
+        atomic_fetch_add(&o->direct_gen, 1);    /* its next open drops the cache */
+        if (atomic_load(&o->cached_opens) == 0)
             continue;
         uint64_t s0 = a > lo ? a : lo, s1 = b < hi ? b : hi;
         fuse_lowlevel_notify_inval_inode(fs->se, (fuse_ino_t)(i + 2),

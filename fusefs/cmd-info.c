@@ -202,9 +202,12 @@ static void print_node_json(FILE *out, struct bd_node *n, const char *name,
         json_str(out, full);
         fputs(", \"backing-filename\": ", out);
         json_str(out, n->backing_name);
-        if (n->backing_fmt) {
+        /* a vmdk's parent is a vmdk by definition: qemu-img says so */
+        const char *bf = n->backing_fmt ? n->backing_fmt
+                         : !strcmp(n->drv->name, "vmdk") ? "vmdk" : NULL;
+        if (bf) {
             fputs(", \"backing-filename-format\": ", out);
-            json_str(out, n->backing_fmt);
+            json_str(out, bf);
         }
     }
     if (qemu_reports_facts(n->drv->name))

@@ -556,9 +556,10 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
     if (c->overlay && c->nsources != 1)
         return bd_err_set(err, EINVAL, "--overlay takes one SOURCE: mount "
                           "each image with its own overlay");
-    if (c->overlay && (c->create_size || strstr(c->fmt_opts, "snapshot=")))
-        return bd_err_set(err, EINVAL, "--overlay cannot go with --create or "
-                          "--snapshot=NAME");
+    if (c->overlay && (c->create_size || c->flags.growable ||
+                       strstr(c->fmt_opts, "snapshot=")))
+        return bd_err_set(err, EINVAL, "--overlay cannot go with --create, "
+                          "--growable or --snapshot=NAME");
     if (c->flags.force_share && c->flags.share_rw)
         return bd_err_set(err, EINVAL, "-U (force-share) mounts read-only; "
                           "--share-rw makes no sense with it");

@@ -76,6 +76,13 @@ int fusefs_open_overlay(struct cli *c, const char *opts, struct bd_node **out,
         path = tfile;
     }
     bool reuse = !temp && stat(path, &st) == 0;
+    struct stat ss;
+    if (reuse && stat(bd_node_image_name(src), &ss) == 0 &&
+        ss.st_dev == st.st_dev && ss.st_ino == st.st_ino) {
+        bd_node_close(src);
+        return bd_err_set(err, EINVAL, "--overlay=%s: is the source image "
+                          "itself; name a new file for the overlay", path);
+    }
     if (!reuse) {
         r = bd_create_overlay(path, src, err);
         if (r < 0) {

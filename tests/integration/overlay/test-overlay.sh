@@ -49,6 +49,10 @@ qemu-img create -q -f qcow2 "$T/other.qcow2" 8M
 ! "$IMGFUSE" --overlay="$T/sub/ov.qcow2" "$T/other.qcow2" "$T/m/x.raw" 2>"$T/err" ||
     fail "an overlay of src.qcow2 was used over other.qcow2"
 expect_err "was made for the image $T/src.qcow2"
+! "$IMGFUSE" --overlay="$T/src.qcow2" "$T/src.qcow2" "$T/m/x.raw" 2>"$T/err" ||
+    fail "the source was its own overlay"
+expect_err "is the source image itself"
+expect_eq "$(sha "$T/src.qcow2")" "$sum" "qcow2 source after the refusals"
 
 # ---- a read-only format (dmg): writable through the overlay ----
 cp "$SHARED_IMAGES/public/qemu-iotests/simple-dmg.dmg" "$T/s.dmg"

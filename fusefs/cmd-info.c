@@ -141,8 +141,10 @@ static void print_snapshots_json(FILE *out, struct bd_node *n)
 {
     char **names = NULL;
     int count = bd_node_snapshots(n, &names);
-    if (count <= 0)
+    if (count <= 0) {
+        free(names);
         return;
+    }
     fputs(", \"snapshots\": [", out);
     for (int k = 0; k < count; k++) {
         fputs(k ? ", {\"name\": " : "{\"name\": ", out);

@@ -85,7 +85,8 @@ static void find_facts(void *arg, const char *key, const char *val)
     else if (!strncmp(key, "extent 1", 8) && (g = strstr(val, "grain ")) &&
              strstr(g, "KiB"))
         f->cluster_size = atoll(g + 6) * 1024;      /* vmdk's grain */
-    else if (!strcmp(key, "dirty") || !strcmp(key, "need check"))
+    else if (!strcmp(key, "dirty"))         /* qcow2's (qed's need-check is not,
+                                               for qemu-img) */
         f->dirty = !strcmp(val, "yes") || !strcmp(val, "true");
 }
 

@@ -78,6 +78,13 @@ done
 for img in top.qed top.vmdk sub/s.qcow2; do
     same "$img" --backing-chain
 done
+# dirty flags: qcow2's incompatible bit 0 (lazy refcounts), qed's need-check
+qemu-img create -q -f qcow2 -o lazy_refcounts=on dirty.qcow2 8M
+printf '\001' | dd of=dirty.qcow2 bs=1 seek=79 conv=notrunc status=none
+printf '\002' | dd of=x.qed bs=1 seek=16 conv=notrunc status=none
+same dirty.qcow2
+grep -q '"dirty-flag": true' "$T/o.$n.json" || fail "dirty.qcow2: no dirty flag"
+same x.qed
 # internal snapshots
 qemu-img snapshot -c first x.qcow2
 qemu-img snapshot -c second x.qcow2

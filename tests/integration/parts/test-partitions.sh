@@ -52,6 +52,13 @@ cmp <(dd if="$T/m/mbr-p1.raw" bs=64k skip=$((tail_off / 65536)) count=1 status=n
     <(head -c 65536 /dev/zero) || fail "punched range of p1 is not zero"
 hole=$(python3 -c "import os,sys; f=os.open(sys.argv[1],os.O_RDONLY); print(os.lseek(f,$tail_off,os.SEEK_HOLE))" "$T/m/mbr-p1.raw")
 [ "$hole" -le "$tail_off" ] || fail "SEEK_HOLE in p1 from $tail_off: $hole"
+data=$(python3 -c "
+import os, sys
+f = os.open(sys.argv[1], os.O_RDONLY)
+first = os.lseek(f, 0, os.SEEK_DATA)
+try: print(first, os.lseek(f, $tail_off, os.SEEK_DATA))
+except OSError as e: print(first, 'ENXIO' if e.errno == 6 else e)" "$T/m/mbr-p1.raw")
+expect_eq "$data" "0 ENXIO" "SEEK_DATA in p1 (superblock area; nothing after the punched tail)"
 unmount_img "$T/m"
 
 # the disk as qemu reads it holds all that was written

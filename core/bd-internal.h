@@ -91,6 +91,9 @@ int bd_node_open_opts(struct bd_opts *view, const char *fmt,
 void bd_node_refresh_limits(struct bd_node *n);
 /* The protocol node at the bottom of n's file chain. */
 struct bd_node *bd_node_protocol(struct bd_node *n);
+/* The node bd_open_overlay gives as the backing of the top image n, now
+ * n's (parent set), or NULL: open the backing file as usual. */
+struct bd_node *bd_take_given_backing(struct bd_node *n);
 
 /* ---- permissions (core/perm.c) ---- */
 /*

@@ -125,6 +125,10 @@ struct bd_node {
     struct bd_node *file;         /* protocol child of a format node */
     struct bd_node *backing;      /* backing (parent) image, may be NULL */
     struct bd_node *parent;       /* the node that owns this one, NULL at top */
+    char *backing_name;           /* the backing file name n's image stores, as
+                                     stored, and the format it names (NULL when
+                                     none); set by bd_open_backing, for info */
+    char *backing_fmt;
     struct bd_flags flags;
     struct bd_limits lim;         /* filled by core from drv->limits + child */
     unsigned perm;                /* BD_PERM_* this node holds */

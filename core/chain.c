@@ -166,6 +166,14 @@ int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
     struct bd_opts *o;
     int r;
 
+    free(n->backing_name);
+    free(n->backing_fmt);
+    n->backing_name = strdup(name);
+    n->backing_fmt = fmt && *fmt ? strdup(fmt) : NULL;
+    if (!n->backing_name || (fmt && *fmt && !n->backing_fmt))
+        return bd_err_set(err, ENOMEM, "out of memory");
+    if ((n->backing = bd_take_given_backing(n)) != NULL)
+        return 0;
     if (f.backing == BD_BACKING_NONE)
         return 0;
     if (n->depth + 1 >= f.max_chain)

@@ -83,6 +83,53 @@ int bd_check_image(struct bd_node *n, unsigned fix, struct bd_check *res,
 /* Whether n's format has metadata to check (raw, dmg... have none). */
 bool bd_node_can_check(struct bd_node *n);
 
+/* ---- partition tables (core/partition.c, read by libblkid) ---- */
+
+struct bd_partition {
+    unsigned number;            /* as Linux numbers it: MBR logical from 5 */
+    uint64_t off, len;          /* bytes on the disk */
+    bool container;             /* an MBR extended partition (holds logicals) */
+    bool logical;               /* an MBR logical partition */
+    char type[40];              /* MBR type "0x83" or GPT type GUID */
+    char uuid[40];              /* partition GUID (GPT) or id */
+    char name[80];              /* GPT partition name */
+    char fs_type[32];           /* filesystem libblkid finds in it, or "" */
+    char fs_label[80];
+    char fs_uuid[48];
+};
+
+struct bd_partition_table {
+    char type[8];               /* "dos", "gpt", ...; "" when none */
+    char id[40];                /* disk id or GUID */
+    size_t n;
+    struct bd_partition *v;
+};
+
+/* Read the partition table of the disk n (its guest view) into *t, which
+ * has n == 0 and type "" when there is none. 0, or -errno with err filled;
+ * free *t with bd_partition_table_free() after success. */
+int bd_node_partitions(struct bd_node *n, struct bd_partition_table *t,
+                       struct bd_err *err);
+void bd_partition_table_free(struct bd_partition_table *t);
+/* Partition `number` of t, or NULL. */
+const struct bd_partition *bd_partition_find(const struct bd_partition_table *t,
+                                             unsigned number);
+
+/* ---- overlays (core/overlay.c) ---- */
+
+/* Create `overlay`, a new qcow2 file as large as base whose backing file is
+ * base's image: its absolute path (or, not on this host, the name imgfuse
+ * shows for it) and its format. */
+int bd_create_overlay(const char *overlay, struct bd_node *base,
+                      struct bd_err *err);
+/* Open the qcow2 file `overlay` writable, with base (an image open
+ * read-only) as its backing node in place of the file the overlay names.
+ * base becomes part of the graph, closed with it; on failure it is closed
+ * too. An overlay without a backing file is refused. */
+int bd_open_overlay(const char *overlay, struct bd_node *base,
+                    const struct bd_flags *flags, struct bd_node **out,
+                    struct bd_err *err);
+
 /* ---- logging setup, once at start (core/log.c) ---- */
 
 /* Send log lines to syslog instead of stderr (the daemon, once detached). */

@@ -52,6 +52,8 @@ static void node_free(struct bd_node *n)
     free(n->state);
     free(n->name);
     free(n->filename);
+    free(n->backing_name);
+    free(n->backing_fmt);
     free(n);
 }
 

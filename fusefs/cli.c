@@ -14,7 +14,7 @@
 
 const char cli_usage[] =
 "usage: imgfuse [OPTIONS] SOURCE... MOUNTPOINT\n"
-"       imgfuse info [--json] [-F FMT] [-U] SOURCE\n"
+"       imgfuse info [--json] [--backing-chain] [-F FMT] [-U] SOURCE\n"
 "       imgfuse create -F FMT [-o KEY=VAL,...] FILE SIZE\n"
 "       imgfuse check [-r leaks|all] [-F FMT] FILE\n"
 "       imgfuse lease init lockd[,dir=DIR] | sanlock,lockspace=PATH,...\n"
@@ -55,11 +55,16 @@ const char cli_usage[] =
 "      --pr-helper=SOCKET  qemu-pr-helper socket for SCSI devices without\n"
 "                          CAP_SYS_RAWIO\n"
 "      --snapshot=NAME|ID  mount an internal snapshot (read-only)\n"
+"      --partition=N       mount partition N of the disk (a file mountpoint)\n"
+"      --overlay=FILE|temp writes go to a qcow2 overlay FILE (created when\n"
+"                          absent; temp: deleted at unmount, as -o snapshot);\n"
+"                          the SOURCE is opened read-only, never written\n"
 "      --threads=N         FUSE worker threads (default 8)\n"
 "      --pidfile=FILE      write the daemon's pid once the mount is live\n"
 "      --create=SIZE       create FILE (-F FMT) of SIZE, then mount it\n"
 "      --create-opts=OPTS  creation options for --create, KEY=VAL,...\n"
-"      --json              info: machine-readable output\n"
+"      --json              info: machine-readable output (qemu-img's fields)\n"
+"      --backing-chain     info: every image of the backing chain\n"
 "  -f                      stay in the foreground\n"
 "  -d                      debug output (implies -f)\n"
 "  -s                      single-threaded\n"
@@ -73,7 +78,8 @@ enum {
     OPT_GROWABLE, OPT_BACKING, OPT_RELATED, OPT_UNTRUSTED, OPT_THREADS,
     OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
     OPT_WRITEBACK, OPT_ISCSI_CONFIG, OPT_SNAPSHOT, OPT_PR, OPT_PR_KEY,
-    OPT_PR_HELPER, OPT_PR_PREEMPT, OPT_LEASE,
+    OPT_PR_HELPER, OPT_PR_PREEMPT, OPT_LEASE, OPT_PARTITION, OPT_OVERLAY,
+    OPT_BACKING_CHAIN,
 };
 
 static const struct option long_opts[] = {
@@ -94,6 +100,9 @@ static const struct option long_opts[] = {
     { "pr-key", required_argument, NULL, OPT_PR_KEY },
     { "pr-helper", required_argument, NULL, OPT_PR_HELPER },
     { "pr-preempt", no_argument, NULL, OPT_PR_PREEMPT },
+    { "partition", required_argument, NULL, OPT_PARTITION },
+    { "overlay", required_argument, NULL, OPT_OVERLAY },
+    { "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
     { "backing", required_argument, NULL, OPT_BACKING },
     { "related", required_argument, NULL, OPT_RELATED },
     { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
@@ -128,8 +137,8 @@ static const char *const own_opts[] = {
     "ro", "read-only", "format", "force-share", "locking", "share-rw",
     "cache", "discard", "aio", "growable", "backing", "related", "untrusted",
     "writeback-cache", "iscsi-config", "snapshot", "pr", "pr-key",
-    "pr-helper", "pr-preempt", "lease", "threads", "pidfile", "debug",
-    "foreground", NULL,
+    "pr-helper", "pr-preempt", "lease", "partition", "overlay",
+    "threads", "pidfile", "debug", "foreground", NULL,
 };
 
 static bool in_list(const char *w, const char *const *list)
@@ -241,6 +250,23 @@ static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
         return append(c->fmt_opts, sizeof(c->fmt_opts), item) < 0
                    ? bd_err_set(err, E2BIG, "too many options") : 0;
     }
+    case OPT_PARTITION: {
+        char *end;
+        long p = strtol(val, &end, 10);
+        if (*end || end == val || p < 1 || p > 4096)
+            return bd_err_set(err, EINVAL, "--partition=%s: give a partition "
+                              "number (1, 2, ...; MBR logical ones from 5), "
+                              "as imgfuse info lists them", val);
+        c->partition = (unsigned)p;
+        return 0;
+    }
+    case OPT_OVERLAY:
+        if (!*val)
+            return bd_err_set(err, EINVAL, "--overlay=: name the overlay file "
+                              "(created when absent), or temp");
+        c->overlay = val;
+        return 0;
+    case OPT_BACKING_CHAIN: c->backing_chain = true; return 0;
     case OPT_BACKING:
         if ((r = pick("backing", val, backing, err)) < 0)
             return r;
@@ -306,6 +332,10 @@ static int apply_o_item(struct cli *c, char *item, struct bd_err *err)
         c->debug_mods = val;
         return 0;
     }
+    if (!strcmp(key, "snapshot") && !val) {
+        c->overlay = "temp";        /* QEMU's -snapshot: a throw-away overlay */
+        return 0;
+    }
     if (!strcmp(key, "foreground") && !val) {
         c->foreground = true;
         return 0;
@@ -340,7 +370,7 @@ static int apply_o_item(struct cli *c, char *item, struct bd_err *err)
             *p = '-';
     }
     int id = long_id(norm);
-    if (id && id != 'h' && id != 'V' && id != OPT_JSON) {
+    if (id && id != 'h' && id != 'V' && id != OPT_JSON && id != OPT_BACKING_CHAIN) {
         bool needs = false;
         for (size_t i = 0; long_opts[i].name; i++) {
             if (long_opts[i].val == id)
@@ -627,6 +657,13 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
     if (c->create_size && !c->format)
         return bd_err_set(err, EINVAL, "--create needs the format: -F raw, -F "
                           "qcow2, ...");
+    if (c->overlay && c->nsources != 1)
+        return bd_err_set(err, EINVAL, "--overlay takes one SOURCE: mount "
+                          "each image with its own overlay");
+    if (c->overlay && (c->create_size || c->flags.growable ||
+                       strstr(c->fmt_opts, "snapshot=")))
+        return bd_err_set(err, EINVAL, "--overlay cannot go with --create, "
+                          "--growable or --snapshot=NAME");
     if (c->flags.force_share && c->flags.share_rw)
         return bd_err_set(err, EINVAL, "-U (force-share) mounts read-only; "
                           "--share-rw makes no sense with it");

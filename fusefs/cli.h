@@ -37,6 +37,9 @@ struct cli {
     char lease_opts[1024];          /* its options, from the spec or lease.KEY= */
     char lease_spec[1100];          /* both joined; flags.lease points here */
     const char *lease_action;       /* `imgfuse lease ACTION SPEC` */
+    unsigned partition;             /* --partition N; 0 = the whole disk */
+    const char *overlay;            /* --overlay FILE|temp, -o snapshot */
+    bool backing_chain;             /* info --backing-chain */
     char *o_copies[32];             /* -o strings the fields above point into */
     size_t n_o_copies;
 };

@@ -34,6 +34,18 @@ static struct fusefs_file *file_of(struct fusefs *fs, fuse_ino_t ino)
     return &fs->files[ino - 2];
 }
 
+/* Whose node state and gathered writes serve ff's I/O. */
+static struct fusefs_file *io_of(struct fusefs_file *ff)
+{
+    return ff->io ? ff->io : ff;
+}
+
+/* The file's size: a partition's own length, else the image's. */
+static int64_t file_size(struct fusefs_file *ff)
+{
+    return ff->is_slice ? (int64_t)ff->slice_len : bd_size(ff->node);
+}
+
 int fusefs_file_init(struct fusefs_file *ff, const char *name, struct bd_node *n,
                      const struct stat *img_st)
 {
@@ -67,7 +79,8 @@ void fusefs_file_fini(struct fusefs_file *ff)
 
 uint64_t fusefs_allocated_bytes(struct fusefs_file *ff)
 {
-    uint64_t gen = atomic_load(&ff->write_gen);
+    struct fusefs_file *io = io_of(ff);
+    uint64_t gen = atomic_load(&io->write_gen);
     pthread_mutex_lock(&ff->meta_lock);
     if (ff->blocks_valid && ff->blocks_gen == gen) {
         uint64_t v = ff->blocks_cache;
@@ -76,15 +89,16 @@ uint64_t fusefs_allocated_bytes(struct fusefs_file *ff)
     }
     pthread_mutex_unlock(&ff->meta_lock);
 
-    wc_flush_range(ff, 0, UINT64_MAX);      /* gathered bytes count too */
-    int64_t size = bd_size(ff->node);
-    uint64_t off = 0, data = 0;
+    wc_flush_range(io, 0, UINT64_MAX);      /* gathered bytes count too */
+    int64_t size = file_size(ff);
+    uint64_t off = 0, data = 0, base = ff->slice_off;
     unsigned steps = 0;
     while (size > 0 && off < (uint64_t)size) {
         uint64_t pnum;
         unsigned st;
         if (++steps > BLOCKS_WALK_MAX ||
-            bd_block_status_above(ff->node, off, (uint64_t)size - off, &pnum, &st) < 0 ||
+            bd_block_status_above(ff->node, base + off, (uint64_t)size - off,
+                                  &pnum, &st) < 0 ||
             pnum == 0) {
             data += (uint64_t)size - off;
             break;
@@ -105,7 +119,7 @@ static void touch_content(struct fusefs_file *ff)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    atomic_fetch_add(&ff->write_gen, 1);
+    atomic_fetch_add(&io_of(ff)->write_gen, 1);
     pthread_mutex_lock(&ff->meta_lock);
     ff->mtime = ff->ctime = now;
     pthread_mutex_unlock(&ff->meta_lock);
@@ -113,7 +127,7 @@ static void touch_content(struct fusefs_file *ff)
 
 static int file_stat(struct fusefs_file *ff, fuse_ino_t ino, struct stat *st)
 {
-    int64_t size = bd_size(ff->node);
+    int64_t size = file_size(ff);
     if (size < 0)
         return (int)-size;
     memset(st, 0, sizeof(*st));
@@ -200,15 +214,15 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         return;
     }
     if (to_set & FUSE_SET_ATTR_SIZE) {
-        wc_flush_range(ff, 0, UINT64_MAX);
-        int64_t size = bd_size(ff->node);
+        wc_flush_range(io_of(ff), 0, UINT64_MAX);
+        int64_t size = file_size(ff);
         if (ff->read_only) {
             fuse_reply_err(req, EROFS);
             return;
         }
         if (size < 0 || (uint64_t)size != (uint64_t)attr->st_size) {
             struct bd_err err = { 0 };
-            if (!ff->node->flags.growable) {
+            if (!ff->node->flags.growable || ff->is_slice) {
                 fuse_reply_err(req, EPERM);
                 return;
             }
@@ -395,7 +409,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, EBADF);
         return;
     }
-    int64_t isize = bd_size(ff->node);
+    int64_t isize = file_size(ff);
     if (isize < 0) {
         fuse_reply_err(req, (int)-isize);
         return;
@@ -406,7 +420,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     if ((uint64_t)size > (uint64_t)isize - (uint64_t)off)
         size = (size_t)((uint64_t)isize - (uint64_t)off);
-    wc_flush_range(ff, (uint64_t)off, size);
+    off += (off_t)ff->slice_off;            /* from here on, on the node */
+    wc_flush_range(io_of(ff), (uint64_t)off, size);
     int fd;
     uint64_t fd_off;
     if (size >= FUSEFS_SPLICE_MIN && fs_of(req)->splice &&
@@ -454,6 +469,34 @@ static int map_write_err(int r)
     }
 }
 
+/* A change of content through ff at [off, off + len) of ff: the whole
+ * disk and its partitions are separate inodes over the same bytes, so
+ * pages the kernel cached of the others' views of that range are stale:
+ * dropped now from open files, at the next open from the others.
+ * (A mount with kernel write caching shows no partitions: see mount.c.) */
+void fusefs_inval_aliases(struct fusefs *fs, struct fusefs_file *ff,
+                          uint64_t off, uint64_t len)
+{
+    struct fusefs_file *io = io_of(ff);
+    uint64_t a = ff->slice_off + off, b = a + len;
+    if (!fs->dir_mode || !fs->has_slices)
+        return;
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        struct fusefs_file *o = &fs->files[i];
+        if (o == ff || io_of(o) != io)
+            continue;
+        uint64_t lo = o->slice_off, hi = o->is_slice ? lo + o->slice_len : UINT64_MAX;
+        if (b <= lo || a >= hi)
+            continue;
+        atomic_fetch_add(&o->direct_gen, 1);    /* its next open drops the cache */
+        if (atomic_load(&o->cached_opens) == 0)
+            continue;
+        uint64_t s0 = a > lo ? a : lo, s1 = b < hi ? b : hi;
+        fuse_lowlevel_notify_inval_inode(fs->se, (fuse_ino_t)(i + 2),
+                                         (off_t)(s0 - lo), (off_t)(s1 - s0));
+    }
+}
+
 /* A write through a handle that skips the page cache: pages other opens
  * cached of that range are stale now. Opens made later drop the cache
  * (fs_open); open ones lose the range here, before the writer hears back.
@@ -462,6 +505,7 @@ static int map_write_err(int r)
 static void past_cache(struct fusefs *fs, struct fusefs_file *ff, fuse_ino_t ino,
                        const struct fuse_file_info *fi, uint64_t off, size_t size)
 {
+    fusefs_inval_aliases(fs, ff, off, size);
     if (!fi->direct_io)
         return;
     atomic_fetch_add(&ff->direct_gen, 1);
@@ -481,7 +525,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_err(req, EROFS);
         return;
     }
-    int64_t isize = bd_size(ff->node);
+    int64_t isize = file_size(ff);
     if (isize < 0) {
         fuse_reply_err(req, (int)-isize);
         return;
@@ -492,7 +536,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     }
     /* A disk does not grow: a write at the end is ENOSPC, one that crosses
      * it is short. Growable images grow instead. */
-    if (!ff->node->flags.growable) {
+    if (!ff->node->flags.growable || ff->is_slice) {
         if ((uint64_t)off >= (uint64_t)isize) {
             if (size)
                 fuse_reply_err(req, ENOSPC);
@@ -505,9 +549,11 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     }
     unsigned flags = (fi->flags & (O_SYNC | O_DSYNC)) ? BD_REQ_FUA : 0;
     struct fusefs *fs = fs_of(req);
+    struct fusefs_file *io = io_of(ff);
+    uint64_t noff = ff->slice_off + (uint64_t)off;     /* on the node */
     if (fs->write_combine && !flags && (uint64_t)size <= (uint64_t)isize &&
         (uint64_t)off <= (uint64_t)isize - (uint64_t)size) {
-        int w = wc_write(fs, ff, buf, size, (uint64_t)off);
+        int w = wc_write(fs, io, buf, size, noff);
         if (w == 1) {
             past_cache(fs, ff, ino, fi, (uint64_t)off, size);
             touch_content(ff);
@@ -520,8 +566,8 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         }
     }
     /* gathered bytes this write overlaps must not land after it */
-    wc_flush_range(ff, (uint64_t)off, size);
-    int r = bd_pwrite(ff->node, buf, size, (uint64_t)off, flags);
+    wc_flush_range(io, noff, size);
+    int r = bd_pwrite(ff->node, buf, size, noff, flags);
     if (r < 0) {
         if (ff->node->io_errors++ == 0 && r != -EPERM)
             log_err("%s: write of %zu bytes at %lld failed: %s", ff->node->name,
@@ -545,7 +591,7 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     /* close(2) does not promise durability; fsync does. Still push our
      * gathered writes and metadata caches to the file so other readers see
      * a whole image, and tell close of a write that failed. */
-    int w = ff->read_only ? 0 : wc_flush(ff);
+    int w = ff->read_only ? 0 : wc_flush(io_of(ff));
     int r = ff->read_only ? 0 : bd_flush(ff->node);
     if (r == 0)
         r = w;
@@ -562,7 +608,7 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
         fuse_reply_err(req, EBADF);
         return;
     }
-    int w = ff->read_only ? 0 : wc_flush(ff);
+    int w = ff->read_only ? 0 : wc_flush(io_of(ff));
     int r = ff->read_only ? 0 : bd_flush(ff->node);
     if (r < 0)
         log_err("%s: flush failed: %s", ff->node->name, strerror(-r));
@@ -617,8 +663,8 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
         fuse_reply_err(req, EOPNOTSUPP);
         return;
     }
-    wc_flush_range(ff, 0, UINT64_MAX);
-    int64_t isize = bd_size(ff->node);
+    wc_flush_range(io_of(ff), 0, UINT64_MAX);
+    int64_t isize = file_size(ff);
     if (isize < 0) {
         fuse_reply_err(req, (int)-isize);
         return;
@@ -631,11 +677,14 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
                 return;
             }
             end = (uint64_t)isize;
-        } else if (!ff->node->flags.growable) {
+        } else if (!ff->node->flags.growable || ff->is_slice) {
             fuse_reply_err(req, ENOSPC);
             return;
         }
     }
+    uint64_t rel = (uint64_t)off;                      /* in the file */
+    off += (off_t)ff->slice_off;                       /* on the node */
+    end += ff->slice_off;
     if (mode & FALLOC_FL_PUNCH_HOLE) {
         if (!keep) {
             fuse_reply_err(req, EINVAL);
@@ -647,7 +696,7 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
         r = bd_pwrite_zeroes(ff->node, end - (uint64_t)off, (uint64_t)off, 0);
     } else if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE) {
         r = 0;
-        if (end > (uint64_t)isize) {
+        if (end > (uint64_t)isize && !ff->is_slice) {
             struct bd_err err = { 0 };
             r = bd_truncate(ff->node, end, BD_PREALLOC_OFF, &err);
         }
@@ -656,8 +705,10 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
     } else {
         r = -EOPNOTSUPP;
     }
-    if (r == 0)
+    if (r == 0) {
         touch_content(ff);
+        fusefs_inval_aliases(fs_of(req), ff, rel, end - (uint64_t)off);
+    }
     fuse_reply_err(req, r < 0 ? map_write_err(r) : 0);
 }
 
@@ -674,8 +725,8 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
         fuse_reply_err(req, EINVAL);
         return;
     }
-    wc_flush_range(ff, 0, UINT64_MAX);
-    int64_t size = bd_size(ff->node);
+    wc_flush_range(io_of(ff), 0, UINT64_MAX);
+    int64_t size = file_size(ff);
     if (size < 0 || off < 0 || (uint64_t)off >= (uint64_t)size) {
         fuse_reply_err(req, ENXIO);
         return;
@@ -684,7 +735,8 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     while (pos < (uint64_t)size) {
         uint64_t pnum;
         unsigned st;
-        int r = bd_block_status_above(ff->node, pos, (uint64_t)size - pos, &pnum, &st);
+        int r = bd_block_status_above(ff->node, ff->slice_off + pos,
+                                      (uint64_t)size - pos, &pnum, &st);
         if (r < 0 || pnum == 0) {
             /* Unknown: everything is data, as the safe answer. */
             if (whence == SEEK_DATA)
@@ -713,7 +765,9 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
     uint64_t total = 0, used = 0;
     (void)ino;
     for (size_t i = 0; i < fs->nfiles; i++) {
-        int64_t s = bd_size(fs->files[i].node);
+        if (fs->files[i].shares_node)
+            continue;                   /* a partition: counted in its disk */
+        int64_t s = file_size(&fs->files[i]);
         total += s > 0 ? (uint64_t)s : 0;
         used += fusefs_allocated_bytes(&fs->files[i]);
     }

@@ -29,6 +29,14 @@ struct fusefs_file {
     _Atomic uint64_t direct_gen;    /* writes past the kernel's page cache */
     uint64_t cache_gen;             /* direct_gen the kernel's cache is from */
     _Atomic int cached_opens;       /* open handles that use the page cache */
+    /* A partition: bytes [slice_off, slice_off + slice_len) of node. In
+     * directory mode it shares the whole disk's node, and its I/O goes
+     * through the whole disk's file (gathered writes, generation). */
+    bool is_slice;
+    uint64_t slice_off, slice_len;
+    bool shares_node;               /* node belongs to files[io_idx] */
+    size_t io_idx;
+    struct fusefs_file *io;         /* set once the files array is final */
 };
 
 struct fusefs {
@@ -47,6 +55,7 @@ struct fusefs {
     pthread_mutex_t wc_lock;
     pthread_cond_t wc_cond;
     bool wc_running, wc_stopping, wc_pending;
+    bool has_slices;                /* partition files share a disk's node */
 };
 
 /* Fill the low-level operations table. */
@@ -55,6 +64,10 @@ void fusefs_ops(struct fuse_lowlevel_ops *ops);
 int fusefs_file_init(struct fusefs_file *ff, const char *name, struct bd_node *n,
                      const struct stat *img_st);
 void fusefs_file_fini(struct fusefs_file *ff);
+/* Drop the kernel's cached pages of the other files showing bytes
+ * [off, off + len) of ff (a disk and its partitions). */
+void fusefs_inval_aliases(struct fusefs *fs, struct fusefs_file *ff,
+                          uint64_t off, uint64_t len);
 /* Bytes that hold data as the guest sees it (st_blocks * 512). */
 uint64_t fusefs_allocated_bytes(struct fusefs_file *ff);
 

@@ -5,6 +5,7 @@
  * signal flush, release locks, remove the pidfile and exit 0.
  */
 #include "mount.h"
+#include "cmds.h"
 #include "fusefs.h"
 #include "core/graph.h"
 #include "locks/lease.h"
@@ -197,6 +198,40 @@ static int add_file(struct mount_ctx *m, size_t *cap, const char *name,
     return 0;
 }
 
+/* Add a partition of files[disk] as its own file over the same node. */
+static int add_slice(struct mount_ctx *m, size_t *cap, const char *name,
+                     const char *source, size_t disk,
+                     const struct bd_partition *p, struct bd_err *err)
+{
+    for (size_t j = 0; j < m->fs.nfiles; j++) {
+        if (strcmp(m->fs.files[j].name, name) == 0)
+            return bd_err_set(err, EEXIST, "%s: partition %u and another "
+                              "source would both appear as %s; mount them in "
+                              "separate directories", source, p->number, name);
+    }
+    if (m->fs.nfiles == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        void *nf = realloc(m->fs.files, nc * sizeof(*m->fs.files));
+        if (!nf)
+            return bd_err_set(err, ENOMEM, "out of memory");
+        m->fs.files = nf;
+        *cap = nc;
+    }
+    struct stat st;
+    struct fusefs_file *ff = &m->fs.files[m->fs.nfiles];
+    image_stat(m->fs.files[disk].node, &st);
+    int r = fusefs_file_init(ff, name, m->fs.files[disk].node, &st);
+    if (r < 0)
+        return bd_err_set(err, -r, "out of memory");
+    ff->is_slice = ff->shares_node = true;
+    ff->slice_off = p->off;
+    ff->slice_len = p->len;
+    ff->io_idx = disk;
+    m->fs.has_slices = true;
+    m->fs.nfiles++;
+    return 0;
+}
+
 /* Directory mode: every internal snapshot of `n` as NAME@SNAPSHOT.raw,
  * read-only. The mount's own node already holds the image's locks. */
 static int add_snapshots(struct mount_ctx *m, size_t *cap, const char *source,
@@ -234,16 +269,85 @@ static int add_snapshots(struct mount_ctx *m, size_t *cap, const char *source,
     return r;
 }
 
+/* Directory mode: each partition of the disk files[disk] as
+ * NAME-pN.raw, a slice of the disk's node. */
+static int add_partitions(struct mount_ctx *m, size_t *cap, size_t disk,
+                          const char *source, const char *base,
+                          struct bd_err *err)
+{
+    struct bd_partition_table t;
+    struct bd_err perr = { 0 };
+    struct bd_node *n = m->fs.files[disk].node;
+    if (bd_node_partitions(n, &t, &perr) < 0) {
+        log_warn("%s; its partitions are not shown", perr.msg);
+        return 0;
+    }
+    int r = 0;
+    for (size_t k = 0; k < t.n && r == 0; k++) {
+        const struct bd_partition *p = &t.v[k];
+        char name[300];
+        if (p->container)
+            continue;               /* the logical ones inside are shown */
+        snprintf(name, sizeof(name), "%s-p%u.raw", base, p->number);
+        r = add_slice(m, cap, name, source, disk, p, err);
+    }
+    bd_partition_table_free(&t);
+    return r;
+}
+
+/* File mode, --partition=N: the one file becomes partition N. */
+static int pick_partition(struct mount_ctx *m, const char *source,
+                          struct bd_err *err)
+{
+    struct fusefs_file *ff = &m->fs.files[0];
+    struct bd_partition_table t;
+    int r = bd_node_partitions(ff->node, &t, err);
+    if (r < 0)
+        return r;
+    const struct bd_partition *p = bd_partition_find(&t, m->c->partition);
+    if (!p || p->container) {
+        char list[256] = "";
+        for (size_t k = 0; k < t.n; k++) {
+            size_t l = strlen(list);
+            if (!t.v[k].container && l + 16 < sizeof(list))
+                snprintf(list + l, sizeof(list) - l, "%s%u", l ? ", " : "",
+                         t.v[k].number);
+        }
+        r = bd_err_set(err, ENOENT, "%s: has no partition %u%s%s%s; see "
+                       "imgfuse info %s", source, m->c->partition,
+                       p ? " to mount (it is the extended partition that "
+                       "holds the logical ones)" : "",
+                       *list ? "; its partitions are " : " (it has no partition "
+                       "table that libblkid reads)", list, source);
+    } else {
+        ff->is_slice = true;
+        ff->slice_off = p->off;
+        ff->slice_len = p->len;
+    }
+    bd_partition_table_free(&t);
+    return r;
+}
+
 static int open_sources(struct mount_ctx *m, struct bd_err *err)
 {
     struct cli *c = m->c;
     size_t cap = 0;
+    if (c->partition && m->fs.dir_mode)
+        return bd_err_set(err, EINVAL, "--partition=%u: in directory mode every "
+                          "partition appears as NAME-pN.raw already; give a "
+                          "file mountpoint to mount one partition",
+                          c->partition);
+    if (c->partition && c->flags.growable)
+        return bd_err_set(err, EINVAL, "--partition and --growable do not go "
+                          "together: a partition does not grow");
     for (size_t i = 0; i < c->nsources; i++) {
-        struct bd_node *n;
         char base[256], name[300], xopts[sizeof(c->fmt_opts) + 512];
         const char *opts = cli_source_opts(c, c->sources[i], xopts, sizeof(xopts));
+        struct bd_node *n = NULL;
         unsigned leases = lease_count();
-        int r = bd_open_image(c->sources[i], c->format, opts, &c->flags, &n, err);
+        int r = c->overlay ? fusefs_open_overlay(c, opts, &n, err)
+                           : bd_open_image(c->sources[i], c->format, opts,
+                                           &c->flags, &n, err);
         if (r < 0)
             return r;
         if (c->flags.lease && lease_count() == leases) {
@@ -253,18 +357,31 @@ static int open_sources(struct mount_ctx *m, struct bd_err *err)
                               "iscsi://, ...): no lease could be taken; mount "
                               "it without --lease", c->sources[i]);
         }
-        /* Name it after the image file, whatever form SOURCE took. */
-        struct bd_node *pn = n;
+        /* Name it after the image file, whatever form SOURCE took (with
+         * an overlay: after the source, the overlay's backing). */
+        struct bd_node *pn = c->overlay ? n->backing : n;
         while (pn->file)
             pn = pn->file;
         base_without_ext(pn->filename ? pn->filename : c->sources[i], base,
                          sizeof(base));
         snprintf(name, sizeof(name), "%s.raw", base);
+        size_t disk = m->fs.nfiles;
         r = add_file(m, &cap, name, c->sources[i], n, err);
         if (r == 0 && m->fs.dir_mode && !strstr(opts, "snapshot="))
             r = add_snapshots(m, &cap, c->sources[i], base, n, opts, err);
+        /* A disk and its partitions are separate inodes over the same
+         * bytes; with kernel write caching their dirty pages could not be
+         * kept apart, so such mounts show the disk alone. */
+        if (r == 0 && m->fs.dir_mode && !c->flags.growable && !c->writeback_cache)
+            r = add_partitions(m, &cap, disk, c->sources[i], base, err);
+        if (r == 0 && c->partition)
+            r = pick_partition(m, c->sources[i], err);
         if (r < 0)
             return r;
+    }
+    for (size_t i = 0; i < m->fs.nfiles; i++) {
+        struct fusefs_file *ff = &m->fs.files[i];
+        ff->io = ff->shares_node ? &m->fs.files[ff->io_idx] : ff;
     }
     return 0;
 }
@@ -273,6 +390,10 @@ static void close_sources(struct mount_ctx *m)
 {
     for (size_t i = 0; i < m->fs.nfiles; i++) {
         struct fusefs_file *ff = &m->fs.files[i];
+        if (ff->shares_node) {          /* the disk's file closes the node */
+            fusefs_file_fini(ff);
+            continue;
+        }
         int r = wc_flush(ff);
         if (r < 0)
             log_err("%s: gathered writes were lost: %s", ff->node->name,
@@ -308,11 +429,11 @@ static int write_pidfile(const char *path, struct bd_err *err)
 static int teach_root_size(struct mount_ctx *m)
 {
     struct fusefs_file *ff = &m->fs.files[0];
-    int64_t size = bd_size(ff->node);
+    int64_t size = ff->is_slice ? (int64_t)ff->slice_len : bd_size(ff->node);
     uint8_t last;
     if (size <= 0)
         return size < 0 ? (int)size : 0;
-    int r = bd_pread(ff->node, &last, 1, (uint64_t)size - 1);
+    int r = bd_pread(ff->node, &last, 1, ff->slice_off + (uint64_t)size - 1);
     if (r < 0)
         return r;
     struct fuse_bufvec bv = FUSE_BUFVEC_INIT(1);

@@ -8,13 +8,13 @@ PKGS=(
   gcc meson ninja-build pkg-config
   libfuse3-dev fuse3 zlib1g-dev libzstd-dev liburing-dev nettle-dev
   libxml2-dev libbz2-dev liblzma-dev libnbd-dev libcriterion-dev libdeflate-dev
-  libiscsi-dev liblz4-dev liblzo2-dev libsanlock-dev
+  libiscsi-dev liblz4-dev liblzo2-dev libsanlock-dev libblkid-dev
   # test oracles and servers
   qemu-utils qemu-block-extra qemu-system-common qemu-system-x86 nbdkit libnbd-bin gnutls-bin
   fio python3 bc util-linux e2fsprogs kmod procps psmisc openssl bzip2 gzip
   python3-libvhdi libvhdi-utils tgt libiscsi-bin
   bximage
-  dosfstools mtools
+  fdisk gdisk dosfstools mtools
   cloop-utils python3-lz4 python3-lzo
   glusterfs-server glusterfs-client libglusterfs-dev
   sanlock libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients

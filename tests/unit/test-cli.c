@@ -1,5 +1,6 @@
 /* fusefs/cli.c: the command-line contract. */
 #include <criterion/criterion.h>
+#include <string.h>
 #include "fusefs/cli.h"
 
 #define ARGV(...) ((char *[]){ "imgfuse", __VA_ARGS__, NULL })
@@ -199,4 +200,38 @@ Test(cli, lease_init_subcommand)
     char **b = ARGV("lease", "format", "lockd");
     cr_assert_eq(parse(b, 3, &c, &err), -EINVAL);
     cr_assert(strstr(err.msg, "usage: imgfuse lease init SPEC"), "%s", err.msg);
+}
+
+Test(cli, partition_overlay_and_snapshot_flag)
+{
+    struct bd_err err = { 0 };
+    cr_assert_eq(parse(ARGV("--partition=5", "d.img", "p5.raw"), 0, &c, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(c.partition, 5);
+    cr_assert_eq(parse(ARGV("d.img", "p.raw", "-o", "partition=2,ro"), 0, &c, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(c.partition, 2);
+    cr_assert(c.flags.read_only);
+    cr_assert_lt(parse(ARGV("--partition=0", "d.img", "p.raw"), 0, &c, &err), 0);
+    cr_assert(strstr(err.msg, "partition number"), "%s", err.msg);
+    cr_assert_lt(parse(ARGV("--partition=x", "d.img", "p.raw"), 0, &c, &err), 0);
+
+    cr_assert_eq(parse(ARGV("--overlay=o.qcow2", "e.dmg", "e.raw"), 0, &c, &err), 0,
+                 "%s", err.msg);
+    cr_assert_str_eq(c.overlay, "o.qcow2");
+    /* -o snapshot without a value is QEMU's throw-away overlay; with one it
+     * still names an internal snapshot */
+    cr_assert_eq(parse(ARGV("e.dmg", "e.raw", "-o", "snapshot"), 0, &c, &err), 0,
+                 "%s", err.msg);
+    cr_assert_str_eq(c.overlay, "temp");
+    cr_assert_eq(parse(ARGV("d.qcow2", "d.raw", "-o", "snapshot=s1"), 0, &c, &err), 0,
+                 "%s", err.msg);
+    cr_assert_null(c.overlay);
+    cr_assert(strstr(c.fmt_opts, "snapshot=s1"));
+    cr_assert_lt(parse(ARGV("--overlay=o", "a.img", "b.img", "dir"), 0, &c, &err), 0);
+    cr_assert_lt(parse(ARGV("--overlay=o", "--growable", "a.img", "a.raw"), 0, &c, &err), 0);
+
+    cr_assert_eq(parse(ARGV("info", "--json", "--backing-chain", "a.qcow2"), 0, &c,
+                       &err), 0, "%s", err.msg);
+    cr_assert(c.json && c.backing_chain);
 }

@@ -541,6 +541,8 @@ static void qcow2_info(struct bd_node *n, struct bd_info *info)
         bd_info_add(info, "extended_l2", "%s", s->ext_l2 ? "true" : "false");
         bd_info_add(info, "corrupt", "%s",
                     (s->h.incompat & QCOW2_INCOMPAT_CORRUPT) ? "true" : "false");
+        bd_info_add(info, "dirty", "%s",
+                    (s->h.incompat & QCOW2_INCOMPAT_DIRTY) ? "true" : "false");
         static const char *const keys[] = { "incompatible_features",
                                             "compatible_features",
                                             "autoclear_features" };

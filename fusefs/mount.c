@@ -238,7 +238,9 @@ static int open_sources(struct mount_ctx *m, struct bd_err *err)
         struct bd_node *n;
         char base[256], name[300], xopts[sizeof(c->fmt_opts) + 512];
         const char *opts = cli_source_opts(c, c->sources[i], xopts, sizeof(xopts));
-        int r = bd_open_image(c->sources[i], c->format, opts, &c->flags, &n, err);
+        int r = bd_open_image_filtered(c->sources[i], c->format, opts,
+                                       c->file_filter[0] ? c->file_filter : NULL,
+                                       &c->flags, &n, err);
         if (r < 0)
             return r;
         /* Name it after the image file, whatever form SOURCE took. */

@@ -279,6 +279,11 @@ struct bd_driver {
     bool read_only;                 /* formats: the format cannot be written
                                        (then no write callbacks, no create) */
 
+    /* Formats stored as a directory (a Parallels .hdd bundle): the name of
+     * the file in it that stands for the whole image. A directory given
+     * as the image's file name opens that file in it instead. */
+    const char *bundle_entry;
+
     /* Formats: score the first bytes (BD_PROBE_BYTES or the whole file) for
      * this format's magic, 0..100; the highest score wins, a tie is a bug.
      * Identified by a trailer (dmg): probe_tail scores the last bytes. */

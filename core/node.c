@@ -132,6 +132,36 @@ static int pick_protocol(const char *filename, const struct bd_driver **drv,
     return 0;
 }
 
+/*
+ * A directory given as an image: the file in it that a bundle format
+ * (bd_driver.bundle_entry) names, as a new string in *out; NULL when the
+ * directory holds none, or when path is no directory. 0 or -ENOMEM.
+ */
+static int bundle_file(const char *path, char **out)
+{
+    size_t count;
+    const struct bd_driver *const *all = bd_driver_all(&count);
+    struct stat st;
+
+    *out = NULL;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    for (size_t i = 0; i < count; i++) {
+        char *f;
+        if (!all[i]->bundle_entry)
+            continue;
+        if (asprintf(&f, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/",
+                     all[i]->bundle_entry) < 0)
+            return -ENOMEM;
+        if (stat(f, &st) == 0 && S_ISREG(st.st_mode)) {
+            *out = f;
+            return 0;
+        }
+        free(f);
+    }
+    return 0;
+}
+
 static int check_unknown_driver(const char *name, enum bd_kind want,
                                 struct bd_err *err)
 {
@@ -161,19 +191,28 @@ int bd_node_open_protocol(const char *filename, const struct bd_driver *drv,
                           struct bd_opts *o, const struct bd_flags *flags,
                           unsigned depth, struct bd_node **out, struct bd_err *err)
 {
+    char *bundled = NULL;
     int r;
     if (!drv) {
         if (!filename)
             return bd_err_set(err, EINVAL, "no file name given; use "
                               "filename= or file.filename=");
+        if (bundle_file(filename, &bundled) < 0)
+            return bd_err_set(err, ENOMEM, "out of memory");
+        if (bundled)
+            filename = bundled;     /* the node carries it, freed below */
         r = pick_protocol(filename, &drv, err);
-        if (r < 0)
+        if (r < 0) {
+            free(bundled);
             return r;
+        }
     }
     if (filename && !bd_opts_has(o, "filename")) {
         r = bd_opts_set(o, "filename", filename);
-        if (r < 0)
+        if (r < 0) {
+            free(bundled);
             return bd_err_set(err, ENOMEM, "out of memory");
+        }
     }
     /* core consumes filename: the node carries it as n->filename */
     const char *given = bd_opts_get(o, "filename");
@@ -181,13 +220,18 @@ int bd_node_open_protocol(const char *filename, const struct bd_driver *drv,
         filename = given;
     struct bd_node *n = bd_node_alloc(drv, filename ? filename : drv->name,
                                       flags, err);
-    if (!n)
+    if (!n) {
+        free(bundled);
         return -ENOMEM;
+    }
     n->depth = depth;
     if (filename && !(n->filename = strdup(filename))) {
+        free(bundled);
         node_free(n);
         return bd_err_set(err, ENOMEM, "out of memory");
     }
+    free(bundled);
+    filename = n->filename;
     bd_perms_for(flags, depth > 0, &n->perm, &n->shared);
     bd_opts_set_owner(o, drv);
     (void)bd_opts_get(o, "driver");

@@ -132,6 +132,7 @@ struct bd_node {
     int64_t size_cache;           /* -1: ask the driver */
     pthread_mutex_t lock;         /* serializes non-parallel drivers */
     pthread_rwlock_t rmw_lock;    /* unaligned writes exclude aligned ones */
+    pthread_mutex_t grow_lock;    /* core: one write past the end at a time */
     unsigned long io_errors;      /* count for log-once */
 };
 

@@ -33,6 +33,7 @@ struct bd_node *bd_node_alloc(const struct bd_driver *drv, const char *name,
     n->lim.request_alignment = 1;
     pthread_mutex_init(&n->lock, NULL);
     pthread_rwlock_init(&n->rmw_lock, NULL);
+    pthread_mutex_init(&n->grow_lock, NULL);
     return n;
 
 oom_name:
@@ -49,6 +50,7 @@ static void node_free(struct bd_node *n)
 {
     pthread_mutex_destroy(&n->lock);
     pthread_rwlock_destroy(&n->rmw_lock);
+    pthread_mutex_destroy(&n->grow_lock);
     free(n->state);
     free(n->name);
     free(n->filename);

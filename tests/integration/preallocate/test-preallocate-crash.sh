@@ -11,8 +11,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 qemu-img create -q -f qcow2 "$T/a.qcow2" 256M
 pidf="$T/pid.$(echo "$T/m.raw" | md5sum | cut -c1-8)"
 mount_img --preallocate=8M "$T/a.qcow2" "$T/m.raw"
+pid=$(cat "$pidf")
+[ "$pid" -gt 1 ] || fail "no daemon pid in $pidf"
 python3 "$here/steps.py" "$T/a.qcow2" "$T/m.raw" kill "$pidf" >"$T/steps"
-crash_daemon "$(cat "$pidf" 2>/dev/null || echo 0)" "$T/m.raw" 2>/dev/null || true
+# steps.py killed it with the file open; take the dead mount down
+crash_daemon "$pid" "$T/m.raw" 2>/dev/null || true
 last=$(awk '$1 == "w4" {print $2}' "$T/steps")
 expect_eq "$(stat -c %s "$T/a.qcow2")" "$last" "file length after the kill"
 end=$(qemu-img check --output=json "$T/a.qcow2" 2>/dev/null |

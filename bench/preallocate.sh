@@ -35,10 +35,12 @@ for run in 1 2 3; do
         qemu-img create -q -f qcow2 "$T/$mode.qcow2" "${MIB}M"
         opt=()
         [ $mode = prealloc ] && opt=(--preallocate)
-        "$IMGFUSE" "${opt[@]}" "$T/$mode.qcow2" "$T/mnt"
+        "$IMGFUSE" "${opt[@]}" --pidfile "$T/pid" "$T/$mode.qcow2" "$T/mnt"
+        pid=$(cat "$T/pid")
         speed[$mode]+="$(mbps "$MIB" "$(secs write_all)") "
         umnt
-        sleep 0.5       # the daemon's last flush and close
+        # the daemon's last flush and close (the filter cuts its tail there)
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
         size[$mode]=$(stat -c %s "$T/$mode.qcow2")
         frags[$mode]=$(extents "$T/$mode.qcow2")
     done

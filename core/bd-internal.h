@@ -42,6 +42,9 @@ int bd_opts_parse_dotted(struct bd_opts *o, const char *s, const char *implied_k
 /* json:{...} body (without the "json:" prefix), flattened to dotted keys. */
 int bd_opts_parse_json(struct bd_opts *o, const char *json, struct bd_err *err);
 void bd_opts_set_owner(struct bd_opts *view, const struct bd_driver *drv);
+/* Rename every key that starts with `from` (full keys, "file.") to start
+ * with `to` instead ("file.file."): a node pushed down the graph. */
+int bd_opts_move_prefix(struct bd_opts *o, const char *from, const char *to);
 /* First unused key as an "unknown option" error with a did-you-mean. */
 int bd_opts_check_unused(struct bd_opts *root, struct bd_err *err);
 /* Keys under this view that nobody has read yet exist? */

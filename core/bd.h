@@ -138,6 +138,7 @@ struct bd_node {
     int64_t size_cache;           /* -1: ask the driver */
     pthread_mutex_t lock;         /* serializes non-parallel drivers */
     pthread_rwlock_t rmw_lock;    /* unaligned writes exclude aligned ones */
+    pthread_mutex_t grow_lock;    /* core: one write past the end at a time */
     unsigned long io_errors;      /* count for log-once */
 };
 
@@ -292,6 +293,11 @@ struct bd_driver {
                                        whose parse fills the format's own
                                        options. When also read_only, it is
                                        opened read-only without asking for -r */
+
+    /* Formats stored as a directory (a Parallels .hdd bundle): the name of
+     * the file in it that stands for the whole image. A directory given
+     * as the image's file name opens that file in it instead. */
+    const char *bundle_entry;
 
     /* Formats: score the first bytes (BD_PROBE_BYTES or the whole file) for
      * this format's magic, 0..100; the highest score wins, a tie is a bug.

@@ -19,6 +19,18 @@ int bd_open_image(const char *source, const char *fmt, const char *extra,
                   const struct bd_flags *flags, struct bd_node **out,
                   struct bd_err *err);
 
+/*
+ * bd_open_image with a filter node put between the top format and its file
+ * (the front-end's --preallocate): filter holds that node's options,
+ * "driver=NAME[,KEY=VAL...]". The file options SOURCE and extra give
+ * become the filter's file's. A source whose top node is not a format is
+ * refused (-EINVAL): there is no file to filter.
+ */
+int bd_open_image_filtered(const char *source, const char *fmt,
+                           const char *extra, const char *filter,
+                           const struct bd_flags *flags, struct bd_node **out,
+                           struct bd_err *err);
+
 /* Create FILE as format fmt of size bytes with "key=val,..." options;
  * refuses an existing file. */
 int bd_create_image(const char *filename, const char *fmt, uint64_t size,

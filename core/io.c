@@ -133,8 +133,18 @@ static int grow_for(struct bd_node *n, uint64_t end)
         return 0;
     if (!n->flags.growable || !n->drv->truncate)
         return -ENOSPC;
-    struct bd_err err = { 0 };
-    return bd_truncate(n, end, BD_PREALLOC_OFF, &err);
+    /* Writers past the end race: one that saw the old size must not cut
+     * back what a longer one grew meanwhile (parallel FUSE writeback of a
+     * growable mount did). One grow at a time, each checking again. */
+    pthread_mutex_lock(&n->grow_lock);
+    size = bd_size(n);
+    int r = size < 0 ? (int)size : 0;
+    if (r == 0 && end > (uint64_t)size) {
+        struct bd_err err = { 0 };
+        r = bd_truncate(n, end, BD_PREALLOC_OFF, &err);
+    }
+    pthread_mutex_unlock(&n->grow_lock);
+    return r;
 }
 
 /* Unaligned write: read the partial edge blocks, patch, write back, with

@@ -33,6 +33,7 @@ struct bd_node *bd_node_alloc(const struct bd_driver *drv, const char *name,
     n->lim.request_alignment = 1;
     pthread_mutex_init(&n->lock, NULL);
     pthread_rwlock_init(&n->rmw_lock, NULL);
+    pthread_mutex_init(&n->grow_lock, NULL);
     return n;
 
 oom_name:
@@ -49,6 +50,7 @@ static void node_free(struct bd_node *n)
 {
     pthread_mutex_destroy(&n->lock);
     pthread_rwlock_destroy(&n->rmw_lock);
+    pthread_mutex_destroy(&n->grow_lock);
     free(n->state);
     free(n->name);
     free(n->filename);
@@ -134,6 +136,36 @@ static int pick_protocol(const char *filename, const struct bd_driver **drv,
     return 0;
 }
 
+/*
+ * A directory given as an image: the file in it that a bundle format
+ * (bd_driver.bundle_entry) names, as a new string in *out; NULL when the
+ * directory holds none, or when path is no directory. 0 or -ENOMEM.
+ */
+static int bundle_file(const char *path, char **out)
+{
+    size_t count;
+    const struct bd_driver *const *all = bd_driver_all(&count);
+    struct stat st;
+
+    *out = NULL;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    for (size_t i = 0; i < count; i++) {
+        char *f;
+        if (!all[i]->bundle_entry)
+            continue;
+        if (asprintf(&f, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/",
+                     all[i]->bundle_entry) < 0)
+            return -ENOMEM;
+        if (stat(f, &st) == 0 && S_ISREG(st.st_mode)) {
+            *out = f;
+            return 0;
+        }
+        free(f);
+    }
+    return 0;
+}
+
 static int check_unknown_driver(const char *name, enum bd_kind want,
                                 struct bd_err *err)
 {
@@ -163,19 +195,28 @@ int bd_node_open_protocol(const char *filename, const struct bd_driver *drv,
                           struct bd_opts *o, const struct bd_flags *flags,
                           unsigned depth, struct bd_node **out, struct bd_err *err)
 {
+    char *bundled = NULL;
     int r;
     if (!drv) {
         if (!filename)
             return bd_err_set(err, EINVAL, "no file name given; use "
                               "filename= or file.filename=");
+        if (bundle_file(filename, &bundled) < 0)
+            return bd_err_set(err, ENOMEM, "out of memory");
+        if (bundled)
+            filename = bundled;     /* the node carries it, freed below */
         r = pick_protocol(filename, &drv, err);
-        if (r < 0)
+        if (r < 0) {
+            free(bundled);
             return r;
+        }
     }
     if (filename && !bd_opts_has(o, "filename")) {
         r = bd_opts_set(o, "filename", filename);
-        if (r < 0)
+        if (r < 0) {
+            free(bundled);
             return bd_err_set(err, ENOMEM, "out of memory");
+        }
     }
     /* core consumes filename: the node carries it as n->filename */
     const char *given = bd_opts_get(o, "filename");
@@ -183,13 +224,18 @@ int bd_node_open_protocol(const char *filename, const struct bd_driver *drv,
         filename = given;
     struct bd_node *n = bd_node_alloc(drv, filename ? filename : drv->name,
                                       flags, err);
-    if (!n)
+    if (!n) {
+        free(bundled);
         return -ENOMEM;
+    }
     n->depth = depth;
     if (filename && !(n->filename = strdup(filename))) {
+        free(bundled);
         node_free(n);
         return bd_err_set(err, ENOMEM, "out of memory");
     }
+    free(bundled);
+    filename = n->filename;
     bd_perms_for(flags, depth > 0, &n->perm, &n->shared);
     bd_opts_set_owner(o, drv);
     (void)bd_opts_get(o, "driver");
@@ -319,6 +365,90 @@ static int open_childless(const struct bd_driver *drv, struct bd_opts *view,
     return 0;
 }
 
+/*
+ * A filter node over the node its "file." options describe: driver= there
+ * picks a protocol, a format or another filter. Below a format, a file
+ * given by name alone is a protocol node; at the top it is an image, its
+ * format probed as usual (QEMU's way for a filter's child). filename: a
+ * name given above the filter (the format's filename=, a plain SOURCE),
+ * handed down to the filter's file.
+ */
+static int open_filter(const struct bd_driver *drv, struct bd_opts *view,
+                       const char *filename, const struct bd_flags *flags,
+                       unsigned depth, bool below_format, struct bd_node **out,
+                       struct bd_err *err)
+{
+    struct bd_opts *fview = bd_opts_sub(view, "file");
+    struct bd_node *child, *n;
+    int r;
+
+    if (!fview)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    if (!filename)
+        filename = bd_opts_get(view, "filename");
+    if (filename && !bd_opts_has(fview, "filename") &&
+        bd_opts_set(fview, "filename", filename) < 0) {
+        bd_opts_free_view(fview);
+        return bd_err_set(err, ENOMEM, "out of memory");
+    }
+    const char *fname = bd_opts_get(fview, "filename");
+    if (bd_opts_has(fview, "driver") || !below_format) {
+        r = bd_node_open_opts(fview, NULL, flags, depth, NULL, &child, err);
+    } else if (!fname) {
+        r = bd_err_set(err, EINVAL, "the %s filter has no file below it: set "
+                       "%sfile.filename= (or give the image as SOURCE)",
+                       drv->name, view->prefix);
+    } else {
+        r = bd_node_open_protocol(fname, NULL, fview, flags, depth, &child, err);
+    }
+    bd_opts_free_view(fview);
+    if (r < 0)
+        return r;
+    n = bd_node_alloc(drv, child->name, flags, err);
+    if (!n) {
+        bd_node_close(child);
+        return -ENOMEM;
+    }
+    n->file = child;
+    child->parent = n;
+    n->depth = depth;
+    n->perm = child->perm;
+    n->shared = child->shared;
+    bd_opts_set_owner(view, drv);
+    (void)bd_opts_get(view, "driver");
+    r = drv->open(n, view, err);
+    if (r < 0) {
+        if (err->errnum == 0)
+            bd_err_set(err, -r, "%s: cannot open the %s filter: %s", n->name,
+                       drv->name, strerror(-r));
+        bd_node_close(n);
+        return r;
+    }
+    bd_node_refresh_limits(n);
+    *out = n;
+    return 0;
+}
+
+/* The node below a format: a protocol, or a filter over one. */
+static int open_format_file(struct bd_opts *view, const char *filename,
+                            const struct bd_driver *proto,
+                            const struct bd_flags *flags, unsigned depth,
+                            struct bd_node **file, struct bd_err *err)
+{
+    struct bd_opts *fview = bd_opts_sub(view, "file");
+    int r;
+
+    if (!fview)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    if (proto && proto->kind == BD_FILTER)
+        r = open_filter(proto, fview, filename, flags, depth, true, file, err);
+    else
+        r = bd_node_open_protocol(filename, proto, fview, flags, depth, file,
+                                  err);
+    bd_opts_free_view(fview);
+    return r;
+}
+
 int bd_node_open_opts(struct bd_opts *view, const char *fmt,
                       const struct bd_flags *flags_in, unsigned depth,
                       struct bd_node *parent, struct bd_node **out,
@@ -342,9 +472,13 @@ int bd_node_open_opts(struct bd_opts *view, const char *fmt,
         drv = bd_driver_find(fmt);
         if (!drv)
             return check_unknown_driver(fmt, BD_FORMAT, err);
-        if (drv->kind == BD_PROTOCOL) {
+        if (drv->kind != BD_FORMAT) {
             struct bd_node *pn;
-            r = bd_node_open_protocol(NULL, drv, view, &flags, depth, &pn, err);
+            if (drv->kind == BD_FILTER)
+                r = open_filter(drv, view, NULL, &flags, depth, false, &pn, err);
+            else
+                r = bd_node_open_protocol(NULL, drv, view, &flags, depth, &pn,
+                                          err);
             if (r == 0)
                 pn->parent = parent;
             *out = r == 0 ? pn : NULL;
@@ -361,7 +495,7 @@ int bd_node_open_opts(struct bd_opts *view, const char *fmt,
     const char *pname = bd_opts_get(fview, "driver");
     if (pname) {
         proto = bd_driver_find(pname);
-        if (!proto || proto->kind != BD_PROTOCOL) {
+        if (!proto || proto->kind == BD_FORMAT) {
             r = check_unknown_driver(pname, BD_PROTOCOL, err);
             bd_opts_free_view(fview);
             return r;
@@ -374,9 +508,9 @@ int bd_node_open_opts(struct bd_opts *view, const char *fmt,
         return bd_err_set(err, EINVAL, "no image given: set filename= or "
                           "file.filename=");
     }
-    struct bd_node *file;
-    r = bd_node_open_protocol(filename, proto, fview, &flags, depth, &file, err);
     bd_opts_free_view(fview);
+    struct bd_node *file;
+    r = open_format_file(view, filename, proto, &flags, depth, &file, err);
     if (r < 0)
         return r;
 
@@ -421,12 +555,8 @@ int bd_node_open_opts(struct bd_opts *view, const char *fmt,
                      file->name, drv->name);
             bd_node_close(file);
             flags.read_only = true;
-            fview = bd_opts_sub(view, "file");
-            if (!fview)
-                return bd_err_set(err, ENOMEM, "out of memory");
-            r = bd_node_open_protocol(filename, proto, fview, &flags, depth,
-                                      &file, err);
-            bd_opts_free_view(fview);
+            r = open_format_file(view, filename, proto, &flags, depth, &file,
+                                 err);
             if (r < 0)
                 return r;
         }
@@ -444,9 +574,40 @@ static void normalize_flags(struct bd_flags *f)
         f->max_chain = BD_MAX_CHAIN_DEFAULT;
 }
 
-int bd_open_image(const char *source, const char *fmt, const char *extra,
-                  const struct bd_flags *flags_in, struct bd_node **out,
-                  struct bd_err *err)
+/*
+ * Push the top node's file down one level ("file." keys become
+ * "file.file.") and describe the filter in its place, for
+ * bd_open_image_filtered. The top node must be a format, or there is no
+ * file to put the filter on.
+ */
+static int insert_filter(struct bd_opts *o, const char *fmt, const char *filter,
+                         struct bd_err *err)
+{
+    const char *top = fmt ? fmt : bd_opts_get(o, "driver");
+    const struct bd_driver *drv = top ? bd_driver_find(top) : NULL;
+    struct bd_opts *fview;
+    int r;
+
+    if (drv && drv->kind != BD_FORMAT)
+        return bd_err_set(err, EINVAL, "a filter goes between a format and its "
+                          "file, and this source opens the %s %s with no format "
+                          "above it; give one (-F raw)", drv->name,
+                          drv->kind == BD_FILTER ? "filter" : "protocol");
+    r = bd_opts_move_prefix(o, "file.", "file.file.");
+    if (r < 0)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    fview = bd_opts_sub(o, "file");
+    if (!fview)
+        return bd_err_set(err, ENOMEM, "out of memory");
+    r = bd_opts_parse_dotted(fview, filter, NULL, err);
+    bd_opts_free_view(fview);
+    return r;
+}
+
+int bd_open_image_filtered(const char *source, const char *fmt,
+                           const char *extra, const char *filter,
+                           const struct bd_flags *flags_in, struct bd_node **out,
+                           struct bd_err *err)
 {
     struct bd_flags flags = *flags_in;
     struct bd_opts *o = bd_opts_new();
@@ -458,6 +619,8 @@ int bd_open_image(const char *source, const char *fmt, const char *extra,
     r = bd_source_to_opts(source, o, err);
     if (r == 0 && extra && *extra)
         r = bd_opts_parse_dotted(o, extra, NULL, err);
+    if (r == 0 && filter)
+        r = insert_filter(o, fmt, filter, err);
     if (r == 0)
         r = bd_node_open_opts(o, fmt, &flags, 0, NULL, out, err);
     if (r == 0) {
@@ -469,4 +632,11 @@ int bd_open_image(const char *source, const char *fmt, const char *extra,
     }
     bd_opts_free(o);
     return r;
+}
+
+int bd_open_image(const char *source, const char *fmt, const char *extra,
+                  const struct bd_flags *flags, struct bd_node **out,
+                  struct bd_err *err)
+{
+    return bd_open_image_filtered(source, fmt, extra, NULL, flags, out, err);
 }

@@ -154,6 +154,28 @@ void bd_opts_free_view(struct bd_opts *view)
     }
 }
 
+int bd_opts_move_prefix(struct bd_opts *o, const char *from, const char *to)
+{
+    struct bd_opt_tree *t = o->tree;
+    size_t flen = strlen(from);
+    int r = 0;
+
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n && r == 0; i++) {
+        char *key;
+        if (strncmp(t->v[i].key, from, flen) != 0)
+            continue;
+        if (asprintf(&key, "%s%s", to, t->v[i].key + flen) < 0) {
+            r = -ENOMEM;
+            break;
+        }
+        free(t->v[i].key);
+        t->v[i].key = key;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
 bool bd_opts_view_empty(const struct bd_opts *view)
 {
     size_t plen = strlen(view->prefix);

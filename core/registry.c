@@ -178,9 +178,9 @@ static int check_kind(const struct bd_driver *d, char *why, size_t size)
     switch (d->kind) {
     case BD_PROTOCOL:
         if (d->probe || d->probe_tail || d->create || d->pin || d->check ||
-            d->snapshots)
+            d->snapshots || d->bundle_entry)
             return BROKEN("%s: a protocol has no format ops (probe, create, "
-                          "pin, check, snapshots)", d->name);
+                          "pin, check, snapshots, bundle_entry)", d->name);
         if (!d->size)
             return BROKEN("%s: a protocol must give its size", d->name);
         if (d->read_only)
@@ -188,6 +188,9 @@ static int check_kind(const struct bd_driver *d, char *why, size_t size)
                           "writes by leaving pwrite NULL", d->name);
         return 0;
     case BD_FORMAT:
+        if (d->bundle_entry && (!*d->bundle_entry || strchr(d->bundle_entry, '/')))
+            return BROKEN("%s: bundle_entry is a file name in the directory, "
+                          "without '/'", d->name);
         if ((d->uri && !d->no_file) || d->files || d->remote)
             return BROKEN("%s: a format has no protocol ops (uri, files, "
                           "remote); only a no_file format has uri", d->name);
@@ -203,10 +206,11 @@ static int check_kind(const struct bd_driver *d, char *why, size_t size)
         return 0;
     case BD_FILTER:
         if (d->probe || d->probe_tail || d->uri || d->files || d->remote ||
-            d->create || d->pin || d->check || d->snapshots || d->read_only)
+            d->create || d->pin || d->check || d->snapshots || d->read_only ||
+            d->bundle_entry)
             return BROKEN("%s: a filter only passes I/O through: no probe, "
-                          "uri, files, remote, create, pin, check, snapshots "
-                          "or read_only", d->name);
+                          "uri, files, remote, create, pin, check, snapshots, "
+                          "bundle_entry or read_only", d->name);
         return 0;
     }
     return BROKEN("%s: unknown kind %d", d->name, (int)d->kind);

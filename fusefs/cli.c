@@ -41,6 +41,8 @@ const char cli_usage[] =
 "      --discard=MODE      unmap (default) or ignore\n"
 "      --aio=ENGINE        threads (default) or io_uring\n"
 "      --growable          writes past the end grow the image\n"
+"      --preallocate[=SIZE] grow the image file SIZE (default 128M) at a\n"
+"                          time, cut back at flush (preallocate filter)\n"
 "      --writeback-cache   let the kernel cache writes (fast small writes;\n"
 "                          a write past the end then fails at close)\n"
 "      --backing=POLICY    follow (default), confine or none\n"
@@ -79,7 +81,7 @@ enum {
     OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
     OPT_WRITEBACK, OPT_ISCSI_CONFIG, OPT_SNAPSHOT, OPT_PR, OPT_PR_KEY,
     OPT_PR_HELPER, OPT_PR_PREEMPT, OPT_LEASE, OPT_PARTITION, OPT_OVERLAY,
-    OPT_BACKING_CHAIN,
+    OPT_BACKING_CHAIN, OPT_PREALLOCATE,
 };
 
 static const struct option long_opts[] = {
@@ -93,6 +95,7 @@ static const struct option long_opts[] = {
     { "discard", required_argument, NULL, OPT_DISCARD },
     { "aio", required_argument, NULL, OPT_AIO },
     { "growable", no_argument, NULL, OPT_GROWABLE },
+    { "preallocate", optional_argument, NULL, OPT_PREALLOCATE },
     { "writeback-cache", no_argument, NULL, OPT_WRITEBACK },
     { "iscsi-config", required_argument, NULL, OPT_ISCSI_CONFIG },
     { "snapshot", required_argument, NULL, OPT_SNAPSHOT },
@@ -137,7 +140,7 @@ static const char *const own_opts[] = {
     "ro", "read-only", "format", "force-share", "locking", "share-rw",
     "cache", "discard", "aio", "growable", "backing", "related", "untrusted",
     "writeback-cache", "iscsi-config", "snapshot", "pr", "pr-key",
-    "pr-helper", "pr-preempt", "lease", "partition", "overlay",
+    "pr-helper", "pr-preempt", "lease", "partition", "overlay", "preallocate",
     "threads", "pidfile", "debug", "foreground", NULL,
 };
 
@@ -224,6 +227,14 @@ static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
         c->flags.aio = (enum bd_aio)r;
         return 0;
     case OPT_GROWABLE: c->flags.growable = true; return 0;
+    case OPT_PREALLOCATE:
+        /* the filter goes under the top format; core checks the size */
+        if (val && (!*val || strchr(val, ',')))
+            return bd_err_set(err, EINVAL, "--preallocate=%s: give a size such "
+                              "as 64M or 1G", val);
+        snprintf(c->file_filter, sizeof(c->file_filter), "driver=preallocate%s%.64s",
+                 val ? ",prealloc-size=" : "", val ? val : "");
+        return 0;
     case OPT_WRITEBACK: c->writeback_cache = true; return 0;
     case OPT_ISCSI_CONFIG: c->iscsi_config = val; return 0;
     case OPT_PR: {
@@ -371,14 +382,15 @@ static int apply_o_item(struct cli *c, char *item, struct bd_err *err)
     }
     int id = long_id(norm);
     if (id && id != 'h' && id != 'V' && id != OPT_JSON && id != OPT_BACKING_CHAIN) {
-        bool needs = false;
+        int has_arg = no_argument;
         for (size_t i = 0; long_opts[i].name; i++) {
             if (long_opts[i].val == id)
-                needs = long_opts[i].has_arg == required_argument;
+                has_arg = long_opts[i].has_arg;
         }
-        if (needs && !val)
+        if (has_arg == required_argument && !val)
             return bd_err_set(err, EINVAL, "-o %s: needs a value (%s=...)", key, key);
-        if (!needs && val && strcmp(val, "on") && strcmp(val, "true"))
+        if (has_arg == no_argument && val && strcmp(val, "on") &&
+            strcmp(val, "true"))
             return val && (!strcmp(val, "off") || !strcmp(val, "false")) ? 0
                    : bd_err_set(err, EINVAL, "-o %s=%s: this option is on or off",
                                 key, val);

@@ -26,6 +26,8 @@ struct cli {
     unsigned threads;               /* FUSE workers; 0 = default */
     char fuse_opts[1024];           /* passed to libfuse's -o */
     char fmt_opts[1024];            /* key=val for the top format node */
+    char file_filter[128];          /* --preallocate: a filter node put
+                                       under the top format, or "" */
     const char *create_size;        /* --create SIZE (mount) or create's SIZE */
     const char *create_opts;        /* --create-opts / create -o */
     const char *debug_mods;

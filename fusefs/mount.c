@@ -346,8 +346,9 @@ static int open_sources(struct mount_ctx *m, struct bd_err *err)
         struct bd_node *n = NULL;
         unsigned leases = lease_count();
         int r = c->overlay ? fusefs_open_overlay(c, opts, &n, err)
-                           : bd_open_image(c->sources[i], c->format, opts,
-                                           &c->flags, &n, err);
+                           : bd_open_image_filtered(c->sources[i], c->format, opts,
+                                                    c->file_filter[0] ? c->file_filter : NULL,
+                                                    &c->flags, &n, err);
         if (r < 0)
             return r;
         if (c->flags.lease && lease_count() == leases) {

@@ -235,3 +235,24 @@ Test(cli, partition_overlay_and_snapshot_flag)
                        &err), 0, "%s", err.msg);
     cr_assert(c.json && c.backing_chain);
 }
+
+Test(cli, preallocate_with_and_without_a_size_and_in_dash_o)
+{
+    struct bd_err err = { 0 };
+    cr_assert_eq(parse(ARGV("--preallocate", "a.qcow2", "mnt"), 0, &c, &err), 0,
+                 "%s", err.msg);
+    cr_expect_str_eq(c.file_filter, "driver=preallocate");
+    cr_expect_str_eq(c.fmt_opts, "");
+    cr_assert_eq(parse(ARGV("--preallocate=64M", "a.qcow2", "mnt"), 0, &c, &err),
+                 0, "%s", err.msg);
+    cr_expect_str_eq(c.file_filter, "driver=preallocate,prealloc-size=64M");
+    cr_assert_eq(parse(ARGV("a.qcow2", "mnt", "-o", "preallocate=1G,ro"), 0, &c,
+                       &err), 0, "%s", err.msg);
+    cr_expect_str_eq(c.file_filter, "driver=preallocate,prealloc-size=1G");
+    cr_assert_eq(parse(ARGV("-o", "preallocate", "a.qcow2", "mnt"), 0, &c, &err),
+                 0, "%s", err.msg);
+    cr_expect_str_eq(c.file_filter, "driver=preallocate");
+    cr_expect_eq(parse(ARGV("--preallocate=", "a.qcow2", "mnt"), 0, &c, &err),
+                 -EINVAL);
+    cr_expect(strstr(err.msg, "give a size"), "%s", err.msg);
+}

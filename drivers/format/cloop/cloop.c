@@ -15,6 +15,8 @@
 struct cloop_state {
     struct cloop_index ix;
     struct cloop_cache cache;
+    struct cloop_zeroes zeroes;
+    bool zeroes_init;
 };
 
 static const char *const cloop_options[] = { "cache-size", NULL };
@@ -48,6 +50,8 @@ static void cloop_close(struct bd_node *n)
 
     cloop_cache_destroy(&s->cache);
     cloop_index_free(&s->ix);
+    if (s->zeroes_init)
+        cloop_zero_destroy(&s->zeroes);
 }
 
 static int cloop_open(struct bd_node *n, const struct bd_opts *o,
@@ -74,6 +78,10 @@ static int cloop_open(struct bd_node *n, const struct bd_opts *o,
     if (ret < 0)
         return bd_err_set(err, -ret, "%s: no memory for the block cache",
                           n->name);
+    ret = cloop_zero_init(&s->zeroes);
+    if (ret < 0)
+        return bd_err_set(err, -ret, "%s: %s", n->name, strerror(-ret));
+    s->zeroes_init = true;
     return 0;
 }
 
@@ -129,14 +137,32 @@ static int cloop_pread(struct bd_node *n, void *buf, uint64_t len,
 }
 
 /* Every block is stored, compressed: data, never a hole. */
+/* Blocks of zeroes read as holes (QEMU's cloop reports every block as
+ * data); the rest is data. One run of like blocks per call, at most
+ * ZERO_RUN of them, so a call stays cheap. */
+#define ZERO_RUN 256u
+
 static int cloop_block_status(struct bd_node *n, uint64_t off, uint64_t len,
                               uint64_t *pnum, unsigned *status, uint64_t *map)
 {
-    (void)n;
-    (void)off;
+    struct cloop_state *s = n->state;
+    uint32_t bs = s->ix.block_size;
+    uint64_t first = off / bs, last = (off + len - 1) / bs, b;
+    int zero, z;
+
     (void)map;
-    *pnum = len;
-    *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
+    zero = cloop_block_is_zero(&s->zeroes, &s->cache, (uint32_t)first);
+    if (zero < 0)
+        return zero;
+    for (b = first + 1; b <= last && b - first < ZERO_RUN; b++) {
+        z = cloop_block_is_zero(&s->zeroes, &s->cache, (uint32_t)b);
+        if (z < 0)
+            return z;
+        if (z != zero)
+            break;
+    }
+    *pnum = (b * bs < off + len ? b * bs : off + len) - off;
+    *status = (zero ? BD_STATUS_ZERO : BD_STATUS_DATA) | BD_STATUS_ALLOCATED;
     return 0;
 }
 

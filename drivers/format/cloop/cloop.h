@@ -136,4 +136,22 @@ void cloop_cache_put(struct cloop_cache *c, struct cloop_ref *ref);
  * a request over several blocks expands them in parallel. */
 void cloop_cache_prefetch(struct cloop_cache *c, uint32_t from, uint32_t to);
 
+/* zero.c: blocks of zeroes known by their stored bytes (block status). */
+#define CLOOP_ZERO_SIG_MAX 4096u
+
+struct cloop_zeroes {
+    pthread_mutex_t lock;
+    uint8_t sig[CLOOP_N_CODECS][CLOOP_ZERO_SIG_MAX];   /* a zero block, stored */
+    uint32_t sig_len[CLOOP_N_CODECS];                 /* 0: not found yet */
+    unsigned tries[CLOOP_N_CODECS];
+};
+
+int cloop_zero_init(struct cloop_zeroes *z);
+void cloop_zero_destroy(struct cloop_zeroes *z);
+/* 1 when block holds only zeroes, judged by its stored bytes (expanding
+ * a few small blocks to learn what zeroes look like); 0 when it is not
+ * known to; -errno when the stored bytes cannot be read. */
+int cloop_block_is_zero(struct cloop_zeroes *z, struct cloop_cache *c,
+                        uint32_t block);
+
 #endif

@@ -146,6 +146,7 @@ const struct bd_driver bd_drv_parallels = {
     .state_size = sizeof(struct prl_state),
     .parallel = true,
     .read_only = true,
+    .bundle_entry = "DiskDescriptor.xml",
     .probe = prl_probe,
     .open = prl_open,
     .close = prl_close,

@@ -3,7 +3,8 @@
 # at 64 KiB, 256 KiB and 1 MiB blocks (zlib level 9), and with its 7-zip
 # deflate (-L -1) and level 0 (stored deflate), read back equal to the
 # source file (the independent oracle) and to qemu-img convert; unaligned
-# reads and several readers at once give the same bytes.
+# reads and several readers at once give the same bytes. Blocks of zeroes
+# are holes to SEEK_HOLE, data blocks never.
 . "$(dirname "$0")/../lib.sh"
 # the system python (it has python3-lz4), not a slower pyenv shim
 PY=/usr/bin/python3
@@ -30,6 +31,27 @@ for case in 65536:9 262144:9 1048576:9 65536:-1 131072:0; do
         "-B $bs: padding"
     qemu-img convert -U -f cloop -O raw "$img" "$T/q.raw"
     cmp "$mnt" "$T/q.raw" || fail "-B $bs: differs from qemu-img"
+    # holes (SEEK_HOLE) only where whole blocks of the source are zeroes
+    # (qemu-img map calls every cloop block data); zlib level 9 finds all
+    # of them, stored deflate (level 0) none
+    seek_map "$mnt" >"$T/map"
+    "$PY" - "$src" "$bs" "$level" "$size" "$T/map" <<'PY' || fail "-B $bs -L $level: holes"
+import sys
+src, bs, level, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+data = open(src, 'rb').read().ljust(size, b'\0')
+zero = {k for k in range(size // bs) if not any(data[k * bs:(k + 1) * bs])}
+holes, at = set(), 0
+for line in open(sys.argv[5]):
+    d, h = map(int, line.split())
+    holes |= {k for k in range(at // bs, d // bs)}
+    assert at % bs == 0 and d % bs == 0, (at, d)
+    at = h
+holes |= {k for k in range(at // bs, size // bs)}
+assert holes <= zero, f"holes over data blocks: {sorted(holes - zero)}"
+want = zero if level == "9" else set() if level == "0" else holes
+assert holes == want, f"holes {sorted(holes)} != zero blocks {sorted(want)}"
+print(f"  {len(holes)} of {size // bs} blocks are holes")
+PY
 
     # unaligned reads across block boundaries, then readers in parallel
     "$PY" - "$mnt" "$src" "$bs" <<'PY' || fail "-B $bs: unaligned reads"

@@ -2,7 +2,7 @@
 # Parallels bundles: a DiskDescriptor.xml (docs/interop/prl-xml.rst) naming
 # four extents qemu-img wrote (expandable with 1 MiB and 64 KiB clusters,
 # and a plain one) mounts as one disk equal to the concatenation of the
-# pieces, holes where qemu left clusters unallocated; one extent opened
+# pieces, given as the descriptor or as the .hdd directory, holes where qemu left clusters unallocated; one extent opened
 # alone reads as qemu reads it; a top snapshot reads over its root. A
 # missing extent is named; names leading outside the bundle (../,
 # absolute), snapshot loops, entity declarations and overlapping storages
@@ -68,6 +68,15 @@ unmount_img "$T/m"
 "$IMGFUSE" info "$B/DiskDescriptor.xml" >"$T/info"
 grep -q "extents: 4" "$T/info" || fail "info: $(cat "$T/info")"
 note "a bundle of four extents reads as their concatenation"
+
+# the .hdd directory itself is the bundle (its DiskDescriptor.xml)
+mount_img -r "$B" "$T/b.raw"
+cmp "$T/b.raw" "$T/pattern.raw" || fail "the bundle directory differs"
+unmount_img "$T/b.raw"
+"$IMGFUSE" info "$B/" | grep -q "extents: 4" || fail "info of the bundle directory"
+mkdir "$T/empty.hdd"
+expect_error "$T/empty.hdd" "is a directory"
+note "the .hdd directory opens as its DiskDescriptor.xml; one without it is refused"
 
 # one extent alone: its own disk, as qemu reads it
 mount_img -r "$B/disk.hdd.2.hds" "$T/m"

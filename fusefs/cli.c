@@ -16,6 +16,7 @@ const char cli_usage[] =
 "       imgfuse info [--json] [-F FMT] [-U] SOURCE\n"
 "       imgfuse create -F FMT [-o KEY=VAL,...] FILE SIZE\n"
 "       imgfuse check [-r leaks|all] [-F FMT] FILE\n"
+"       (every command also takes --object secret,... and --key-prompt)\n"
 "\n"
 "Mount a disk image (or a device, or a URI) as one raw file. MOUNTPOINT is a\n"
 "regular file or a new path (that path becomes the raw image), or a\n"
@@ -46,6 +47,12 @@ const char cli_usage[] =
 "      --create=SIZE       create FILE (-F FMT) of SIZE, then mount it\n"
 "      --create-opts=OPTS  creation options for --create, KEY=VAL,...\n"
 "      --json              info: machine-readable output\n"
+"      --object secret,id=ID,file=PATH[,format=raw|base64]\n"
+"                          a secret (passphrase) that key-secret=ID or\n"
+"                          encrypt.key-secret=ID names; data=STRING instead\n"
+"                          of file= shows it to ps while imgfuse starts\n"
+"      --key-prompt        ask for a passphrase on the terminal when an\n"
+"                          encrypted image needs one and none is given\n"
 "  -f                      stay in the foreground\n"
 "  -d                      debug output (implies -f)\n"
 "  -s                      single-threaded\n"
@@ -58,7 +65,7 @@ enum {
     OPT_LOCKING = 256, OPT_SHARE_RW, OPT_CACHE, OPT_DISCARD, OPT_AIO,
     OPT_GROWABLE, OPT_BACKING, OPT_RELATED, OPT_UNTRUSTED, OPT_THREADS,
     OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
-    OPT_WRITEBACK, OPT_ISCSI_CONFIG, OPT_SNAPSHOT,
+    OPT_WRITEBACK, OPT_ISCSI_CONFIG, OPT_SNAPSHOT, OPT_OBJECT, OPT_KEY_PROMPT,
 };
 
 static const struct option long_opts[] = {
@@ -82,6 +89,8 @@ static const struct option long_opts[] = {
     { "create", required_argument, NULL, OPT_CREATE },
     { "create-opts", required_argument, NULL, OPT_CREATE_OPTS },
     { "json", no_argument, NULL, OPT_JSON },
+    { "object", required_argument, NULL, OPT_OBJECT },
+    { "key-prompt", no_argument, NULL, OPT_KEY_PROMPT },
     { "debug-modules", required_argument, NULL, OPT_DEBUG_MODS },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
@@ -108,7 +117,7 @@ static const char *const own_opts[] = {
     "ro", "read-only", "format", "force-share", "locking", "share-rw",
     "cache", "discard", "aio", "growable", "backing", "related", "untrusted",
     "writeback-cache", "iscsi-config", "snapshot",
-    "threads", "pidfile", "debug", "foreground", NULL,
+    "threads", "pidfile", "debug", "foreground", "object", "key-prompt", NULL,
 };
 
 static bool in_list(const char *w, const char *const *list)
@@ -221,6 +230,8 @@ static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
     case OPT_CREATE_OPTS: c->create_opts = val; return 0;
     case OPT_JSON: c->json = true; return 0;
     case OPT_DEBUG_MODS: c->debug_mods = val; return 0;
+    case OPT_OBJECT: return cli_object(c, (char *)val, err);
+    case OPT_KEY_PROMPT: c->key_prompt = true; return 0;
     default:
         return bd_err_set(err, EINVAL, "internal: unhandled option");
     }
@@ -328,11 +339,13 @@ static int apply_o(struct cli *c, const char *arg, struct bd_err *err)
     c->o_copies[c->n_o_copies++] = copy;
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        int r = apply_o_item(c, item, err);
+        int r = cli_o_object_item(c, item, (char *)arg + (item - copy), err);
+        if (r == 0)
+            r = apply_o_item(c, item, err);
         if (r < 0)
             return r;
     }
-    return 0;
+    return cli_o_object_end(c, err);
 }
 
 static int unknown_long(const char *arg, struct bd_err *err)
@@ -373,6 +386,7 @@ void cli_free(struct cli *c)
     for (size_t i = 0; i < c->n_o_copies; i++)
         free(c->o_copies[i]);
     c->n_o_copies = 0;
+    cli_objects_free(c);
 }
 
 /*

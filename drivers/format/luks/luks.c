@@ -88,10 +88,10 @@ static void luks_close(struct bd_node *n)
     s->cipher = NULL;
 }
 
+/* Any version: LUKS2 is then refused by name, not opened as raw. */
 static int luks_probe(const uint8_t *head, size_t len)
 {
-    if (len >= 8 && memcmp(head, LUKS_MAGIC, LUKS_MAGIC_LEN) == 0 &&
-        bd_be16(head + 6) == 1)
+    if (len >= LUKS_MAGIC_LEN && memcmp(head, LUKS_MAGIC, LUKS_MAGIC_LEN) == 0)
         return 100;
     return 0;
 }

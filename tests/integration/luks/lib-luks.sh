@@ -18,20 +18,26 @@ qemu_luks_create() {
     local it
     for it in 10 100 500; do
         qemu-img create -q -f luks --object "$SEC" \
-            -o "key-secret=s,iter-time=$it,$3" "$1" "$2" 2>"$T/qerr" && return 0
+            -o "key-secret=s,iter-time=$it${3:+,$3}" "$1" "$2" 2>"$T/qerr" && return 0
         grep -q "accurate CPU usage" "$T/qerr" || break
     done
     fail "qemu-img create $3: $(cat "$T/qerr")"
 }
 
-# oracle_luks_sha IMAGE KEYFILE: payload hash decrypted by luks-oracle.py with
-# the master key cryptsetup gives for KEYFILE (AES images)
-oracle_luks_sha() {
-    local mk out=$T/py.$RANDOM.raw
+# oracle_luks_raw IMAGE KEYFILE OUT: the payload decrypted by luks-oracle.py
+# with the master key cryptsetup gives for KEYFILE (AES images)
+oracle_luks_raw() {
+    local mk
     mk=$(cryptsetup luksDump --dump-master-key -q --key-file "$2" "$1" |
          sed -n '/MK dump:/,$p' | sed 's/MK dump://' | tr -d ' \t\n')
     [ -n "$mk" ] || fail "cryptsetup gave no master key for $1"
-    python3 "$(dirname "$0")/luks-oracle.py" "$1" "$mk" "$out"
+    python3 "$(dirname "$0")/luks-oracle.py" "$1" "$mk" "$3"
+}
+
+# oracle_luks_sha IMAGE KEYFILE: the hash of that
+oracle_luks_sha() {
+    local out=$T/py.$RANDOM.raw
+    oracle_luks_raw "$1" "$2" "$out"
     sha "$out"; rm -f "$out"
 }
 

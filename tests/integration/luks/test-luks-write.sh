@@ -8,6 +8,10 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lib-luks.sh"
 
+qemu_luks_raw() {  # IMAGE OUT
+    qemu-img convert --object "$SEC" --image-opts \
+        "driver=luks,key-secret=s,file.filename=$1" -O raw "$2"
+}
 dump_field() { cryptsetup luksDump "$1" | sed -n "s/^$2:[[:space:]]*//p"; }
 
 # defaults: QEMU's (aes-256 xts plain64 sha256) and QEMU's layout
@@ -28,11 +32,19 @@ while read -r alg mode ivgen ivh hash oracle; do
         "$img" 4M >/dev/null
     cryptsetup luksDump "$img" >/dev/null || fail "$alg-$mode: luksDump refuses it"
     expect_eq "$(dump_field "$img" "Hash spec")" "$hash" "$alg-$mode hash"
-    case $alg in
+    # cryptsetup runs aes without device-mapper; QEMU (and so we) write ecb
+    # as "ecb-plain64", which only dm-crypt would take
+    case $alg-$mode in
+    aes-*-ecb) ;;
     aes-*) cryptsetup open --test-passphrase --key-file "$PW" "$img" ||
                fail "$alg-$mode-$ivgen: cryptsetup refuses the passphrase" ;;
     esac
-    truncate -s 4M "$T/shadow"
+    # unwritten sectors read as decrypted zeros, noise: start from qemu's view
+    if [ "$oracle" = qemu ]; then
+        qemu_luks_raw "$img" "$T/shadow"
+    else
+        oracle_luks_raw "$img" "$PW" "$T/shadow"
+    fi
     mount_img --object "$SEC" -o key-secret=s "$img" "$T/m.raw"
     mirror_writes "$T/m.raw" "$T/shadow" 5 8
     unmount_img "$T/m.raw"
@@ -59,7 +71,7 @@ cast5-128 cbc plain64 sha256 sha256 qemu
 LIST
 
 # parallel writers on the default image
-truncate -s 4M "$T/shadow"
+qemu_luks_raw "$T/def.luks" "$T/shadow"
 mount_img --object "$SEC" -o key-secret=s "$T/def.luks" "$T/m.raw"
 mirror_parallel_writes "$T/m.raw" "$T/shadow"
 unmount_img "$T/m.raw"

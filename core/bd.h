@@ -582,6 +582,11 @@ static inline size_t bd_utf16_to_utf8_max(size_t len)
  * the id is taken. */
 int bd_secret_define(const char *id, const void *data, size_t len,
                      struct bd_err *err);
+/* Define the secret one QEMU-style spec describes:
+ * "secret,id=ID,data=STRING|file=PATH[,format=raw|base64]" (",," is a comma
+ * in a value). A file's content is used as is, trailing newline included.
+ * Errors name the id and the option, never the secret's bytes. */
+int bd_secret_object(const char *spec, struct bd_err *err);
 /* The bytes of secret ID: *data (followed by a NUL not counted in *len) stays
  * valid until bd_secret_wipe_all(). `who` names the image and option for the
  * error ("disk.luks: key-secret=sec0: no secret object 'sec0' ..."). */

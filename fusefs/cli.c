@@ -18,6 +18,7 @@ const char cli_usage[] =
 "       imgfuse create -F FMT [-o KEY=VAL,...] FILE SIZE\n"
 "       imgfuse check [-r leaks|all] [-F FMT] FILE\n"
 "       imgfuse lease init lockd[,dir=DIR] | sanlock,lockspace=PATH,...\n"
+"       (every command also takes --object secret,... and --key-prompt)\n"
 "\n"
 "Mount a disk image (or a device, or a URI) as one raw file. MOUNTPOINT is a\n"
 "regular file or a new path (that path becomes the raw image), or a\n"
@@ -67,6 +68,12 @@ const char cli_usage[] =
 "      --create-opts=OPTS  creation options for --create, KEY=VAL,...\n"
 "      --json              info: machine-readable output (qemu-img's fields)\n"
 "      --backing-chain     info: every image of the backing chain\n"
+"      --object secret,id=ID,file=PATH[,format=raw|base64]\n"
+"                          a secret (passphrase) that key-secret=ID or\n"
+"                          encrypt.key-secret=ID names; data=STRING instead\n"
+"                          of file= shows it to ps while imgfuse starts\n"
+"      --key-prompt        ask for a passphrase on the terminal when an\n"
+"                          encrypted image needs one and none is given\n"
 "  -f                      stay in the foreground\n"
 "  -d                      debug output (implies -f)\n"
 "  -s                      single-threaded\n"
@@ -81,7 +88,7 @@ enum {
     OPT_PIDFILE, OPT_CREATE, OPT_CREATE_OPTS, OPT_JSON, OPT_DEBUG_MODS,
     OPT_WRITEBACK, OPT_ISCSI_CONFIG, OPT_SNAPSHOT, OPT_PR, OPT_PR_KEY,
     OPT_PR_HELPER, OPT_PR_PREEMPT, OPT_LEASE, OPT_PARTITION, OPT_OVERLAY,
-    OPT_BACKING_CHAIN, OPT_PREALLOCATE,
+    OPT_BACKING_CHAIN, OPT_PREALLOCATE, OPT_OBJECT, OPT_KEY_PROMPT,
 };
 
 static const struct option long_opts[] = {
@@ -114,6 +121,8 @@ static const struct option long_opts[] = {
     { "create", required_argument, NULL, OPT_CREATE },
     { "create-opts", required_argument, NULL, OPT_CREATE_OPTS },
     { "json", no_argument, NULL, OPT_JSON },
+    { "object", required_argument, NULL, OPT_OBJECT },
+    { "key-prompt", no_argument, NULL, OPT_KEY_PROMPT },
     { "debug-modules", required_argument, NULL, OPT_DEBUG_MODS },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
@@ -141,7 +150,7 @@ static const char *const own_opts[] = {
     "cache", "discard", "aio", "growable", "backing", "related", "untrusted",
     "writeback-cache", "iscsi-config", "snapshot", "pr", "pr-key",
     "pr-helper", "pr-preempt", "lease", "partition", "overlay", "preallocate",
-    "threads", "pidfile", "debug", "foreground", NULL,
+    "threads", "pidfile", "debug", "foreground", "object", "key-prompt", NULL,
 };
 
 static bool in_list(const char *w, const char *const *list)
@@ -303,6 +312,8 @@ static int apply(struct cli *c, int id, const char *val, struct bd_err *err)
     case OPT_CREATE_OPTS: c->create_opts = val; return 0;
     case OPT_JSON: c->json = true; return 0;
     case OPT_DEBUG_MODS: c->debug_mods = val; return 0;
+    case OPT_OBJECT: return cli_object(c, (char *)val, err);
+    case OPT_KEY_PROMPT: c->key_prompt = true; return 0;
     default:
         return bd_err_set(err, EINVAL, "internal: unhandled option");
     }
@@ -422,11 +433,13 @@ static int apply_o(struct cli *c, const char *arg, struct bd_err *err)
     c->o_copies[c->n_o_copies++] = copy;
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        int r = apply_o_item(c, item, err);
+        int r = cli_o_object_item(c, item, (char *)arg + (item - copy), err);
+        if (r == 0)
+            r = apply_o_item(c, item, err);
         if (r < 0)
             return r;
     }
-    return 0;
+    return cli_o_object_end(c, err);
 }
 
 static int unknown_long(const char *arg, struct bd_err *err)
@@ -485,6 +498,7 @@ void cli_free(struct cli *c)
     for (size_t i = 0; i < c->n_o_copies; i++)
         free(c->o_copies[i]);
     c->n_o_copies = 0;
+    cli_objects_free(c);
 }
 
 /*

@@ -44,6 +44,10 @@ struct cli {
     bool backing_chain;             /* info --backing-chain */
     char *o_copies[32];             /* -o strings the fields above point into */
     size_t n_o_copies;
+    char *objects[16];              /* --object specs (owned; cli-secret.c) */
+    size_t nobjects;
+    char *o_object;                 /* -o object=... being gathered */
+    bool key_prompt;                /* --key-prompt */
 };
 
 /* 0 on success; -EINVAL with err naming the bad argument. argv is kept
@@ -55,6 +59,16 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err);
  * config option; --pr as file.pr and friends). Returns buf. */
 const char *cli_source_opts(const struct cli *c, const char *src, char *buf,
                             size_t size);
+
+/* cli-secret.c: --object SPEC (spec in argv: its data= gets blanked); one
+ * -o item (orig: the same item in argv), 1 when a secret took it; the end
+ * of a -o string; define the secrets (warning about data=) and allow
+ * --key-prompt; free the specs. */
+int cli_object(struct cli *c, char *spec, struct bd_err *err);
+int cli_o_object_item(struct cli *c, char *item, char *orig, struct bd_err *err);
+int cli_o_object_end(struct cli *c, struct bd_err *err);
+int cli_define_secrets(struct cli *c, struct bd_err *err);
+void cli_objects_free(struct cli *c);
 
 /* Free what cli_parse allocated (the fields then dangle). */
 void cli_free(struct cli *c);

@@ -42,7 +42,14 @@ int main(int argc, char **argv)
         cli_free(&c);
         return 2;
     }
+    if (cli_define_secrets(&c, &err) < 0) {
+        fprintf(stderr, "imgfuse: %s\n", err.msg);
+        cli_free(&c);
+        bd_secret_wipe_all();
+        return 2;
+    }
     rc = run(&c, argv[0]);
     cli_free(&c);
+    bd_secret_wipe_all();
     return rc;
 }

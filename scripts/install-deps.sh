@@ -15,6 +15,8 @@ PKGS=(
   python3-libvhdi libvhdi-utils tgt libiscsi-bin
   bximage
   fdisk gdisk dosfstools mtools
+  # luks: cryptsetup and Python's cryptography are its oracles
+  cryptsetup-bin python3-cryptography
   cloop-utils python3-lz4 python3-lzo
   glusterfs-server glusterfs-client libglusterfs-dev
   sanlock libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients

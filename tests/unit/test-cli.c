@@ -256,3 +256,47 @@ Test(cli, preallocate_with_and_without_a_size_and_in_dash_o)
                  -EINVAL);
     cr_expect(strstr(err.msg, "give a size"), "%s", err.msg);
 }
+
+Test(cli, object_secret_is_kept_and_its_inline_data_blanked_in_argv)
+{
+    struct bd_err err = { 0 };
+    char o1[] = "secret,id=k0,data=hunter2,format=raw";
+    char o2[] = "--object=secret,id=k1,data=a,,b";
+    char **a = ARGV("info", "--object", o1, o2, "--key-prompt", "x.img");
+    cr_assert_eq(parse(a, 6, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.nobjects, 2);
+    cr_assert_str_eq(c.objects[0], "secret,id=k0,data=hunter2,format=raw");
+    cr_assert_str_eq(c.objects[1], "secret,id=k1,data=a,,b");
+    cr_assert_str_eq(o1, "secret,id=k0,data=xxxxxxx,format=raw");
+    cr_assert_str_eq(o2, "--object=secret,id=k1,data=xxxx");
+    cr_assert(c.key_prompt);
+    char **b = ARGV("create", "-F", "raw", "--object", "secret,id=k,file=/f",
+                    "-o", "key-secret=k", "f.img", "1M");
+    cr_assert_eq(parse(b, 8, &c, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.objects[0], "secret,id=k,file=/f");
+    cr_assert_str_eq(c.create_opts, "key-secret=k");
+}
+
+Test(cli, dash_o_object_gathers_the_items_a_secret_takes)
+{
+    struct bd_err err = { 0 };
+    char o[] = "ro,object=secret,id=k,file=/etc/k.key,format=raw,"
+               "encrypt.key-secret=k,format=qcow2,object=secret,id=j,"
+               "data=pw,format=base64,allow_other";
+    char **a = ARGV("d.qcow2", "mnt", "-o", o);
+    cr_assert_eq(parse(a, 4, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.nobjects, 2);
+    cr_assert_str_eq(c.objects[0], "secret,id=k,file=/etc/k.key,format=raw");
+    cr_assert_str_eq(c.objects[1], "secret,id=j,data=pw,format=base64");
+    cr_assert_str_eq(c.format, "qcow2");
+    cr_assert_str_eq(c.fmt_opts, "encrypt.key-secret=k");
+    cr_assert(strstr(c.fuse_opts, "allow_other"));
+    cr_assert(c.flags.read_only);
+    cr_assert(strstr(o, ",data=xx,"), "inline data not blanked: %s", o);
+    /* format=raw right after a secret is the secret's; a second id= is not */
+    char p[] = "object=secret,id=a,file=/k,id=b";
+    char **b = ARGV("d", "m", "-o", p);
+    cr_assert_eq(parse(b, 4, &c, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.objects[0], "secret,id=a,file=/k");
+    cr_assert_str_eq(c.fmt_opts, "id=b");   /* the driver refuses it later */
+}

@@ -574,8 +574,11 @@ static int vdi_resize_map(struct bd_node *n, uint64_t size, uint8_t *hdr)
     }
     /* growing: blocks past the old end read as zeroes, whatever the map
      * said of them, and so does the kept block's tail */
-    for (uint64_t i = first; size > s->size && i < need && i < old; i++)
+    for (uint64_t i = first; size > s->size && i < need && i < old; i++) {
+        if (s->bmap[i] < VDI_BLOCK_ZERO && s->allocated)
+            s->allocated--;
         s->bmap[i] = VDI_BLOCK_FREE;
+    }
     r = vdi_bmap_write(n, s->h.bmap_off, first, need < old ? need : old, 0);
     if (r == 0 && lo % bs && s->bmap[lo / bs] < VDI_BLOCK_ZERO)
         r = bd_pwrite_zeroes(n->file, bs - lo % bs,

@@ -40,8 +40,8 @@ for sub in dynamic fixed; do
     qemu-img convert -f vpc -O raw "$img" "$shadow"
     step "$img" "$shadow" $((100 << 20)) "$sub grow"
     step "$img" "$shadow" $((3 * 1048576 + 7 * 512)) "$sub shrink, unaligned"
-    step "$img" "$shadow" $((6 << 20)) "$sub grow over the cut block"
     [ $sub = dynamic ] || continue
+    step "$img" "$shadow" $((6 << 20)) "$sub grow over the cut block"
     # 1 GiB needs 512 BAT entries: more than the padding holds
     before=$(stat -c %s "$img")
     step "$img" "$shadow" $((1 << 30)) "$sub grow past the BAT's room"

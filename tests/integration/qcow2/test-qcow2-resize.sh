@@ -129,3 +129,16 @@ unmount_img "$T/k.raw"
 no_corruption "$T/k.qcow2" "shrink after the crashes"
 qemu-io -f qcow2 -c "read -P 0x21 0 1M" "$T/k.qcow2" >"$T/io" 2>&1
 ! grep -q "fail" "$T/io" || fail "data after the crashes: $(cat "$T/io")"
+
+# 6. an overlay shrunk and grown again over a longer backing file: the new
+#    space reads as zeroes, not as the backing file (as QEMU does)
+qemu-img create -q -f qcow2 "$T/base.qcow2" 8M
+qemu-io -f qcow2 -c "write -P 0x11 0 8M" "$T/base.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/o.qcow2"
+qemu-io -f qcow2 -c "write -P 0x22 1M 2M" "$T/o.qcow2" >/dev/null
+cp "$T/o.qcow2" "$T/o2.qcow2"
+resize_both "$T/o.qcow2" "$T/o2.qcow2" $((2 * 1048576 + 4096)) "overlay shrink"
+resize_both "$T/o.qcow2" "$T/o2.qcow2" $((12 << 20)) "overlay grow"
+qemu-io -f qcow2 -c "read -P 0 $((2 * 1048576 + 4096)) $((10 * 1048576 - 4096))" \
+    "$T/o.qcow2" >"$T/io" 2>&1
+! grep -q fail "$T/io" || fail "backing data shows in the grown overlay"

@@ -142,3 +142,14 @@ resize_both "$T/o.qcow2" "$T/o2.qcow2" $((12 << 20)) "overlay grow"
 qemu-io -f qcow2 -c "read -P 0 $((2 * 1048576 + 4096)) $((10 * 1048576 - 4096))" \
     "$T/o.qcow2" >"$T/io" 2>&1
 ! grep -q fail "$T/io" || fail "backing data shows in the grown overlay"
+
+# 7. compressed clusters and extended L2 (subclusters) past the new end
+qemu-img create -q -f qcow2 "$T/src.qcow2" 16M
+qemu-io -f qcow2 -c "write -P 0x41 0 16M" "$T/src.qcow2" >/dev/null
+qemu-img convert -c -O qcow2 "$T/src.qcow2" "$T/z.qcow2"
+qemu-img create -q -f qcow2 -o extended_l2=on "$T/x.qcow2" 16M
+qemu-io -f qcow2 -c "write -P 0x42 0 16M" -c "write -z 5M 6k" "$T/x.qcow2" >/dev/null
+for f in z x; do
+    cp "$T/$f.qcow2" "$T/$f-ref.qcow2"
+    resize_both "$T/$f.qcow2" "$T/$f-ref.qcow2" $((5 * 1048576 + 4096)) "shrink $f"
+done

@@ -9,7 +9,7 @@
 
 vsize() {
     qemu-img info --output=json "$1" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'
+        sed -n 's/^ *"virtual-size": \([0-9]*\),*$/\1/p'
 }
 
 # leaks and errors both fail: the shrink must free exactly what it drops
@@ -50,7 +50,7 @@ qemu-io -f qcow2 -c "write -P 0x5a 0 24M" -c "write -P 0x11 3M 70k" \
 cp "$T/a.qcow2" "$T/b.qcow2"
 resize_both "$T/a.qcow2" "$T/b.qcow2" $((3 * 1048576 + 12800)) "v3 shrink"
 used=$(qemu-img check --output=json "$T/a.qcow2" |
-       python3 -c 'import json,sys; print(json.load(sys.stdin)["allocated-clusters"])')
+       sed -n 's/^ *"allocated-clusters": \([0-9]*\),*$/\1/p')
 [ "$used" -le 50 ] || fail "v3 shrink: $used clusters still allocated"
 resize_both "$T/a.qcow2" "$T/b.qcow2" $((40 << 20)) "v3 grow after shrink" \
     $((3 * 1048576 + 12800))
@@ -110,15 +110,15 @@ qemu-io -f qcow2 -c "read -P 0x77 0 1000000" -c "read -P 0 1000000 1000000" \
 
 # 5. killed mid-shrink (4 KiB clusters: thousands of clusters to free):
 #    leaks are allowed, corruption is not, and a reopen still works
-qemu-img create -q -f qcow2 -o cluster_size=4k "$T/k.qcow2" 96M
-qemu-io -f qcow2 -c "write -P 0x21 0 96M" "$T/k.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -o cluster_size=4k "$T/k.qcow2" 48M
+qemu-io -f qcow2 -c "write -P 0x21 0 48M" "$T/k.qcow2" >/dev/null
 for i in 1 2 3; do
     mount_img --growable "$T/k.qcow2" "$T/k.raw"
     pid=$(cat "$T"/pid.* | tail -1)
-    size=$((96 - i * 24))M
+    size=$((48 - i * 12))M
     truncate -s "$size" "$T/k.raw" 2>/dev/null &
     tpid=$!
-    sleep "0.0$((i * 3))"
+    sleep "0.0$((i * 2))"
     crash_daemon "$pid" "$T/k.raw"
     wait "$tpid" 2>/dev/null || true
     no_corruption "$T/k.qcow2" "killed mid-shrink $i"

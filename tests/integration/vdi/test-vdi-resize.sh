@@ -10,7 +10,7 @@
 
 vsize() {
     qemu-img info -f vdi --output=json "$1" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'
+        sed -n 's/^ *"virtual-size": \([0-9]*\),*$/\1/p'
 }
 
 # step IMAGE SHADOW SIZE WHAT [MARK]: truncate both to SIZE (and with MARK,

@@ -53,3 +53,13 @@ for sub in dynamic fixed; do
     qemu-io -f raw -c "write -P 0x71 $((30 << 30)) 2M" "$shadow" >/dev/null
     step "$img" "$shadow" $((5 << 20)) "$sub shrink after QEMU wrote"
 done
+
+# a differencing vhdx has its parent's size: refused, unchanged
+qemu-img create -q -f vhdx "$T/base.vhdx" 8M
+"$IMGFUSE" create -F vhdx -o parent="$T/base.vhdx" "$T/diff.vhdx" 0 >/dev/null
+mount_img --growable "$T/diff.vhdx" "$T/d.raw"
+truncate -s 16M "$T/d.raw" 2>/dev/null && fail "a differencing vhdx grew"
+expect_eq "$(stat -c %s "$T/d.raw")" $((8 << 20)) "refused resize: size"
+unmount_img "$T/d.raw"
+"$IMGFUSE" info "$T/diff.vhdx" 2>&1 | grep -q "virtual size: 8 MiB" ||
+    fail "differencing vhdx after the refusal: $("$IMGFUSE" info "$T/diff.vhdx" 2>&1)"

@@ -330,6 +330,40 @@ int qcow2_release_cluster(struct qcow2_state *s, uint64_t off)
     return release_cluster(s, off, &s->l2c);
 }
 
+/*
+ * Shrink: the L1 entries from `from` on are cleared and written (after the
+ * L2 tables, with a flush) before the tables lose their reference, so a
+ * crash in between leaks clusters but never leaves a freed table in use.
+ * A table a snapshot shares only loses our reference. meta_lock held.
+ */
+int qcow2_drop_l2_tables(struct qcow2_state *s, uint32_t from)
+{
+    uint64_t *old;
+    uint32_t n = 0;
+    int ret;
+
+    if (from >= s->l1_entries)
+        return 0;
+    old = calloc(s->l1_entries - from, sizeof(*old));
+    if (!old)
+        return -ENOMEM;
+    for (uint32_t i = from; i < s->l1_entries; i++) {
+        uint64_t l2off = s->l1[i] & QCOW2_L1_OFFSET_MASK;
+        if (!l2off)
+            continue;
+        old[n++] = l2off;
+        s->l1[i] = 0;
+        l1_mark_dirty(s, i);
+    }
+    ret = n ? qcow2_meta_flush(s, true) : 0;
+    for (uint32_t i = 0; i < n && ret == 0; i++) {
+        qcow2_cache_discard(&s->l2c, old[i]);
+        ret = release_cluster(s, old[i], NULL);
+    }
+    free(old);
+    return ret;
+}
+
 /* ---- dropping the references of replaced entries --------------------- */
 
 static int release_add(struct qcow2_release_list *r, uint64_t off)

@@ -505,9 +505,32 @@ static int qcow2_truncate(struct bd_node *n, uint64_t size,
     struct qcow2_state *s = n->state;
 
     (void)prealloc;     /* new space stays unallocated (reads as zeroes) */
+    if (size < s->size && size % s->cluster_size) {
+        /* the kept cluster's tail reads as zeroes if the image grows again */
+        uint64_t end = bd_align_up(size, s->cluster_size);
+        struct qcow2_extent e;
+        if (end > s->size)
+            end = s->size;
+        int r = qcow2_map(s, size, end - size, &e);
+        if (r == 0 && (e.type == QCOW2_NORMAL || e.type == QCOW2_COMPRESSED))
+            r = qcow2_write_zeroes(s, end - size, size, 0);
+        if (r < 0)
+            return bd_err_set(err, -r, "%s: cannot shrink: %s", n->name,
+                              strerror(-r));
+    }
+    uint64_t old = s->size;
     pthread_rwlock_wrlock(&s->io_lock);     /* a shrink frees clusters */
     int ret = qcow2_resize(s, size, err);
     pthread_rwlock_unlock(&s->io_lock);
+    /* as QEMU: a longer backing file must not show through the new space */
+    int64_t blen = n->backing && ret == 0 && size > old ? bd_size(n->backing) : 0;
+    if (blen > (int64_t)old) {
+        uint64_t end = size < (uint64_t)blen ? size : (uint64_t)blen;
+        ret = qcow2_write_zeroes(s, end - old, old, 0);
+        if (ret < 0)
+            return bd_err_set(err, -ret, "%s: cannot zero the grown space: %s",
+                              n->name, strerror(-ret));
+    }
     return ret;
 }
 

@@ -304,6 +304,8 @@ int qcow2_l2_for_write(struct qcow2_state *s, uint64_t off, uint8_t **table,
 /* Drop one reference to the cluster at off (metadata no longer pointing
  * at it is on disk already); forgets a cached table that became free. */
 int qcow2_release_cluster(struct qcow2_state *s, uint64_t off);
+/* Shrink: clear L1 entries from `from` on, then free their L2 tables. */
+int qcow2_drop_l2_tables(struct qcow2_state *s, uint32_t from);
 /* Write back L1 entries in the dirty range. */
 int qcow2_l1_writeback(struct qcow2_state *s);
 /* All metadata to disk in a crash-safe order, then flush the file. */
@@ -422,6 +424,8 @@ int qcow2_flush_all(struct qcow2_state *s);
 int qcow2_write_zeroes(struct qcow2_state *s, uint64_t len, uint64_t off,
                        unsigned flags);
 int qcow2_discard_range(struct qcow2_state *s, uint64_t len, uint64_t off);
+/* Shrink: whole clusters of [off, end) unallocated, alloc_lock held. */
+int qcow2_unmap_tail(struct qcow2_state *s, uint64_t off, uint64_t end);
 
 /* ---- resize.c ---------------------------------------------------------- */
 

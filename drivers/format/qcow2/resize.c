@@ -1,7 +1,10 @@
 /*
  * qcow2 virtual size changes: growing (with a larger L1 table written
- * before the header points at it) and shrinking over unallocated space
- * only. Data is never moved or discarded here.
+ * before the header points at it) and shrinking as qemu-img resize
+ * --shrink does: the clusters past the new end and the L2 tables wholly
+ * past it are freed, then the header gets the new size. Every step
+ * writes pointers before it drops refcounts, so a crash mid-shrink
+ * leaves leaked clusters at worst. Data is never moved.
  */
 #include "qcow2.h"
 #include "core/overflow.h"
@@ -69,6 +72,46 @@ static int grow_l1(struct qcow2_state *s, uint64_t entries)
     return ret;
 }
 
+static bool shrink_refused(struct qcow2_state *s, uint64_t size)
+{
+    /* an external data file is addressed by guest offset: keep it whole */
+    if (!s->data_node)
+        return false;
+    for (uint64_t pos = size; pos < s->size;) {
+        struct qcow2_extent e;
+        if (qcow2_map(s, pos, s->size - pos, &e) < 0 || e.type != QCOW2_UNALLOC)
+            return true;
+        pos += e.len;
+    }
+    return false;
+}
+
+/* alloc_lock and io_lock (exclusive) held */
+static int shrink(struct qcow2_state *s, uint64_t size, struct bd_err *err)
+{
+    const char *name = s->node->name;
+    uint64_t cs = s->cluster_size;
+    uint64_t per_l1 = cs << s->l2_bits;
+    int ret;
+
+    if (shrink_refused(s, size))
+        return bd_err_set(err, ENOTSUP, "%s: cannot shrink to %llu bytes: "
+                          "data is allocated beyond that in the external "
+                          "data file", name, (unsigned long long)size);
+    ret = qcow2_unmap_tail(s, bd_align_up(size, cs), bd_align_up(s->size, cs));
+    if (ret == 0) {
+        pthread_mutex_lock(&s->meta_lock);
+        ret = qcow2_drop_l2_tables(s, (uint32_t)((size + per_l1 - 1) / per_l1));
+        if (ret == 0)
+            ret = qcow2_meta_flush(s, true);
+        pthread_mutex_unlock(&s->meta_lock);
+    }
+    if (ret < 0)
+        return bd_err_set(err, -ret, "%s: cannot shrink to %llu bytes: %s",
+                          name, (unsigned long long)size, strerror(-ret));
+    return 0;
+}
+
 int qcow2_resize(struct qcow2_state *s, uint64_t size, struct bd_err *err)
 {
     const char *name = s->node->name;
@@ -92,21 +135,9 @@ int qcow2_resize(struct qcow2_state *s, uint64_t size, struct bd_err *err)
         return bd_err_set(err, -ret, "%s: %s", name, strerror(-ret));
     }
     if (size < s->size) {
-        /* shrink only over unallocated space */
-        for (uint64_t pos = size; pos < s->size;) {
-            struct qcow2_extent e;
-            ret = qcow2_map(s, pos, s->size - pos, &e);
-            if (ret < 0)
-                goto out_unlock;
-            if (e.type != QCOW2_UNALLOC) {
-                ret = bd_err_set(err, ENOTSUP,
-                                 "%s: cannot shrink to %llu bytes: data is "
-                                 "allocated beyond that", name,
-                                 (unsigned long long)size);
-                goto out_unlock;
-            }
-            pos += e.len;
-        }
+        ret = shrink(s, size, err);
+        if (ret < 0)
+            goto out_unlock;
     }
     pthread_mutex_lock(&s->meta_lock);
     uint64_t need = (size + per_l1 - 1) / per_l1;

@@ -101,6 +101,24 @@ out_unlock:
     return ret;
 }
 
+/*
+ * Shrink: the whole clusters of [off, end) (off cluster aligned, end the
+ * old size rounded up) lose their host clusters; a cluster a snapshot
+ * still uses keeps its other references. Caller holds io_lock exclusively
+ * and alloc_lock.
+ */
+int qcow2_unmap_tail(struct qcow2_state *s, uint64_t off, uint64_t end)
+{
+    while (off < end) {
+        uint64_t done = 0;
+        int ret = zero_range(s, off, end - off, Z_UNALLOC, &done);
+        if (ret < 0)
+            return ret;
+        off += done;
+    }
+    return 0;
+}
+
 static int write_zero_bytes(struct qcow2_state *s, uint64_t len, uint64_t off)
 {
     uint64_t chunk = len < (1u << 20) ? len : (1u << 20);

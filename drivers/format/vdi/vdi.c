@@ -51,6 +51,7 @@ struct vdi_state {
     uint64_t size;              /* guest bytes, a multiple of 512 */
     uint64_t slot_size;         /* block_extra + block_size */
     uint32_t *bmap;             /* native order; atomics for readers */
+    uint32_t *retired_bmap;     /* the map before a resize widened it */
     uint32_t next_slot;         /* where the next block is appended */
     uint32_t allocated;         /* the header's count as we keep it */
     pthread_mutex_t lock;       /* block allocation */
@@ -205,6 +206,7 @@ static void vdi_close(struct bd_node *n)
     struct vdi_state *s = n->state;
 
     free(s->bmap);
+    free(s->retired_bmap);
     if (s->lock_init)
         pthread_mutex_destroy(&s->lock);
 }
@@ -434,6 +436,220 @@ static void vdi_info(struct bd_node *n, struct bd_info *info)
     bd_info_add(info, "uuid", "%s", uuid);
 }
 
+/* ---- resize (growable mounts) -------------------------------------------- */
+
+/* The file is at least `end` bytes long (never cut). */
+static int vdi_file_at_least(struct bd_node *n, uint64_t end)
+{
+    int64_t fsize = bd_size(n->file);
+    struct bd_err e2 = { 0 };
+
+    if (fsize < 0)
+        return (int)fsize;
+    if ((uint64_t)fsize >= end)
+        return 0;
+    return bd_truncate(n->file, end, BD_PREALLOC_OFF, &e2);
+}
+
+/* Write map entries [a, b) from s->bmap, allocated ones moved by shift. */
+static int vdi_bmap_write(struct bd_node *n, uint64_t bmap_off, uint64_t a,
+                          uint64_t b, int64_t shift)
+{
+    struct vdi_state *s = n->state;
+    uint8_t *raw;
+    int r;
+
+    if (a >= b)
+        return 0;
+    raw = malloc((b - a) * 4);
+    if (!raw)
+        return -ENOMEM;
+    for (uint64_t i = a; i < b; i++) {
+        uint32_t e = i < s->h.blocks ? s->bmap[i] : VDI_BLOCK_FREE;
+        bd_put_le32(raw + (i - a) * 4, e < VDI_BLOCK_ZERO ? (uint32_t)(e + shift) : e);
+    }
+    r = bd_pwrite(n->file, raw, (b - a) * 4, bmap_off + a * 4, 0);
+    free(raw);
+    return r;
+}
+
+/*
+ * Make room for a map of `blocks` entries before the data: the first m
+ * data slots are copied to the end of the file (each map entry switched
+ * after its copy is flushed), the new map is written where they were, and
+ * one header sector write then names the new map, the data start m slots
+ * later and the block count together. A crash leaves the old layout with
+ * leaked slots. Caller holds s->lock; I/O racing the switch itself may
+ * see the new start with an old entry (a truncate during I/O).
+ */
+static int vdi_map_relocate(struct bd_node *n, uint32_t blocks, uint8_t *hdr)
+{
+    struct vdi_state *s = n->state;
+    uint64_t m = bd_align_up((uint64_t)blocks * 4, BD_SECTOR);
+    uint64_t new_bmap = s->h.data_off, new_data;
+    uint8_t *buf;
+    int r = 0;
+
+    m = (m + s->slot_size - 1) / s->slot_size;
+    new_data = s->h.data_off + m * s->slot_size;
+    if (new_data > UINT32_MAX || s->next_slot + m > VDI_MAX_BLOCKS)
+        return -EFBIG;
+    buf = malloc(s->slot_size);
+    if (!buf)
+        return -ENOMEM;
+    if (s->next_slot < m)
+        s->next_slot = (uint32_t)m;
+    for (uint32_t i = 0; i < s->h.blocks && r == 0; i++) {
+        uint32_t e = s->bmap[i], to = s->next_slot;
+        if (e >= m)
+            continue;
+        uint64_t dst = s->h.data_off + (uint64_t)to * s->slot_size;
+        r = bd_pread(n->file, buf, s->slot_size, s->h.data_off + e * s->slot_size);
+        if (r == 0)
+            r = vdi_file_at_least(n, dst + s->slot_size);
+        if (r == 0)
+            r = bd_pwrite(n->file, buf, s->slot_size, dst, 0);
+        if (r == 0)
+            r = bd_flush(n->file);
+        if (r == 0) {
+            __atomic_store_n(&s->bmap[i], to, __ATOMIC_RELEASE);
+            s->next_slot = to + 1;
+            r = vdi_bmap_write(n, s->h.bmap_off, i, i + 1, 0);
+        }
+    }
+    free(buf);
+    if (r == 0)
+        r = vdi_file_at_least(n, new_data);
+    if (r == 0)
+        r = vdi_bmap_write(n, new_bmap, 0, blocks, -(int64_t)m);
+    if (r == 0)
+        r = bd_flush(n->file);
+    if (r < 0)
+        return r;
+    bd_put_le32(hdr + 0x154, (uint32_t)new_bmap);
+    bd_put_le32(hdr + 0x158, (uint32_t)new_data);
+    s->h.bmap_off = (uint32_t)new_bmap;
+    s->h.data_off = (uint32_t)new_data;
+    for (uint32_t i = 0; i < s->h.blocks; i++)
+        if (s->bmap[i] < VDI_BLOCK_ZERO)
+            s->bmap[i] -= (uint32_t)m;
+    s->next_slot -= (uint32_t)m;
+    return 0;
+}
+
+/* The map for `size` (hdr gets its fields); s->lock held. */
+static int vdi_resize_map(struct bd_node *n, uint64_t size, uint8_t *hdr)
+{
+    struct vdi_state *s = n->state;
+    uint64_t bs = s->h.block_size, lo = size < s->size ? size : s->size;
+    uint64_t need = (size + bs - 1) / bs, first = (lo + bs - 1) / bs;
+    uint32_t old = s->h.blocks;
+    int r;
+
+    /* shrinking: only over blocks that hold nothing */
+    for (uint64_t i = first; size < s->size && i < (s->size + bs - 1) / bs; i++)
+        if (s->bmap[i] < VDI_BLOCK_ZERO)
+            return -ENOTEMPTY;
+    if (need > old) {
+        uint32_t *map = malloc(need * 4);
+        if (!map)
+            return -ENOMEM;
+        memcpy(map, s->bmap, (size_t)old * 4);
+        /* lock-free readers may still hold the old map: kept until the
+         * next widening or close */
+        free(s->retired_bmap);
+        s->retired_bmap = s->bmap;
+        __atomic_store_n(&s->bmap, map, __ATOMIC_RELEASE);
+        for (uint64_t i = old; i < need; i++)
+            map[i] = VDI_BLOCK_FREE;
+        if (s->h.bmap_off + need * 4 > s->h.data_off) {
+            r = vdi_map_relocate(n, (uint32_t)need, hdr);
+        } else {
+            r = vdi_bmap_write(n, s->h.bmap_off, old, need, 0);
+        }
+        if (r < 0)
+            return r;
+        s->h.blocks = (uint32_t)need;
+        bd_put_le32(hdr + 0x180, (uint32_t)need);
+    }
+    /* growing: blocks past the old end read as zeroes, whatever the map
+     * said of them, and so does the kept block's tail */
+    for (uint64_t i = first; size > s->size && i < need && i < old; i++) {
+        if (s->bmap[i] < VDI_BLOCK_ZERO && s->allocated)
+            s->allocated--;
+        s->bmap[i] = VDI_BLOCK_FREE;
+    }
+    r = vdi_bmap_write(n, s->h.bmap_off, first, need < old ? need : old, 0);
+    if (r == 0 && lo % bs && s->bmap[lo / bs] < VDI_BLOCK_ZERO)
+        r = bd_pwrite_zeroes(n->file, bs - lo % bs,
+                             vdi_data_off(s, s->bmap[lo / bs]) + lo % bs, 0);
+    return r;
+}
+
+/* The map first, a static image's new blocks next, the header's size
+ * (one sector, with everything else it changes) last. */
+static int vdi_resize(struct bd_node *n, uint64_t size, uint8_t *hdr)
+{
+    struct vdi_state *s = n->state;
+    uint64_t bs = s->h.block_size;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    r = vdi_resize_map(n, size, hdr);
+    pthread_mutex_unlock(&s->lock);
+    if (r == 0 && s->h.type == VDI_TYPE_STATIC)
+        for (uint64_t i = (s->size + bs - 1) / bs; i < (size + bs - 1) / bs && r == 0; i++)
+            r = vdi_alloc_block(n, i, &(uint32_t){ 0 });
+    if (r == 0)
+        r = bd_flush(n->file);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&s->lock);
+    bd_put_le32(hdr + VDI_OFF_ALLOCATED, s->allocated);
+    bd_put_le64(hdr + 0x170, size);
+    r = bd_pwrite(n->file, hdr, VDI_HEADER_BYTES, 0, 0);
+    if (r == 0)
+        r = bd_flush(n->file);
+    if (r == 0) {
+        s->h.disk_size = size;
+        s->size = size;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int vdi_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
+                        struct bd_err *err)
+{
+    struct vdi_state *s = n->state;
+    uint8_t hdr[VDI_HEADER_BYTES];
+    int r;
+
+    (void)prealloc;
+    if (size % BD_SECTOR)
+        return bd_err_set(err, EINVAL, "%s: a vdi's size is a whole number of "
+                          "512-byte sectors, %llu is not", n->name,
+                          (unsigned long long)size);
+    if ((size + s->h.block_size - 1) / s->h.block_size > VDI_MAX_BLOCKS)
+        return bd_err_set(err, EFBIG, "%s: %llu bytes is more than a vdi of "
+                          "%u-byte blocks can hold here", n->name,
+                          (unsigned long long)size, s->h.block_size);
+    r = bd_pread(n->file, hdr, sizeof(hdr), 0);
+    if (r < 0)
+        return bd_err_set(err, -r, "%s: cannot read the vdi header: %s",
+                          n->name, strerror(-r));
+    r = vdi_resize(n, size, hdr);
+    if (r == -ENOTEMPTY)
+        return bd_err_set(err, ENOTSUP, "%s: cannot shrink to %llu bytes: vdi "
+                          "blocks past that hold data (vdi shrinks only over "
+                          "unallocated blocks; zero or discard them first)",
+                          n->name, (unsigned long long)size);
+    if (r < 0)
+        return bd_err_set(err, -r, "%s: cannot resize to %llu bytes: %s",
+                          n->name, (unsigned long long)size, strerror(-r));
+    return 0;
+}
+
 /* ---- check --------------------------------------------------------------- */
 
 /*
@@ -599,6 +815,7 @@ const struct bd_driver bd_drv_vdi = {
     .pread = vdi_pread,
     .pwrite = vdi_pwrite,
     .pwrite_zeroes = vdi_pwrite_zeroes,
+    .truncate = vdi_truncate,
     .block_status = vdi_block_status,
     .info = vdi_info,
     .check = vdi_check,

@@ -358,6 +358,7 @@ static int vhdx_meta_load(struct bd_node *n, const struct vhdx_meta_items *m,
     if ((ret = vhdx_meta_read(n, &m->vs, 8, v, "virtual disk size", err)) < 0)
         return ret;
     s->vsize = bd_le64(v);
+    s->vsize_off = m->vs.off;
     if ((ret = vhdx_meta_read(n, &m->ls, 4, v, "logical sector size", err)) < 0)
         return ret;
     s->lsec = bd_le32(v);

@@ -515,6 +515,7 @@ const struct bd_driver bd_drv_vhdx = {
     .pwrite_zeroes = vhdx_pwrite_zeroes,
     .discard = vhdx_discard,
     .flush = vhdx_flush,
+    .truncate = vhdx_truncate,
     .block_status = vhdx_block_status,
     .info = vhdx_info,
     .create = &vhdx_create_ops,

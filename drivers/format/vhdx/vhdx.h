@@ -95,6 +95,7 @@ struct vhdx_state {
     uint64_t meta_off, meta_len;
 
     uint64_t vsize;
+    uint64_t vsize_off;             /* file offset of its metadata item */
     uint32_t block_size;
     unsigned block_bits;
     uint32_t lsec, psec;            /* logical / physical sector size */
@@ -164,6 +165,9 @@ int vhdx_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
                        unsigned flags);
 int vhdx_discard(struct bd_node *n, uint64_t len, uint64_t off);
 int vhdx_flush(struct bd_node *n);
+/* Resize (growable mounts): the BAT region's room, through the log. */
+int vhdx_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
+                  struct bd_err *err);
 /* End a write session: the log is applied, so clear LogGuid. */
 int vhdx_session_end(struct bd_node *n);
 

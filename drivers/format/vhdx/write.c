@@ -456,3 +456,115 @@ int vhdx_discard(struct bd_node *n, uint64_t len, uint64_t off)
         return 0;
     return vhdx_pwrite_zeroes(n, end - start, start, BD_REQ_MAY_UNMAP);
 }
+
+/* ---- resize (growable mounts) ---------------------------------------------- */
+
+/* BAT entries [a, b) cleared (not present), through as many log entries as
+ * they take: each leaves a valid image, for nothing past the smaller of
+ * the old and new size reads them. */
+static int bat_clear(struct bd_node *n, uint64_t a, uint64_t b)
+{
+    struct vhdx_state *s = n->state;
+    struct vhdx_txn t = { 0 };
+    int ret = 0;
+
+    for (uint64_t i = a; i < b && ret == 0; i++) {
+        bool sector_end = i % 512 == 511 || i + 1 == b;
+        if (s->bat[i]) {
+            s->bat[i] = 0;
+            ret = txn_add_bat(n, &t, i);
+        }
+        if (ret == 0 && sector_end && t.count >= VHDX_COMMIT_MAX - 1)
+            ret = txn_commit(n, &t);
+    }
+    if (ret == 0)
+        return txn_commit(n, &t);
+    txn_free(&t);
+    return ret;
+}
+
+static int vhdx_resize_locked(struct bd_node *n, uint64_t size)
+{
+    struct vhdx_state *s = n->state;
+    uint64_t bs = s->block_size, lo = size < s->vsize ? size : s->vsize;
+    uint64_t pb = (size + bs - 1) >> s->block_bits;
+    uint64_t entries = pb ? pb + (pb - 1) / s->chunk_ratio : 0;
+    uint64_t first = payload_index(s, (lo + bs - 1) >> s->block_bits);
+    struct vhdx_txn t = { 0 };
+    uint8_t *p;
+    int ret;
+
+    if (entries * 8 > s->bat_len)
+        return -ENOSPC;
+    if (entries > s->bat_alloc) {
+        size_t alloc = (size_t)bd_align_up(entries, 512);
+        uint64_t *bat = realloc(s->bat, alloc * 8);
+        if (!bat)
+            return -ENOMEM;
+        /* entries past the old table read from the file are not trusted:
+         * bat_clear writes zeroes over them */
+        for (size_t i = s->bat_alloc; i < alloc; i++)
+            bat[i] = i < entries ? 1 : 0;
+        s->bat = bat;
+        s->bat_alloc = alloc;
+    }
+    ret = vhdx_session_begin(n);
+    if (ret == 0 && lo % bs) {
+        /* the kept block's tail reads as zeroes past the smaller size */
+        uint64_t e = s->bat[payload_index(s, lo >> s->block_bits)];
+        if (VHDX_BAT_STATE(e) == VHDX_PAYLOAD_FULLY_PRESENT)
+            ret = bd_pwrite_zeroes(n->file, bs - lo % bs,
+                                   VHDX_BAT_OFF(e) + lo % bs, 0);
+        if (ret == 0)
+            ret = bd_flush(n->file);
+    }
+    if (ret == 0)
+        ret = bat_clear(n, first, entries > s->bat_entries ? entries
+                                                           : s->bat_entries);
+    if (ret < 0)
+        return ret;
+    p = txn_sector(n, &t, bd_align_down(s->vsize_off, VHDX_LOG_SECTOR), true);
+    if (!p)
+        return -ENOMEM;
+    bd_put_le64(p + s->vsize_off % VHDX_LOG_SECTOR, size);
+    ret = txn_commit(n, &t);
+    if (ret < 0)
+        return ret;
+    s->vsize = size;
+    s->payload_blocks = pb;
+    s->bitmap_blocks = (pb + s->chunk_ratio - 1) / s->chunk_ratio;
+    s->bat_entries = entries;
+    return 0;
+}
+
+int vhdx_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
+                  struct bd_err *err)
+{
+    struct vhdx_state *s = n->state;
+    int ret;
+
+    (void)prealloc;
+    if (s->has_parent)
+        return bd_err_set(err, ENOTSUP, "%s: a differencing vhdx has its "
+                          "parent's size; resize the parent instead", n->name);
+    if (size == 0 || size % s->lsec || size > VHDX_MAX_VSIZE)
+        return bd_err_set(err, EINVAL, "%s: a vhdx's size is a positive "
+                          "multiple of its %u-byte sectors up to 64 TiB, %llu "
+                          "is not", n->name, s->lsec, (unsigned long long)size);
+    if (s->vsize_off % VHDX_LOG_SECTOR > VHDX_LOG_SECTOR - 8)
+        return bd_err_set(err, ENOTSUP, "%s: the vhdx virtual size item "
+                          "straddles two sectors; not resizing", n->name);
+    pthread_rwlock_wrlock(&s->lock);
+    ret = vhdx_resize_locked(n, size);
+    pthread_rwlock_unlock(&s->lock);
+    if (ret == -ENOSPC)
+        return bd_err_set(err, ENOSPC, "%s: the vhdx block allocation table "
+                          "region (%llu bytes) has no room for %llu bytes of "
+                          "disk; moving it is not supported", n->name,
+                          (unsigned long long)s->bat_len,
+                          (unsigned long long)size);
+    if (ret < 0)
+        return bd_err_set(err, -ret, "%s: cannot resize to %llu bytes: %s",
+                          n->name, (unsigned long long)size, strerror(-ret));
+    return 0;
+}

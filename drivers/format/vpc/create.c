@@ -17,7 +17,7 @@ static const char *const vpc_subformats[] = { "dynamic", "fixed", NULL };
  * The CHS geometry for a sector count, as the VHD specification's appendix
  * computes it. Sizes that need more than 65535/16/255 get the maximum.
  */
-static void vpc_chs_for(uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s)
+void vpc_chs_for(uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s)
 {
     uint64_t cth;
     unsigned spt, heads;

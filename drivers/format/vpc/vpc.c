@@ -113,6 +113,7 @@ static void vpc_close(struct bd_node *n)
     struct vpc_state *s = n->state;
 
     free(s->bat);
+    free(s->retired_bat);
     free(s->parent_name);
     if (s->lock_init)
         pthread_mutex_destroy(&s->lock);
@@ -187,6 +188,7 @@ const struct bd_driver bd_drv_vpc = {
     .pread = vpc_pread,
     .pwrite = vpc_pwrite,
     .pwrite_zeroes = vpc_pwrite_zeroes,
+    .truncate = vpc_truncate,
     .block_status = vpc_block_status,
     .info = vpc_info,
     .check = vpc_check,

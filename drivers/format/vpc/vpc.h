@@ -64,6 +64,7 @@ struct vpc_state {
     uint64_t size;              /* guest bytes, a multiple of 512 */
     uint64_t footer_off;        /* where the trailing footer copy is now */
     uint32_t *bat;              /* native byte order; atomics for readers */
+    uint32_t *retired_bat;      /* the table before a resize widened it */
     uint32_t block_size;
     uint32_t bitmap_size;       /* bytes before each block's data, 512-aligned */
     bool end_footer_bad;        /* opened through the copy at offset 0 */
@@ -178,7 +179,15 @@ int vpc_pwrite(struct bd_node *n, const void *buf, uint64_t len, uint64_t off,
 int vpc_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
                       unsigned flags);
 
+/* ---- resize.c: bd_driver.truncate (growable mounts) -------------------- */
+
+int vpc_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
+                 struct bd_err *err);
+
 /* ---- check.c, create.c: bd_driver.check and bd_driver.create ----------- */
+
+/* The VHD specification's CHS geometry for a sector count (create.c). */
+void vpc_chs_for(uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s);
 
 int vpc_check(struct bd_node *n, unsigned fix, struct bd_check *res,
               struct bd_err *err);

@@ -17,7 +17,7 @@
 
 #define SECTOR 512u
 
-const char *const qcow2_crypt_create_options[] = {
+static const char *const qcow2_crypt_create_options[] = {
     "encrypt.format", "encryption", "encrypt.key-secret", "encrypt.cipher-alg",
     "encrypt.cipher-mode", "encrypt.ivgen-alg", "encrypt.ivgen-hash-alg",
     "encrypt.hash-alg", "encrypt.iter-time", NULL,

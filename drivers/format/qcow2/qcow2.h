@@ -425,8 +425,6 @@ int qcow2_decrypt(struct qcow2_state *s, void *buf, uint64_t len,
 /* bd_pwrite of guest data to s->data at host, encrypted when the image is. */
 int qcow2_write_data(struct qcow2_state *s, const void *buf, uint64_t len,
                      uint64_t host, uint64_t guest);
-/* create: the encrypt.* options (key-secret, format, LUKS parameters). */
-extern const char *const qcow2_crypt_create_options[];
 /* create: parse encrypt.format (and the deprecated encryption=on) into
  * *method (0, AES, LUKS); 0 or -errno. */
 int qcow2_crypt_create_method(const struct bd_opts *o, uint32_t *method,

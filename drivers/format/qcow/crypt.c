@@ -35,7 +35,11 @@ int qcow_crypt_open(struct bd_node *n, const struct bd_opts *o,
         snprintf(who, sizeof(who), "%s: encrypt.key-secret=%s", n->name, id);
         r = bd_secret_get(id, who, &pass, &len, err);
     } else {
-        r = bd_secret_prompt(n->name, "encrypt.key-secret", &pass, &len, err);
+        char opt[160] = "";     /* a backing file's, spelt from the top */
+        for (unsigned d = 0; d < n->depth && d < 16; d++)
+            strcat(opt, "backing.");
+        strcat(opt, "encrypt.key-secret");
+        r = bd_secret_prompt(n->name, opt, &pass, &len, err);
     }
     if (r < 0)
         return r;

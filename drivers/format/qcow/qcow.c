@@ -114,7 +114,8 @@ static int qcow_load_l1(struct bd_node *n, struct bd_err *err)
     return 0;
 }
 
-static int qcow_open_backing(struct bd_node *n, struct bd_err *err)
+static int qcow_open_backing(struct bd_node *n, const struct bd_opts *o,
+                             struct bd_err *err)
 {
     struct qcow_state *s = n->state;
     uint32_t len = s->h.backing_len;
@@ -141,7 +142,11 @@ static int qcow_open_backing(struct bd_node *n, struct bd_err *err)
         return bd_err_set(err, EINVAL, "%s: qcow backing file name holds a NUL "
                           "byte", n->name);
     /* qcow stores no backing format: core probes it */
-    r = bd_open_backing(n, s->backing_name, NULL, err);
+    struct bd_opts *bo = bd_opts_sub(o, "backing");
+    if (!bo)
+        return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
+    r = bd_open_backing_opts(n, s->backing_name, NULL, bo, err);
+    bd_opts_free_view(bo);
     if (r < 0 || !n->backing)
         return r;
     bsize = bd_size(n->backing);
@@ -186,7 +191,7 @@ static int qcow_open(struct bd_node *n, const struct bd_opts *o, struct bd_err *
     s->rmw = malloc(s->cluster_size);
     if (!s->cbuf || !s->cluster || !s->rmw)
         return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
-    return qcow_open_backing(n, err);
+    return qcow_open_backing(n, o, err);
 }
 
 static void qcow_close(struct bd_node *n)

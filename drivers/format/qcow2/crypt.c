@@ -23,16 +23,22 @@ static const char *const qcow2_crypt_create_options[] = {
     "encrypt.hash-alg", "encrypt.iter-time", NULL,
 };
 
-/* The passphrase: the secret encrypt.key-secret names, or a prompt. */
-static int get_passphrase(const char *name, const struct bd_opts *o,
+/* The passphrase: the secret encrypt.key-secret names, or a prompt. A
+ * backing file's option is spelt from the top: backing.encrypt.key-secret. */
+static int get_passphrase(const struct bd_node *n, const struct bd_opts *o,
                           const uint8_t **pass, size_t *len,
                           struct bd_err *err)
 {
     const char *id = bd_opts_get(o, "encrypt.key-secret");
-    char who[300];
+    const char *name = n->name;
+    char who[300], opt[160] = "";
 
-    if (!id)
-        return bd_secret_prompt(name, "encrypt.key-secret", pass, len, err);
+    if (!id) {
+        for (unsigned d = 0; d < n->depth && d < 16; d++)
+            strcat(opt, "backing.");
+        strcat(opt, "encrypt.key-secret");
+        return bd_secret_prompt(name, opt, pass, len, err);
+    }
     snprintf(who, sizeof(who), "%s: encrypt.key-secret=%s", name, id);
     return bd_secret_get(id, who, pass, len, err);
 }
@@ -111,7 +117,7 @@ int qcow2_crypt_open(struct bd_node *n, struct qcow2_state *s,
     if (s->h.incompat & QCOW2_INCOMPAT_DATA_FILE)
         return bd_err_set(err, ENOTSUP, "%s: an encrypted image with an "
                           "external data file is not supported", n->name);
-    ret = get_passphrase(n->name, o, &pass, &len, err);
+    ret = get_passphrase(n, o, &pass, &len, err);
     if (ret < 0)
         return ret;
     if (s->h.crypt_method == QCOW2_CRYPT_LUKS)

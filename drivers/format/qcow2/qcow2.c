@@ -349,7 +349,12 @@ static int qcow2_open(struct bd_node *n, const struct bd_opts *o,
     }
 
     if (s->backing_name) {
-        ret = bd_open_backing(n, s->backing_name, s->x.backing_fmt, err);
+        struct bd_opts *bo = bd_opts_sub(o, "backing");
+        if (!bo)
+            return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
+        ret = bd_open_backing_opts(n, s->backing_name, s->x.backing_fmt, bo,
+                                   err);
+        bd_opts_free_view(bo);
         if (ret < 0)
             return ret;
         if (n->backing) {

@@ -101,10 +101,10 @@ int qcow2_crypt_open(struct bd_node *n, struct qcow2_state *s,
     size_t len;
     int ret;
 
-    if (s->h.crypt_method != QCOW2_CRYPT_LUKS) {
-        /* the extension means nothing here: keep no range from it */
-        s->x.crypt_off = s->x.crypt_len = 0;
-    }
+    if (s->h.crypt_method != QCOW2_CRYPT_LUKS && s->x.has_crypto)
+        return bd_err_set(err, EINVAL, "%s: an encryption header extension "
+                          "without encrypt.format=luks: the image is damaged",
+                          n->name);
     if (!s->h.crypt_method)
         return 0;
     int want = bd_opts_get_enum(o, "encrypt.format", formats, -1, err);

@@ -61,10 +61,11 @@ static int aes_cipher(const uint8_t *pass, size_t len, struct cipher **out,
     return ret;
 }
 
-static int open_luks(struct bd_node *n, struct qcow2_state *s,
-                     const uint8_t *pass, size_t len, struct bd_err *err)
+/* The LUKS header the crypt extension points at, checked before any
+ * passphrase is asked for (a damaged image says so first). */
+static int read_luks(struct bd_node *n, struct qcow2_state *s,
+                     struct luks_header *h, struct bd_err *err)
 {
-    struct luks_header h;
     uint64_t off = s->x.crypt_off, elen = s->x.crypt_len;
     int ret;
 
@@ -78,18 +79,11 @@ static int open_luks(struct bd_node *n, struct qcow2_state *s,
                           " bytes at %" PRIu64 ") is not a cluster-aligned "
                           "range inside the file: the image is damaged",
                           n->name, elen, off);
-    ret = luks_header_read(n->file, off, elen, &h, n->name, err);
-    if (ret < 0)
-        return ret;
-    if (h.legacy_overlap && !s->read_only)
+    ret = luks_header_read(n->file, off, elen, h, n->name, err);
+    if (ret == 0 && h->legacy_overlap && !s->read_only)
         return bd_err_set(err, EROFS, "%s: the LUKS header has the old layout "
                           "whose key slot overlaps it; open it read-only (-r)",
                           n->name);
-    ret = luks_unlock(n->file, off, &h, pass, len, &s->crypt, NULL, n->name,
-                      err);
-    s->crypt_host_iv = true;
-    if (ret < 0)
-        s->x.crypt_off = s->x.crypt_len = 0;
     return ret;
 }
 
@@ -117,11 +111,20 @@ int qcow2_crypt_open(struct bd_node *n, struct qcow2_state *s,
     if (s->h.incompat & QCOW2_INCOMPAT_DATA_FILE)
         return bd_err_set(err, ENOTSUP, "%s: an encrypted image with an "
                           "external data file is not supported", n->name);
+    struct luks_header h;
+    if (s->h.crypt_method == QCOW2_CRYPT_LUKS) {
+        ret = read_luks(n, s, &h, err);
+        if (ret < 0)
+            return ret;
+    }
     ret = get_passphrase(n, o, &pass, &len, err);
     if (ret < 0)
         return ret;
-    if (s->h.crypt_method == QCOW2_CRYPT_LUKS)
-        return open_luks(n, s, pass, len, err);
+    if (s->h.crypt_method == QCOW2_CRYPT_LUKS) {
+        s->crypt_host_iv = true;
+        return luks_unlock(n->file, s->x.crypt_off, &h, pass, len, &s->crypt,
+                           NULL, n->name, err);
+    }
     log_warn("%s: qcow2 AES encryption is weak and cannot tell a wrong "
              "passphrase (it reads garbage); convert the image to "
              "encrypt.format=luks", n->name);

@@ -79,7 +79,9 @@ static int decode_mode(struct luks_header *h, const char *who, struct bd_err *er
     if (hash)
         *hash++ = '\0';
     g = cipher_ivgen_parse(iv);
-    if (g <= CIPHER_IVGEN_NONE || (g == CIPHER_IVGEN_ESSIV) != (hash != NULL))
+    /* QEMU writes ":HASH" after any generator when ivgen-hash-alg is given
+     * ("xts-plain64:sha256"); only essiv uses it, and needs it */
+    if (g <= CIPHER_IVGEN_NONE || (g == CIPHER_IVGEN_ESSIV && !hash))
         return bd_err_set(err, ENOTSUP, "%s: LUKS IV generator '%s' is not "
                           "supported (plain, plain64 and essiv:HASH are)", who,
                           h->cipher_mode);

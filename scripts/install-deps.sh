@@ -14,6 +14,8 @@ PKGS=(
   fio python3 bc util-linux e2fsprogs kmod procps psmisc openssl bzip2 gzip
   python3-libvhdi libvhdi-utils tgt libiscsi-bin
   bximage
+  # luks: cryptsetup and Python's cryptography are its oracles
+  cryptsetup-bin python3-cryptography
   cloop-utils python3-lz4 python3-lzo
   glusterfs-server glusterfs-client libglusterfs-dev
   libssh-dev openssh-server openssh-client

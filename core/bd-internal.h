@@ -34,6 +34,11 @@ struct bd_opts {
 };
 
 struct bd_opts *bd_opts_new(void);
+/* Copy the keys of view src into dst, as keys relative to src's prefix
+ * (keys dst has already stay); 0 or -ENOMEM. */
+int bd_opts_copy_view(struct bd_opts *dst, const struct bd_opts *src);
+/* Mark used in view src each key whose copy in dst was used. */
+void bd_opts_used_back(const struct bd_opts *src, const struct bd_opts *dst);
 void bd_opts_free(struct bd_opts *o);
 /* "a=1,b.c=x" with ",," escaping a comma; an element without '=' is the
  * value of implied_key (NULL: an error). */

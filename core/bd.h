@@ -404,6 +404,11 @@ void bd_map_fd_done(struct bd_node *n);
  */
 int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
                     struct bd_err *err);
+/* The same, with options for the backing node: the keys of view bo (the
+ * driver's "backing" sub-view, say backing.encrypt.key-secret=ID) are
+ * given to it; those it reads count as used. */
+int bd_open_backing_opts(struct bd_node *n, const char *name, const char *fmt,
+                         const struct bd_opts *bo, struct bd_err *err);
 /*
  * Open an image named for the image `n` is writing (a differencing
  * image's parent at create): `name` is a file name, resolved as a backing

@@ -160,6 +160,12 @@ static int path_opts(struct bd_node *n, const char *name, const char *what,
 int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
                     struct bd_err *err)
 {
+    return bd_open_backing_opts(n, name, fmt, NULL, err);
+}
+
+int bd_open_backing_opts(struct bd_node *n, const char *name, const char *fmt,
+                         const struct bd_opts *bo, struct bd_err *err)
+{
     struct bd_flags f = n->flags;
     bool confine = f.backing == BD_BACKING_CONFINE;
     bool is_path;
@@ -193,6 +199,8 @@ int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
         r = path_opts(n, name, "backing file", confine, o, err);
     else
         r = bd_source_to_opts(name, o, err);
+    if (r == 0 && bo && bd_opts_copy_view(o, bo) < 0)
+        r = bd_err_set(err, ENOMEM, "out of memory");
     if (r < 0)
         goto out;
     f.read_only = true;
@@ -200,6 +208,8 @@ int bd_open_backing(struct bd_node *n, const char *name, const char *fmt,
                           &n->backing, err);
     if (r < 0)
         bd_err_prefix(err, "%s: backing file '%s'", n->name, name);
+    else if (bo)
+        bd_opts_used_back(bo, o);
 out:
     bd_opts_free(o);
     return r;

@@ -176,6 +176,61 @@ int bd_opts_move_prefix(struct bd_opts *o, const char *from, const char *to)
     return r;
 }
 
+int bd_opts_copy_view(struct bd_opts *dst, const struct bd_opts *src)
+{
+    size_t plen = strlen(src->prefix);
+    int r = 0;
+
+    for (size_t i = 0; r == 0; i++) {
+        char *key = NULL, *val = NULL;
+        pthread_mutex_lock(&src->tree->lock);
+        if (i >= src->tree->n) {
+            pthread_mutex_unlock(&src->tree->lock);
+            break;
+        }
+        const struct bd_opt_entry *e = &src->tree->v[i];
+        if (strncmp(e->key, src->prefix, plen) == 0) {
+            key = strdup(e->key + plen);
+            val = strdup(e->val);
+            if (!key || !val)
+                r = -ENOMEM;
+        }
+        pthread_mutex_unlock(&src->tree->lock);
+        if (r == 0 && key) {
+            pthread_mutex_lock(&dst->tree->lock);
+            bool taken = find(dst, key) != NULL;
+            pthread_mutex_unlock(&dst->tree->lock);
+            if (!taken)
+                r = bd_opts_set(dst, key, val);
+        }
+        free(key);
+        free(val);
+    }
+    return r;
+}
+
+void bd_opts_used_back(const struct bd_opts *src, const struct bd_opts *dst)
+{
+    size_t plen = strlen(src->prefix);
+
+    pthread_mutex_lock(&src->tree->lock);
+    for (size_t i = 0; i < src->tree->n; i++) {
+        struct bd_opt_entry *e = &src->tree->v[i];
+        if (strncmp(e->key, src->prefix, plen) != 0)
+            continue;
+        /* dst has its own tree: its lock, never both at once */
+        pthread_mutex_unlock(&src->tree->lock);
+        pthread_mutex_lock(&dst->tree->lock);
+        const struct bd_opt_entry *d = find(dst, e->key + plen);
+        bool used = d && d->used;
+        pthread_mutex_unlock(&dst->tree->lock);
+        pthread_mutex_lock(&src->tree->lock);
+        if (used)
+            src->tree->v[i].used = true;
+    }
+    pthread_mutex_unlock(&src->tree->lock);
+}
+
 bool bd_opts_view_empty(const struct bd_opts *view)
 {
     size_t plen = strlen(view->prefix);

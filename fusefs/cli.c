@@ -16,7 +16,7 @@ const char cli_usage[] =
 "usage: imgfuse [OPTIONS] SOURCE... MOUNTPOINT\n"
 "       imgfuse info [--json] [--backing-chain] [-F FMT] [-U] SOURCE\n"
 "       imgfuse create -F FMT [-o KEY=VAL,...] FILE SIZE\n"
-"       imgfuse check [-r leaks|all] [-F FMT] FILE\n"
+"       imgfuse check [-r leaks|all] [-F FMT] [-o KEY=VAL,...] FILE\n"
 "       imgfuse lease init lockd[,dir=DIR] | sanlock,lockspace=PATH,...\n"
 "       (every command also takes --object secret,... and --key-prompt)\n"
 "\n"
@@ -575,7 +575,7 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
     for (int i = first; i < argc; i++)
         gargv[i - first + 1] = argv[i];
 
-    const char *shorts = c->cmd == CLI_CHECK ? "+:F:r:UhV" : "+:F:rUfdso:hV";
+    const char *shorts = c->cmd == CLI_CHECK ? "+:F:r:Uo:hV" : "+:F:rUfdso:hV";
     optind = 1;
     opterr = 0;
     const char *positional[CLI_MAX_SOURCES + 3];

@@ -646,13 +646,15 @@ int fusefs_mount_main(const char *argv0, struct cli *c)
         }
         close(p[0]);
         m.report_fd = p[1];
-        setsid();
         signal(SIGPIPE, SIG_IGN);
     }
 
     r = prepare_mountpoint(&m, &err);
     if (r == 0)
         r = open_sources(&m, &err);
+    /* only now leave the terminal's session: --key-prompt asks on it */
+    if (!c->foreground)
+        setsid();
     if (r == 0)
         r = serve(&m, argv0, &err);
     if (r < 0) {

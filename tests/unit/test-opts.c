@@ -145,3 +145,27 @@ Test(opts, suggest_finds_close_words_only)
     cr_assert_str_eq(bd_suggest("compta", words), "compat");
     cr_assert_null(bd_suggest("zzzzzz", words));
 }
+
+Test(opts, a_view_copied_to_another_tree_reports_back_what_was_used)
+{
+    struct bd_opts *o = bd_opts_new(), *b = bd_opts_new();
+    struct bd_err err = { 0 };
+    cr_assert_eq(bd_opts_parse_dotted(o, "encrypt.key-secret=k2,"
+                 "backing.encrypt.key-secret=k1,backing.file.filename=x,"
+                 "backing.typo=1", NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(bd_opts_parse_dotted(b, "file.filename=base.qcow2", NULL,
+                                      &err), 0);
+    struct bd_opts *v = bd_opts_sub(o, "backing");
+    cr_assert_eq(bd_opts_copy_view(b, v), 0);
+    cr_assert_str_eq(bd_opts_get(b, "encrypt.key-secret"), "k1");
+    /* what the new tree had already stays */
+    cr_assert_str_eq(bd_opts_get(b, "file.filename"), "base.qcow2");
+    bd_opts_used_back(v, b);
+    (void)bd_opts_get(o, "encrypt.key-secret");
+    /* backing.typo was never read below: still unknown up here */
+    cr_assert_lt(bd_opts_check_unused(o, &err), 0);
+    cr_assert(strstr(err.msg, "backing.typo"), "%s", err.msg);
+    bd_opts_free_view(v);
+    bd_opts_free(b);
+    bd_opts_free(o);
+}

@@ -268,9 +268,11 @@ static int read_chunk(void *ctx, uint64_t cl, uint32_t in, uint32_t chunk,
         return r;
     }
     r = data_range_ok(s, e + in, chunk);
-    if (r < 0)
-        return r;
-    return bd_pread(io->n->file, dst, chunk, e + in);
+    if (r == 0)
+        r = bd_pread(io->n->file, dst, chunk, e + in);
+    if (r == 0)
+        r = qcow_decrypt(s, dst, chunk, cl * s->cluster_size + in);
+    return r;
 }
 
 int qcow_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
@@ -314,7 +316,8 @@ static int write_new_cluster(struct qcow_io *io, uint64_t cl, uint64_t e,
     r = grow_file(io->n, s->cluster_size, &host);
     if (r < 0)
         return r;
-    r = bd_pwrite(io->n->file, data, s->cluster_size, host, 0);
+    r = qcow_write_data(io->n, data, s->cluster_size, host,
+                        cl * s->cluster_size);
     if (r < 0)
         return r;
     return qcow_set_entry(io->n, cl, host);
@@ -336,10 +339,11 @@ static int write_chunk(void *ctx, uint64_t cl, uint32_t in, uint32_t chunk,
     r = data_range_ok(io->s, e + in, chunk);
     if (r < 0)
         return r;
-    if (!src)
+    if (!src && !io->s->crypt)
         return bd_pwrite_zeroes(io->n->file, chunk, e + in,
                                 io->flags & BD_REQ_MAY_UNMAP);
-    return bd_pwrite(io->n->file, src, chunk, e + in, 0);
+    return qcow_write_data(io->n, src, chunk, e + in,
+                           cl * io->s->cluster_size + in);
 }
 
 int qcow_pwrite(struct bd_node *n, const void *buf, uint64_t len, uint64_t off,
@@ -443,7 +447,7 @@ int qcow_block_status(struct bd_node *n, uint64_t off, uint64_t len,
     case QCOW_DATA:
         *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
         /* a cluster past the end of the file is only an error on read */
-        if (ovf_range_ok(e + in, *pnum, s->file_size)) {
+        if (!s->crypt && ovf_range_ok(e + in, *pnum, s->file_size)) {
             *status |= BD_STATUS_OFFSET;
             *map = e + in;
         }

@@ -1,7 +1,7 @@
 /*
  * qcow (version 1): header decoding and checks, the L1 table, the backing
  * file, open/close, probe, info and the ops table. Reads and writes are in
- * io.c, image creation in create.c. AES-encrypted images are refused.
+ * io.c, image creation in create.c, AES encryption in crypt.c.
  */
 #include "qcow.h"
 
@@ -53,12 +53,7 @@ static int qcow_check_header(struct bd_node *n, struct bd_err *err)
         return bd_err_set(err, ENOTSUP, "%s: qcow version %u is not supported "
                           "by the qcow driver (versions 2 and 3 are qcow2)",
                           n->name, h->version);
-    if (h->crypt_method == QCOW_CRYPT_AES)
-        return bd_err_set(err, ENOTSUP, "%s: AES-encrypted qcow images are not "
-                          "supported yet; decrypt it with qemu-img convert "
-                          "(--object secret,... --image-opts "
-                          "encrypt.key-secret=...) first", n->name);
-    if (h->crypt_method != QCOW_CRYPT_NONE)
+    if (h->crypt_method != QCOW_CRYPT_NONE && h->crypt_method != QCOW_CRYPT_AES)
         return bd_err_set(err, ENOTSUP, "%s: unknown qcow encryption method %u",
                           n->name, h->crypt_method);
     if (h->size <= 1)
@@ -119,7 +114,8 @@ static int qcow_load_l1(struct bd_node *n, struct bd_err *err)
     return 0;
 }
 
-static int qcow_open_backing(struct bd_node *n, struct bd_err *err)
+static int qcow_open_backing(struct bd_node *n, const struct bd_opts *o,
+                             struct bd_err *err)
 {
     struct qcow_state *s = n->state;
     uint32_t len = s->h.backing_len;
@@ -146,7 +142,11 @@ static int qcow_open_backing(struct bd_node *n, struct bd_err *err)
         return bd_err_set(err, EINVAL, "%s: qcow backing file name holds a NUL "
                           "byte", n->name);
     /* qcow stores no backing format: core probes it */
-    r = bd_open_backing(n, s->backing_name, NULL, err);
+    struct bd_opts *bo = bd_opts_sub(o, "backing");
+    if (!bo)
+        return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
+    r = bd_open_backing_opts(n, s->backing_name, NULL, bo, err);
+    bd_opts_free_view(bo);
     if (r < 0 || !n->backing)
         return r;
     bsize = bd_size(n->backing);
@@ -163,13 +163,14 @@ static int qcow_open(struct bd_node *n, const struct bd_opts *o, struct bd_err *
     uint8_t raw[QCOW_HEADER_SIZE];
     int r;
 
-    (void)o;
     r = bd_read_image_header(n->file, n->name, "qcow", raw, sizeof(raw),
                              &s->file_size, err);
     if (r < 0)
         return r;
     qcow_header_decode(raw, &s->h);
     r = qcow_check_header(n, err);
+    if (r == 0)
+        r = qcow_crypt_open(n, o, err);
     if (r < 0)
         return r;
     /* QEMU sees whole sectors only */
@@ -190,7 +191,7 @@ static int qcow_open(struct bd_node *n, const struct bd_opts *o, struct bd_err *
     s->rmw = malloc(s->cluster_size);
     if (!s->cbuf || !s->cluster || !s->rmw)
         return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
-    return qcow_open_backing(n, err);
+    return qcow_open_backing(n, o, err);
 }
 
 static void qcow_close(struct bd_node *n)
@@ -205,6 +206,7 @@ static void qcow_close(struct bd_node *n)
     free(s->cluster);
     free(s->rmw);
     qcow_io_free(s);
+    qcow_crypt_close(s);
 }
 
 /* qcow2 shares the magic; the version tells them apart */
@@ -219,7 +221,7 @@ static void qcow_limits(struct bd_node *n, struct bd_limits *lim)
 {
     struct qcow_state *s = n->state;
 
-    lim->request_alignment = 1;
+    lim->request_alignment = s->crypt ? BD_SECTOR : 1;     /* cipher sectors */
     lim->opt_transfer = s->cluster_size;
 }
 
@@ -236,14 +238,19 @@ static void qcow_info(struct bd_node *n, struct bd_info *info)
 
     bd_info_add(info, "cluster size", "%u", s->cluster_size);
     bd_info_add(info, "l2 entries", "%u", s->l2_entries);
-    bd_info_add(info, "encrypted", "%s", "no");
+    bd_info_add(info, "encrypted", "%s", s->crypt ? "yes (aes)" : "no");
     if (s->backing_name)
         bd_info_add(info, "backing_file", "%s", s->backing_name);
 }
 
+static const char *const qcow_options[] = {
+    "encrypt.key-secret", "encrypt.format", NULL,
+};
+
 const struct bd_driver bd_drv_qcow = {
     .name = "qcow",
     .kind = BD_FORMAT,
+    .options = qcow_options,
     .state_size = sizeof(struct qcow_state),
     .parallel = false,
     .probe = qcow_probe,

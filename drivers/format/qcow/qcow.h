@@ -68,6 +68,7 @@ struct qcow_state {
     uint8_t *rmw;                   /* one cluster for partial writes */
     z_stream z;
     bool z_ready;
+    struct cipher *crypt;           /* AES-encrypted image, else NULL */
 };
 
 void qcow_header_decode(const uint8_t *b, struct qcow_header *h);
@@ -82,6 +83,17 @@ int qcow_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
 int qcow_block_status(struct bd_node *n, uint64_t off, uint64_t len,
                       uint64_t *pnum, unsigned *status, uint64_t *map);
 void qcow_io_free(struct qcow_state *s);
+
+/* crypt.c: AES images (encrypt.key-secret, or --key-prompt). Data of
+ * normal clusters: decrypt after reading, encrypt on writing (buf NULL:
+ * zeroes); guest is the guest offset the IVs count from. */
+struct cipher;
+int qcow_crypt_open(struct bd_node *n, const struct bd_opts *o,
+                    struct bd_err *err);
+void qcow_crypt_close(struct qcow_state *s);
+int qcow_decrypt(struct qcow_state *s, void *buf, uint64_t len, uint64_t guest);
+int qcow_write_data(struct bd_node *n, const void *buf, uint64_t len,
+                    uint64_t host, uint64_t guest);
 
 /* create.c */
 extern const struct bd_create_ops qcow_create_ops;

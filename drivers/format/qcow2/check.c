@@ -292,6 +292,7 @@ static int ck_count(struct ck *k)
     /* where metadata lives, so that data pointers into it are caught */
     uint64_t table = 0;
     ck_mark(k, 0, cs, CK_FIXED);
+    ck_mark(k, s->x.crypt_off, s->x.crypt_len, CK_FIXED);   /* LUKS header */
     ck_mark(k, s->l1_off, (uint64_t)s->l1_entries * 8, CK_FIXED);
     for (uint32_t i = 0; i < s->nb_snapshots; i++) {
         ck_mark(k, s->snapshots[i].l1_off,
@@ -313,6 +314,8 @@ static int ck_count(struct ck *k)
     }
 
     ck_add(k, 0, cs);
+    if (s->x.crypt_len)
+        ck_add(k, s->x.crypt_off, s->x.crypt_len);
     ret = ck_l1(k, s->l1, s->l1_entries, s->l1_off);
     if (ret < 0)
         return ret;

@@ -442,7 +442,7 @@ int qcow2_status(struct qcow2_state *s, uint64_t off, uint64_t len,
         break;
     case QCOW2_NORMAL:
         *status = BD_STATUS_DATA | BD_STATUS_ALLOCATED;
-        if (!s->data_node) {
+        if (!s->data_node && !s->crypt) {
             *status |= BD_STATUS_OFFSET;
             *map = e.host;
         }

@@ -14,7 +14,10 @@
 const char *const qcow2_create_options[] = {
     "compat", "cluster_size", "refcount_bits", "lazy_refcounts",
     "backing_file", "backing_fmt", "compression_type", "extended_l2",
-    "preallocation", "data_file", "data_file_raw", "nocow", NULL,
+    "preallocation", "data_file", "data_file_raw", "nocow",
+    "encrypt.format", "encryption", "encrypt.key-secret", "encrypt.cipher-alg",
+    "encrypt.cipher-mode", "encrypt.ivgen-alg", "encrypt.ivgen-hash-alg",
+    "encrypt.hash-alg", "encrypt.iter-time", NULL,
 };
 
 struct create_params {
@@ -29,6 +32,8 @@ struct create_params {
     int prealloc;                 /* enum bd_prealloc */
     const char *data_file;
     bool data_raw;
+    uint32_t crypt_method;        /* 0, QCOW2_CRYPT_AES or _LUKS */
+    uint64_t crypt_len;           /* bytes of the LUKS header */
 };
 
 static int log2_exact(uint64_t v)
@@ -139,9 +144,15 @@ static int parse_params(const struct bd_opts *o, uint64_t size,
         return bd_err_set(err, EINVAL,
                           "preallocation with a backing file needs "
                           "extended_l2=on");
-    if (bd_opts_has(o, "encrypt.format") || bd_opts_has(o, "encryption"))
-        return bd_err_set(err, ENOTSUP,
-                          "encrypted qcow2 images cannot be created yet");
+    ret = qcow2_crypt_create_method(o, &p->crypt_method, err);
+    if (ret == 0)
+        ret = qcow2_crypt_create_len(o, p->crypt_method, &p->crypt_len, err);
+    if (ret < 0)
+        return ret;
+    if (p->crypt_method && (p->data_file || p->prealloc != BD_PREALLOC_OFF))
+        return bd_err_set(err, ENOTSUP, "an encrypted image cannot have %s",
+                          p->data_file ? "an external data file"
+                                       : "preallocation");
     return 0;
 }
 
@@ -172,7 +183,8 @@ static void rb_set_one(uint8_t *b, uint32_t order, uint64_t i)
 /* Build the header cluster; 0 or -ENOSPC when it does not fit. */
 static int build_header(uint8_t *h, uint64_t cs, uint64_t size,
                         const struct create_params *p, uint32_t l1_entries,
-                        uint64_t l1_off, uint64_t rt_off, uint64_t rt_clusters)
+                        uint64_t l1_off, uint64_t rt_off, uint64_t rt_clusters,
+                        uint64_t crypt_off)
 {
     static const struct { uint8_t type, bit; const char *name; } names[] = {
         { 0, 0, "dirty bit" }, { 0, 1, "corrupt bit" },
@@ -188,6 +200,8 @@ static int build_header(uint8_t *h, uint64_t cs, uint64_t size,
         need += 8 + bd_align_up(strlen(p->backing_fmt), 8);
     if (p->data_file)
         need += 8 + bd_align_up(strlen(p->data_file), 8);
+    if (p->crypt_len)
+        need += 8 + 16;
     if (need > cs)
         return -ENOSPC;
     bool with_table = p->version == 3 && need + 8 + sizeof(names) /
@@ -198,6 +212,7 @@ static int build_header(uint8_t *h, uint64_t cs, uint64_t size,
     bd_put_be32(h + 4, p->version);
     bd_put_be32(h + 20, p->cluster_bits);
     bd_put_be64(h + 24, size);
+    bd_put_be32(h + 32, p->crypt_method);
     bd_put_be32(h + 36, l1_entries);
     bd_put_be64(h + 40, l1_off);
     bd_put_be64(h + 48, rt_off);
@@ -228,6 +243,12 @@ static int build_header(uint8_t *h, uint64_t cs, uint64_t size,
     if (p->data_file)
         off = put_ext(h, off, QCOW2_EXT_DATA_FILE, p->data_file,
                       strlen(p->data_file));
+    if (p->crypt_len) {
+        uint8_t x[16];
+        bd_put_be64(x, crypt_off);
+        bd_put_be64(x + 8, p->crypt_len);
+        off = put_ext(h, off, QCOW2_EXT_CRYPTO, x, sizeof(x));
+    }
     if (with_table) {
         uint8_t t[8 * 48];
         size_t n = sizeof(names) / sizeof(names[0]);
@@ -303,7 +324,8 @@ int qcow2_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
     uint64_t n_l2 = prealloc ? (size_cl + l2_entries - 1) / l2_entries : 0;
     uint64_t n_data = (prealloc && !p.data_file) ? size_cl : 0;
     uint64_t rb_entries = cs * 8 >> p.refcount_order;
-    uint64_t meta = 1 + l1_cl + n_l2 + n_data;
+    uint64_t crypt_cl = (p.crypt_len + cs - 1) / cs;  /* after the header */
+    uint64_t meta = 1 + crypt_cl + l1_cl + n_l2 + n_data;
     uint64_t k = 1, m = 1;
     for (int it = 0; it < 64; it++) {
         uint64_t total = meta + k + m;
@@ -318,12 +340,12 @@ int qcow2_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
         return bd_err_set(err, EFBIG,
                           "image too large for its refcount table; use a "
                           "larger cluster_size");
-    uint64_t rt_off = cs;
+    uint64_t rt_off = cs + crypt_cl * cs;
     uint64_t rb_off = rt_off + k * cs;
     uint64_t l1_off = rb_off + m * cs;
     uint64_t l2_off = l1_off + l1_cl * cs;
     uint64_t data_off = l2_off + n_l2 * cs;
-    uint64_t total = 1 + k + m + l1_cl + n_l2 + n_data;
+    uint64_t total = 1 + crypt_cl + k + m + l1_cl + n_l2 + n_data;
     char *data_path = NULL;
     uint8_t *buf = NULL, *big = NULL;
 
@@ -339,7 +361,7 @@ int qcow2_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
         goto out_free;
     }
     if (build_header(buf, cs, size, &p, (uint32_t)l1_entries,
-                     l1_entries ? l1_off : 0, rt_off, k) < 0) {
+                     l1_entries ? l1_off : 0, rt_off, k, cs) < 0) {
         ret = bd_err_set(err, EINVAL,
                          "the header does not fit in one %" PRIu64 "-byte "
                          "cluster (names too long)", cs);
@@ -403,6 +425,11 @@ int qcow2_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,
     if (n_data) {
         ret = bd_truncate(file, data_off + n_data * cs, file_prealloc(&p),
                           err);
+        if (ret < 0)
+            goto out_free;
+    }
+    if (p.crypt_len) {
+        ret = qcow2_crypt_create_write(file, o, cs, err);
         if (ret < 0)
             goto out_free;
     }

@@ -317,7 +317,13 @@ int qcow2_exts_decode(const uint8_t *buf, size_t len,
             }
             break;
         case QCOW2_EXT_CRYPTO:
+            if (elen != 16)
+                return bd_err_set(err, EINVAL, "%s: the encryption header "
+                                  "extension has %" PRIu32 " bytes, not 16",
+                                  name, elen);
             x->has_crypto = true;
+            x->crypt_off = bd_be64(data);
+            x->crypt_len = bd_be64(data + 8);
             break;
         default:
             x->nb_unknown++;

@@ -17,7 +17,7 @@
 
 static const char *const qcow2_options[] = {
     "l2-cache-size", "refcount-cache-size", "snapshot", "compress",
-    "data-file", NULL,
+    "data-file", "encrypt.key-secret", "encrypt.format", NULL,
 };
 
 static int read_at(struct bd_node *n, uint64_t off, uint64_t len, void **out,
@@ -92,11 +92,6 @@ static int check_features(struct bd_node *n, struct qcow2_state *s,
                           "%s: image uses incompatible features imgfuse does "
                           "not know: %s", n->name, names);
     }
-    if (s->h.crypt_method)
-        return bd_err_set(err, ENOTSUP,
-                          "%s: encrypted qcow2 images (%s) are not supported "
-                          "yet", n->name,
-                          s->h.crypt_method == 1 ? "aes" : "luks");
     if ((s->h.incompat & QCOW2_INCOMPAT_CORRUPT) && !n->flags.read_only)
         return bd_err_set(err, EROFS,
                           "%s: image is marked corrupt; open it read-only (-r) "
@@ -284,6 +279,9 @@ static int qcow2_open(struct bd_node *n, const struct bd_opts *o,
     s->size = s->h.size;
     s->lazy_refcounts = s->h.compat & QCOW2_COMPAT_LAZY_REFCOUNTS;
 
+    ret = qcow2_crypt_open(n, s, o, err);
+    if (ret < 0)
+        return ret;
     ret = load_tables(n, s, err);
     if (ret < 0)
         return ret;
@@ -300,6 +298,9 @@ static int qcow2_open(struct bd_node *n, const struct bd_opts *o,
     ret = bd_opts_get_bool(o, "compress", false, &s->compress_writes, err);
     if (ret < 0 && ret != -ENOENT)
         return ret;
+    if (s->compress_writes && s->crypt)
+        return bd_err_set(err, EINVAL, "%s: compress=on cannot be used with "
+                          "an encrypted image", n->name);
 
     uint64_t per_table = s->cluster_size << s->l2_bits;
     uint64_t cover = (s->size + per_table - 1) / per_table * s->cluster_size;
@@ -348,7 +349,12 @@ static int qcow2_open(struct bd_node *n, const struct bd_opts *o,
     }
 
     if (s->backing_name) {
-        ret = bd_open_backing(n, s->backing_name, s->x.backing_fmt, err);
+        struct bd_opts *bo = bd_opts_sub(o, "backing");
+        if (!bo)
+            return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
+        ret = bd_open_backing_opts(n, s->backing_name, s->x.backing_fmt, bo,
+                                   err);
+        bd_opts_free_view(bo);
         if (ret < 0)
             return ret;
         if (n->backing) {
@@ -388,6 +394,7 @@ static void qcow2_close(struct bd_node *n)
         pthread_mutex_unlock(&s->meta_lock);
     }
     qcow2_bitmaps_free(s);
+    qcow2_crypt_close(s);
     if (s->data_node)
         bd_node_close(s->data_node);
     s->data_node = NULL;
@@ -422,7 +429,7 @@ static void qcow2_limits(struct bd_node *n, struct bd_limits *lim)
 {
     struct qcow2_state *s = n->state;
 
-    lim->request_alignment = 1;
+    lim->request_alignment = s->crypt ? 512 : 1;   /* whole cipher sectors */
     lim->opt_transfer = (uint32_t)s->cluster_size;
     lim->discard_alignment = (uint32_t)s->cluster_size;
 }
@@ -578,6 +585,9 @@ static void qcow2_info(struct bd_node *n, struct bd_info *info)
             bd_info_add(info, keys[k], "%s", names);
         }
     }
+    if (s->h.crypt_method)
+        bd_info_add(info, "encrypt.format", "%s",
+                    s->h.crypt_method == QCOW2_CRYPT_AES ? "aes" : "luks");
     if (s->backing_name)
         bd_info_add(info, "backing_file", "%s", s->backing_name);
     if (s->x.backing_fmt)

@@ -98,6 +98,8 @@ struct qcow2_exts {
     uint64_t bitmap_dir_off;
     uint64_t bitmaps_ext_off;     /* extension data in the header, 0 = none */
     bool has_crypto;
+    uint64_t crypt_off;           /* the LUKS header (encrypt.format=luks) */
+    uint64_t crypt_len;
     size_t nb_unknown;            /* kept on disk untouched: we never rewrite */
     uint64_t end;                 /* first byte after the extension area */
 };
@@ -197,6 +199,8 @@ struct qcow2_state {
     int snapshot_index;           /* mounted snapshot, -1 = active layer */
 
     char *backing_name;
+    struct cipher *crypt;         /* encrypted image: the sector cipher */
+    bool crypt_host_iv;           /* luks: IVs from host offsets, aes: guest */
     bool read_only;
     bool writes_started;
     bool lazy_refcounts;
@@ -406,6 +410,33 @@ int qcow2_decompress(int type, const void *src, size_t slen, void *dst,
  * not shrink, or -errno. */
 ssize_t qcow2_compress(int type, const void *src, size_t slen, void *dst,
                        size_t dlen);
+
+/* ---- crypt.c (encrypt.format=aes|luks) --------------------------------- */
+
+#define QCOW2_CRYPT_AES  1u
+#define QCOW2_CRYPT_LUKS 2u
+
+/* Unlock an encrypted image with encrypt.key-secret (or --key-prompt);
+ * AES images warn that the encryption is weak. Nothing for plain ones. */
+int qcow2_crypt_open(struct bd_node *n, struct qcow2_state *s,
+                     const struct bd_opts *o, struct bd_err *err);
+void qcow2_crypt_close(struct qcow2_state *s);
+/* Decrypt buf[0..len) read from host, guest offset guest (512-aligned). */
+int qcow2_decrypt(struct qcow2_state *s, void *buf, uint64_t len,
+                  uint64_t host, uint64_t guest);
+/* bd_pwrite of guest data to s->data at host, encrypted when the image is. */
+int qcow2_write_data(struct qcow2_state *s, const void *buf, uint64_t len,
+                     uint64_t host, uint64_t guest);
+/* create: parse encrypt.format (and the deprecated encryption=on) into
+ * *method (0, AES, LUKS); 0 or -errno. */
+int qcow2_crypt_create_method(const struct bd_opts *o, uint32_t *method,
+                              struct bd_err *err);
+/* create: bytes the LUKS header needs (0 for AES/none). */
+int qcow2_crypt_create_len(const struct bd_opts *o, uint32_t method,
+                           uint64_t *len, struct bd_err *err);
+/* create: write the LUKS header at off of file (method LUKS only). */
+int qcow2_crypt_create_write(struct bd_node *file, const struct bd_opts *o,
+                             uint64_t off, struct bd_err *err);
 
 /* ---- read.c ------------------------------------------------------------ */
 

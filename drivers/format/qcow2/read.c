@@ -11,7 +11,7 @@
 
 /* Read host data; bytes past the known end of the file read as zeroes. */
 static int read_host(struct qcow2_state *s, void *buf, uint64_t len,
-                     uint64_t host)
+                     uint64_t host, uint64_t guest)
 {
     uint64_t end = qcow2_known_size(qcow2_data_end(s));
     uint64_t n = host >= end ? 0 : (end - host < len ? end - host : len);
@@ -21,6 +21,8 @@ static int read_host(struct qcow2_state *s, void *buf, uint64_t len,
         ret = bd_pread(s->data, buf, n, host);
     if (n < len)
         memset((uint8_t *)buf + n, 0, len - n);
+    if (ret == 0)
+        ret = qcow2_decrypt(s, buf, len, host, guest);
     return ret;
 }
 
@@ -152,7 +154,7 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
 {
     uint8_t *p = buf;
     uint8_t *pend_buf = NULL;
-    uint64_t pend_host = 0, pend_len = 0;
+    uint64_t pend_host = 0, pend_len = 0, pend_guest = 0;
     struct cjobs cj = { .s = s };
     int ret = 0;
 
@@ -175,7 +177,7 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
             pend_len += e.len;
         } else {
             if (pend_len) {
-                ret = read_host(s, pend_buf, pend_len, pend_host);
+                ret = read_host(s, pend_buf, pend_len, pend_host, pend_guest);
                 pend_len = 0;
                 if (ret < 0)
                     break;
@@ -183,6 +185,7 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
             switch (e.type) {
             case QCOW2_NORMAL:
                 pend_buf = p;
+                pend_guest = off;
                 pend_host = e.host;
                 pend_len = e.len;
                 break;
@@ -193,7 +196,8 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
                 ret = read_backing(s, p, e.len, off);
                 break;
             case QCOW2_COMPRESSED:
-                ret = cjob_add(&cj, &e, p, off - e.coff);
+                /* QEMU never compresses an encrypted image */
+                ret = s->crypt ? -EIO : cjob_add(&cj, &e, p, off - e.coff);
                 break;
             }
             if (ret < 0)
@@ -204,7 +208,7 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
         len -= e.len;
     }
     if (ret == 0 && pend_len)
-        ret = read_host(s, pend_buf, pend_len, pend_host);
+        ret = read_host(s, pend_buf, pend_len, pend_host, pend_guest);
     if (ret == 0)
         ret = cjobs_finish(&cj);
     free(cj.v);

@@ -89,6 +89,9 @@ static int count_all(struct qcow2_state *s, struct counts *k, struct bd_err *err
     if (!t)
         return bd_err_set(err, ENOMEM, "%s: out of memory", s->node->name);
     ret = add(s, k, 0, 1, err);
+    if (ret == 0 && s->x.crypt_len)     /* the LUKS header's clusters */
+        ret = add(s, k, s->x.crypt_off,
+                  (s->x.crypt_len + cs - 1) / cs, err);
     if (ret == 0)
         ret = add_l1(s, k, s->l1, s->l1_entries, s->l1_off, t, err);
     uint64_t table = 0;

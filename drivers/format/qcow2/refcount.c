@@ -285,6 +285,8 @@ bool qcow2_is_metadata(const struct qcow2_state *s, uint64_t c)
 
     if (c == 0)
         return true;
+    if (s->x.crypt_len && in_range(c, s->x.crypt_off, s->x.crypt_len, cb))
+        return true;
     if (in_range(c, s->h.l1_off, (uint64_t)s->h.l1_entries * 8, cb) ||
         in_range(c, s->reftable_off, s->reftable_entries * 8, cb))
         return true;

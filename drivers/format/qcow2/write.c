@@ -127,7 +127,8 @@ static int alloc_write_data(struct qcow2_state *s, const uint8_t *buf,
     r->ws = ws;
     r->we = we;
     if (ws == off && we == end)
-        return bd_pwrite(s->data, buf, we - ws, r->host + (ws - r->cl_start), 0);
+        return qcow2_write_data(s, buf, we - ws, r->host + (ws - r->cl_start),
+                                ws);
     uint8_t *b = malloc(we - ws);
     if (!b)
         return -ENOMEM;
@@ -138,7 +139,7 @@ static int alloc_write_data(struct qcow2_state *s, const uint8_t *buf,
         ret = qcow2_read(s, b + (end - ws), we - end, end);
     if (ret == 0) {
         memcpy(b + (off - ws), buf, end - off);
-        ret = bd_pwrite(s->data, b, we - ws, r->host + (ws - r->cl_start), 0);
+        ret = qcow2_write_data(s, b, we - ws, r->host + (ws - r->cl_start), ws);
     }
     free(b);
     return ret;
@@ -343,7 +344,7 @@ int qcow2_write(struct qcow2_state *s, const void *buf, uint64_t len,
         if (e.type == QCOW2_NORMAL && e.copied) {
             ret = check_overlap(s, e.host, e.len);
             if (ret == 0)
-                ret = bd_pwrite(s->data, p, e.len, e.host, 0);
+                ret = qcow2_write_data(s, p, e.len, e.host, off);
             if (ret < 0)
                 return ret;
             qcow2_grow_known(qcow2_data_end(s), e.host + e.len);

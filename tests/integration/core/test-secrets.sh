@@ -1,7 +1,8 @@
 #!/bin/bash
-# --object secret (QEMU's syntax) on every command, in -o for mount(8), and
-# --key-prompt: bad specs are explained without showing the secret, inline
-# data= warns and never stays in the daemon's command line.
+# --object secret (QEMU's syntax) on every command, in -o for mount(8) and
+# fstab, and --key-prompt on a terminal: bad specs are explained without
+# showing the secret, inline data= warns and never stays in the daemon's
+# command line, info and errors never show a passphrase.
 . "$(dirname "$0")/../lib.sh"
 
 img=$T/disk.img
@@ -50,4 +51,90 @@ for m in m1 m2; do
     if ps -ww -o args= -p "$pid" | grep -q hunter; then fail "secret in ps"; fi
     unmount_img "$T/$m"
 done
+
+# an encrypted image (qemu-img makes it) opened through each way of giving
+# the passphrase; the passphrase never shows in output, errors or ps
+pw=hunter2-$RANDOM
+printf '%s' "$pw" > "$T/pw"
+enc=$T/enc.qcow2
+qemu-img create -q -f qcow2 --object "secret,id=k,file=$T/pw" \
+    -o encrypt.format=luks,encrypt.key-secret=k,encrypt.iter-time=10 "$enc" 1M
+qemu-io --object "secret,id=k,file=$T/pw" --image-opts \
+    "driver=qcow2,file.filename=$enc,encrypt.key-secret=k" -c "write -P 0x61 0 4k" >/dev/null
+"$IMGFUSE" info --json --object "secret,id=k,data=$pw" -o encrypt.key-secret=k \
+    "$enc" > "$T/out" 2>"$T/err"
+grep -q '"encrypt.format": "luks"' "$T/out" || fail "info --json: $(cat "$T/out")"
+"$IMGFUSE" info --object "secret,id=k,format=base64,data=$(printf '%s' "$pw" | base64)" \
+    "json:{\"driver\":\"qcow2\",\"encrypt.key-secret\":\"k\",\"file\":{\"driver\":\"file\",\"filename\":\"$enc\"}}" \
+    >> "$T/out" 2>>"$T/err" || fail "json: with encrypt.key-secret: $(cat "$T/err")"
+"$IMGFUSE" info --object "secret,id=k,file=$T/pw" \
+    "driver=qcow2,encrypt.key-secret=k,file.filename=$enc" >> "$T/out" 2>>"$T/err" ||
+    fail "dotted encrypt.key-secret: $(cat "$T/err")"
+printf 'nope' > "$T/bad"
+"$IMGFUSE" info --object "secret,id=k,file=$T/bad" -o encrypt.key-secret=k "$enc" \
+    >>"$T/out" 2>>"$T/err" && fail "a wrong passphrase opened"
+if grep -q "$pw\|nope" "$T/out" "$T/err"; then fail "a passphrase in output or errors"; fi
+
+# the fstab form, through mount.fuse3 as mount(8) runs it: the options field
+# "noauto,format=qcow2,object=secret,id=k,file=PW,encrypt.key-secret=k"
+mkdir -p "$T/bin"; ln -s "$IMGFUSE" "$T/bin/imgfuse"
+touch "$T/mf"; _MOUNTS+=("$T/mf")
+PATH=$T/bin:$PATH mount.fuse3 "imgfuse#$enc" "$T/mf" \
+    -o "noauto,format=qcow2,object=secret,id=k,file=$T/pw,encrypt.key-secret=k" ||
+    fail "mount.fuse3 with an object=secret option"
+expect_eq "$(head -c 4 "$T/mf")" aaaa "content through the fstab form"
+pid=$(pgrep -n -f "imgfuse.*$T/mf" || true)
+[ -n "$pid" ] || fail "no daemon for $T/mf"
+if grep -q "$pw" "/proc/$pid/cmdline" "/proc/$pid/environ" 2>/dev/null; then
+    fail "passphrase in the daemon's command line or environment"
+fi
+fusermount3 -u "$T/mf"
+
+# --key-prompt: on a terminal (a pty), without echo; without one, an error
+# naming the option to use
+python3 - "$IMGFUSE" "$enc" "$pw" "$T/mp" > "$T/pty" <<'PY' || fail "prompt: $(cat "$T/pty")"
+import os, pty, sys, time, select
+imgfuse, img, pw, mnt = sys.argv[1:]
+def run(args, answer):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(imgfuse, [imgfuse] + args)
+    out = b''
+    deadline = time.time() + 30
+    sent = False
+    while time.time() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        if not sent and b'Passphrase for' in out:
+            os.write(fd, answer.encode() + b'\n')
+            sent = True
+    _, st = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(st), out.decode(errors='replace')
+rc, out = run(['info', '--key-prompt', img], pw)
+assert rc == 0 and 'encrypt.format: luks' in out, (rc, out)
+assert pw not in out, 'passphrase echoed: ' + out
+assert 'Passphrase for ' + img in out, out
+rc, out = run(['info', '--key-prompt', img], 'wrong')
+assert rc != 0 and 'no key slot matches the passphrase' in out, (rc, out)
+open(mnt, 'w').close()
+rc, out = run(['--key-prompt', img, mnt], pw)
+assert rc == 0, (rc, out)
+print('prompt ok')
+PY
+_MOUNTS+=("$T/mp")
+expect_eq "$(head -c 4 "$T/mp")" aaaa "content after --key-prompt"
+fusermount3 -u "$T/mp"
+rc=0
+setsid -w "$IMGFUSE" info --key-prompt "$enc" </dev/null >/dev/null 2>"$T/err" || rc=$?
+expect_eq "$rc" 1 "exit status of --key-prompt without a terminal"
+expect_err "--key-prompt: no terminal to ask for the passphrase on; use --object secret,id=ID,file=PATH with encrypt.key-secret=ID"
+"$IMGFUSE" info "$enc" >/dev/null 2>"$T/err" && fail "opened with no secret"
+expect_err "no secret is given: use --object secret,id=ID,file=PATH with encrypt.key-secret=ID, or --key-prompt"
 echo ok

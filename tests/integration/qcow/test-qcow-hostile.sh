@@ -20,13 +20,14 @@ open(sys.argv[2], 'wb').write(d)
 PY
 }
 
-# AES: refused at open, for info and for a mount alike
+# AES without its secret: refused at open, for info and for a mount alike,
+# naming the option that gives it
 qemu-img create -q -f qcow --object secret,id=s0,data=pw \
     -o encrypt.format=aes,encrypt.key-secret=s0 "$T/aes.qcow" 4M
-expect_error "$T/aes.qcow" "AES-encrypted qcow images are not supported yet"
+expect_error "$T/aes.qcow" "no secret is given: use --object secret,id=ID,file=PATH with encrypt.key-secret=ID"
 expect_fail_within 20 "$IMGFUSE" "$T/aes.qcow" "$T/aes-mnt"
-expect_err "aes.qcow: AES-encrypted qcow images are not supported yet"
-note "aes.qcow mount: refused"
+expect_err "aes.qcow: the image is encrypted and no secret is given"
+note "aes.qcow mount without a secret: refused"
 
 head -c 40 "$T/good.qcow" >"$T/tiny.qcow"
 expect_error "$T/tiny.qcow" "too small to be a qcow" -F qcow

@@ -83,7 +83,8 @@ if imgfuse info $U/1 > /tmp/info 2>&1; then
         bad info "no model/serial: $(tr '\n' '|' < /tmp/info)"
     elif ! grep -q "^virtual size: .*($NS1_SIZE bytes)" /tmp/info; then
         bad info "size is not $NS1_SIZE: $(tr '\n' '|' < /tmp/info)"
-    elif ! grep -q "^lba format: .*512-byte blocks" /tmp/info; then
+    elif ! grep -q "^lba format: .*512-byte blocks" /tmp/info ||
+         ! grep -q "^io queues: 8 " /tmp/info; then
         bad info "lba format: $(tr '\n' '|' < /tmp/info)"
     else
         ok info "$(tr '\n' '|' < /tmp/info)"
@@ -106,6 +107,15 @@ if imgfuse -F raw --pidfile /tmp/ns1.pid $U/1 $M > /tmp/out 2>&1 && mounted $M; 
     sum=$(sha256sum $M | cut -d' ' -f1)
     [ "$size" = "$NS1_SIZE" ] && [ "$sum" = "$NS1_SHA" ] && ok read "sha256 $sum" ||
         bad read "size $size sha256 $sum, expected $NS1_SIZE $NS1_SHA"
+    # readers at once: FUSE workers on their own I/O queue pairs
+    for k in 1 2 3; do
+        dd if=$M bs=65536 skip=$((k * 64)) count=64 2>/dev/null | sha256sum > /tmp/par$k &
+    done
+    wait
+    k=1; while [ $k -le 3 ] && [ "$(cut -d' ' -f1 /tmp/par$k)" = "$(eval echo \$NS1_PART$k)" ]; do
+        k=$((k + 1))
+    done
+    [ $k = 4 ] && ok parallel-read || bad parallel-read "part $k differs"
     dd if=/etc/pattern.bin of=$M bs=65536 seek=16 conv=notrunc 2>/dev/null &&
         dd if=/etc/small.bin of=$M bs=1 seek=3000001 conv=notrunc 2>/dev/null &&
         [ "$(range_sha $M 16 16)" = "$PAT_SHA" ] &&

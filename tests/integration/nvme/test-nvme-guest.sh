@@ -100,6 +100,9 @@ cp "$T/pattern.bin" "$T/small.bin" "$R/etc/"
     echo "NS1_SHA=$(sha "$T/ns1.img")"
     echo "QCOW_SIZE=$(stat -c %s "$T/ns2.raw")"
     echo "QCOW_SHA=$(sha "$T/ns2.raw")"
+    for k in 1 2 3; do
+        echo "NS1_PART$k=$(dd if="$T/ns1.img" bs=65536 skip=$((k * 64)) count=64 status=none | sha256sum | cut -d' ' -f1)"
+    done
     echo "PAT_SHA=$(sha "$T/pattern.bin")"
     echo "SMALL_SHA=$(sha "$T/small.bin")"
 } > "$R/etc/nvtest.env"
@@ -136,7 +139,7 @@ if grep -aq '^NVTEST .* FAIL' "$T/console.log"; then
     fail "guest checks failed: $(grep -a '^NVTEST .* FAIL' "$T/console.log" | tr -d '\r')"
 fi
 for c in devices unbound unbound-commands kernel-driver vfio-bound info info-dotted \
-         wrong-namespace read write write-zeroes punch unmount-raw qcow2-read \
+         wrong-namespace read parallel-read write write-zeroes punch unmount-raw qcow2-read \
          qcow2-write unmount-qcow2 busy; do
     grep -aq "^NVTEST $c OK" "$T/console.log" || { dump; fail "guest check '$c' did not pass"; }
 done

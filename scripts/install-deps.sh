@@ -19,6 +19,8 @@ PKGS=(
   libssh-dev openssh-server openssh-client
   # the host_cdrom test's guest (its kernel is downloaded, not installed)
   busybox-static cpio genisoimage
+  # the nvme driver (linux/vfio.h)
+  linux-libc-dev
   # sanitizers
   libclang-rt-14-dev
 )

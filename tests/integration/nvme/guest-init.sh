@@ -92,8 +92,9 @@ if imgfuse info $U/1 > /tmp/info 2>&1; then
 else
     bad info "exit $?: $(tr '\n' '|' < /tmp/info)"
 fi
-if imgfuse info "driver=nvme,device=$BDF,namespace=2" > /tmp/info 2>&1 &&
-    grep -q "^namespace size: .* blocks of 4096 bytes" /tmp/info; then
+if imgfuse info "driver=nvme,device=$BDF,namespace=2,queues=2,timeout=5" > /tmp/info 2>&1 &&
+    grep -q "^namespace size: .* blocks of 4096 bytes" /tmp/info &&
+    grep -q "^io queues: 2 " /tmp/info; then
     ok info-dotted "$(grep -e '^namespace' /tmp/info | tr '\n' '|')"
 else
     bad info-dotted "$(tr '\n' '|' < /tmp/info)"

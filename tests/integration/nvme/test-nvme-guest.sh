@@ -10,55 +10,11 @@
 . "$(dirname "$0")/../lib.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-for c in qemu-system-x86_64 qemu-img qemu-io busybox cpio apt-get dpkg-deb gcc; do
+. "$HERE/guest-lib.sh"
+for c in qemu-img qemu-io gcc; do
     command -v "$c" >/dev/null || fail "$c is missing; run scripts/install-deps.sh"
 done
-[[ " $(busybox --list | tr '\n' ' ') " == *" insmod "* ]] || fail "busybox has no insmod; install busybox-static"
-
-# Guest kernel: Debian's, downloaded (not installed) once and kept. Modules
-# in load order (no modprobe in the guest): the nvme driver's crc
-# dependencies, nvme, VFIO, FUSE.
-MODS=(crypto/crct10dif_common.ko crypto/crct10dif_generic.ko lib/crc-t10dif.ko
-      lib/crc64.ko crypto/crc64_rocksoft_generic.ko lib/crc64-rocksoft.ko
-      block/t10-pi.ko drivers/nvme/host/nvme-core.ko drivers/nvme/host/nvme.ko
-      virt/lib/irqbypass.ko drivers/vfio/vfio.ko drivers/vfio/vfio_iommu_type1.ko
-      drivers/vfio/vfio_virqfd.ko drivers/vfio/pci/vfio-pci-core.ko
-      drivers/vfio/pci/vfio-pci.ko fs/fuse/fuse.ko)
-KCACHE=${TMPDIR:-/tmp}/imgfuse-guest-kernel
-mkdir -p "$KCACHE"
-exec 9>"$KCACHE/lock"
-flock 9
-kernel_pkg() {
-    apt-cache depends linux-image-amd64 2>/dev/null |
-        awk '!k && /Depends: linux-image-[0-9]/{print $2; k=1}'
-}
-KPKG=$(kernel_pkg)
-if [ -z "$KPKG" ]; then
-    apt-get update -qq >/dev/null 2>&1 || true
-    KPKG=$(kernel_pkg)
-fi
-[ -n "$KPKG" ] || fail "apt cannot name the current linux-image-amd64 kernel"
-K=$KCACHE/$KPKG-nvme
-if [ ! -e "$K/ready" ]; then
-    note "fetching $KPKG"
-    (cd "$KCACHE" && ls "$KPKG"_*.deb >/dev/null 2>&1 ||
-        apt-get download -q "$KPKG" >/dev/null 2>&1) ||
-        fail "apt-get download $KPKG failed"
-    rm -rf "$K" "$K.tmp"
-    mkdir -p "$K.tmp/x" "$K.tmp/mods"
-    globs=("./boot/vmlinuz-*")
-    for m in "${MODS[@]}"; do globs+=("./lib/modules/*/kernel/$m"); done
-    dpkg-deb --fsys-tarfile "$KCACHE/$KPKG"_*.deb |
-        tar -x -C "$K.tmp/x" --wildcards "${globs[@]}" || fail "cannot unpack $KPKG"
-    cp "$K.tmp"/x/boot/vmlinuz-* "$K.tmp/vmlinuz"
-    for m in "${MODS[@]}"; do
-        cp "$K.tmp"/x/lib/modules/*/kernel/"$m" "$K.tmp/mods/" || fail "$KPKG lacks $m"
-    done
-    rm -rf "$K.tmp/x"
-    touch "$K.tmp/ready"
-    mv "$K.tmp" "$K"
-fi
-exec 9>&-
+nvme_guest_kernel
 
 # Namespace 1: 16 MiB of random data. Namespace 2: a qcow2 image whose
 # first 4 MiB qemu-io wrote, padded to 8 MiB (4096-byte blocks).
@@ -72,28 +28,11 @@ qemu-img convert -f qcow2 -O raw "$T/ns2.qcow2" "$T/ns2.raw"
 head -c 1M /dev/urandom > "$T/pattern.bin"
 head -c 100 /dev/urandom > "$T/small.bin"
 
-# initramfs: busybox, the modules, imgfuse with its libraries at the same
-# paths, the fallocate helper, the init script.
+# initramfs: busybox, the modules, imgfuse, the fallocate helper, the
+# init script, and what the guest compares with.
 R=$T/initrd
-mkdir -p "$R"/{bin,mods,proc,sys,dev,tmp,etc}
-cp "$(command -v busybox)" "$R/bin/busybox"
-for a in $(busybox --list); do
-    [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"
-done
-i=10
-for m in "${MODS[@]}"; do
-    cp "$K/mods/$(basename "$m")" "$R/mods/$i-$(basename "$m")"
-    i=$((i + 1))
-done
-cp "$IMGFUSE" "$R/bin/imgfuse"
-ldd "$IMGFUSE" | grep -o '/[^ ]*' | while read -r lib; do
-    mkdir -p "$R$(dirname "$lib")"
-    cp -L "$lib" "$R$lib"
-done
-gcc -static -O2 -o "$R/bin/punch" "$HERE/punch.c" || fail "cannot build nvme/punch.c"
-ln -s /proc/mounts "$R/etc/mtab"
-cp "$HERE/guest-init.sh" "$R/init"
-chmod 755 "$R/init"
+gcc -static -O2 -o "$T/punch" "$HERE/punch.c" || fail "cannot build nvme/punch.c"
+nvme_guest_initrd "$R" "$HERE/guest-init.sh" "$T/punch"
 cp "$T/pattern.bin" "$T/small.bin" "$R/etc/"
 {
     echo "NS1_SIZE=$(stat -c %s "$T/ns1.img")"
@@ -106,26 +45,18 @@ cp "$T/pattern.bin" "$T/small.bin" "$R/etc/"
     echo "PAT_SHA=$(sha "$T/pattern.bin")"
     echo "SMALL_SHA=$(sha "$T/small.bin")"
 } > "$R/etc/nvtest.env"
-(cd "$R" && find . | cpio -o -H newc --quiet) > "$T/initrd.cpio"
+nvme_guest_pack "$R"
 
-# The guest: q35 with an emulated IOMMU (interrupt remapping, so that
-# vfio_iommu_type1 takes the group) and the controller.
-: > "$T/console.log"
+# The controller: namespace 1 with 512-byte blocks, 2 with 4096.
 start=$(date +%s)
 rc=0
-timeout -k 5 "${NVME_GUEST_TIMEOUT:-170}" qemu-system-x86_64 \
-    -accel tcg -M q35,kernel-irqchip=split -cpu max -m 512 -smp 1 \
-    -device intel-iommu,intremap=on \
-    -nodefaults -display none -no-reboot -monitor none \
-    -serial "file:$T/console.log" \
-    -kernel "$K/vmlinuz" -initrd "$T/initrd.cpio" \
-    -append "console=ttyS0 intel_iommu=on loglevel=2 panic=-1" \
+nvme_guest_run "$T/console.log" "${NVME_GUEST_TIMEOUT:-170}" "$R.cpio" \
     -drive "file=$T/ns1.img,if=none,id=n1,format=raw,discard=unmap" \
     -drive "file=$T/ns2.qcow2,if=none,id=n2,format=raw,discard=unmap" \
     -device nvme,id=nvme0,serial=nvtest01 \
     -device nvme-ns,drive=n1,bus=nvme0,nsid=1 \
     -device nvme-ns,drive=n2,bus=nvme0,nsid=2,logical_block_size=4096,physical_block_size=4096 \
-    </dev/null >"$T/qemu.out" 2>&1 || rc=$?
+    >"$T/qemu.out" 2>&1 || rc=$?
 note "guest ran $(($(date +%s) - start)) s (qemu exit $rc)"
 grep -a '^NVTEST' "$T/console.log" | cut -c1-200 | sed 's/^/  guest: /' || true
 

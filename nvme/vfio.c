@@ -69,15 +69,36 @@ static void read_id(const char *bdf, const char *what, char out[8])
     }
 }
 
-/* The device exists and vfio-pci has it; else the commands to bind it. */
-static int check_binding(const char *bdf, const char *name, struct bd_err *err)
+static int group_number(const char *bdf, const char *name, int *no,
+                        struct bd_err *err)
+{
+    char path[128], grp[32];
+
+    snprintf(path, sizeof(path), SYSFS_PCI "%s/iommu_group", bdf);
+    link_base(path, grp, sizeof(grp));
+    if (!grp[0])
+        return bd_err_set(err, ENODEV, "%s: PCI device %s has no IOMMU group: "
+                          "the IOMMU is off; turn on VT-d or AMD-Vi in the "
+                          "firmware and boot with intel_iommu=on (or "
+                          "amd_iommu=on)", name, bdf);
+    *no = atoi(grp);
+    return 0;
+}
+
+/* The device exists, has an IOMMU group (*group) and vfio-pci has it;
+ * else what to do: turn the IOMMU on, or the commands to bind it. */
+static int check_binding(const char *bdf, const char *name, int *group,
+                         struct bd_err *err)
 {
     char path[128], drv[64], ven[8], dev[8], unbind[160] = "";
+    int r;
 
     snprintf(path, sizeof(path), SYSFS_PCI "%s", bdf);
     if (access(path, F_OK) != 0)
         return bd_err_set(err, ENODEV, "%s: no PCI device %s on this machine "
                           "(lspci -D lists the addresses)", name, bdf);
+    if ((r = group_number(bdf, name, group, err)) < 0)
+        return r;
     snprintf(path, sizeof(path), SYSFS_PCI "%s/driver", bdf);
     link_base(path, drv, sizeof(drv));
     if (strcmp(drv, "vfio-pci") == 0)
@@ -94,22 +115,6 @@ static int check_binding(const char *bdf, const char *name, struct bd_err *err)
                       "  echo %s %s > /sys/bus/pci/drivers/vfio-pci/new_id",
                       name, bdf, drv[0] ? "bound to '" : "not bound",
                       drv, drv[0] ? "'" : "", unbind, ven, dev);
-}
-
-static int group_number(const char *bdf, const char *name, int *no,
-                        struct bd_err *err)
-{
-    char path[128], grp[32];
-
-    snprintf(path, sizeof(path), SYSFS_PCI "%s/iommu_group", bdf);
-    link_base(path, grp, sizeof(grp));
-    if (!grp[0])
-        return bd_err_set(err, ENODEV, "%s: PCI device %s has no IOMMU group: "
-                          "the IOMMU is off; turn on VT-d or AMD-Vi in the "
-                          "firmware and boot with intel_iommu=on (or "
-                          "amd_iommu=on)", name, bdf);
-    *no = atoi(grp);
-    return 0;
 }
 
 /* A group that is not viable: name its devices not bound to vfio-pci. */
@@ -280,8 +285,7 @@ int nvme_vfio_open(struct nvme_vfio *v, const char *bdf, const char *name,
 
     v->container = v->group = v->device = -1;
     v->bar0 = NULL;
-    if ((r = check_binding(bdf, name, err)) < 0 ||
-        (r = group_number(bdf, name, &v->group_no, err)) < 0 ||
+    if ((r = check_binding(bdf, name, &v->group_no, err)) < 0 ||
         (r = open_container(v, name, err)) < 0 ||
         (r = open_group(v, bdf, name, err)) < 0 ||
         (r = open_device(v, bdf, name, err)) < 0)

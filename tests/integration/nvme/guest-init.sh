@@ -44,17 +44,25 @@ range_sha() { dd if="$1" bs=65536 skip="$2" count="$3" 2>/dev/null | sha256sum |
 zero_sha() { dd if=/dev/zero bs=65536 count="$1" 2>/dev/null | sha256sum | cut -d' ' -f1; }
 
 for m in /mods/*.ko; do insmod "$m" || bad insmod "$m"; done
-BDF=
+# the controller under test has serial nvtest01; two more (nvgroup*) share
+# an IOMMU group behind a PCI bridge
+BDF= GRP1= GRP2=
 i=0
 while [ $i -lt 100 ]; do
-    for d in /sys/bus/pci/devices/*; do
-        [ "$(cat "$d/class")" = 0x010802 ] && BDF=$(basename "$d")
+    for d in /sys/class/nvme/nvme*; do
+        [ -e "$d/serial" ] || continue
+        case $(cat "$d/serial") in
+        nvtest01*) BDF=$(basename "$(readlink "$d/device")") ;;
+        nvgroup1*) GRP1=$(basename "$(readlink "$d/device")") ;;
+        nvgroup2*) GRP2=$(basename "$(readlink "$d/device")") ;;
+        esac
     done
-    [ -n "$BDF" ] && [ -b /dev/nvme0n1 ] && [ -c /dev/fuse ] && break
+    [ -n "$BDF" ] && [ -n "$GRP1" ] && [ -n "$GRP2" ] && [ -c /dev/fuse ] && break
     sleep 0.1; i=$((i + 1))
 done
-if [ -n "$BDF" ] && [ -b /dev/nvme0n1 ]; then
-    ok devices "$BDF $(ls /dev/nvme* | tr '\n' ' ')"
+NS1_DEV=/dev/$(ls "/sys/bus/pci/devices/$BDF/nvme/"*/ | grep -m1 '^nvme[0-9]*n1$')
+if [ -n "$BDF" ] && [ -b "$NS1_DEV" ]; then
+    ok devices "$BDF $NS1_DEV group: $GRP1 $GRP2"
 else
     bad devices "no NVMe controller: $(ls /dev | tr '\n' ' ')"
 fi
@@ -67,8 +75,14 @@ grep -q "/sys/bus/pci/drivers/vfio-pci/new_id" /tmp/out &&
     ok unbound-commands || bad unbound-commands "$(tr '\n' '|' < /tmp/out)"
 
 # the host block device, for comparison (and the bench)
-[ "$(sha256sum /dev/nvme0n1 | cut -d' ' -f1)" = "$NS1_SHA" ] &&
-    ok kernel-driver || bad kernel-driver "/dev/nvme0n1 differs from the host's file"
+[ "$(sha256sum "$NS1_DEV" | cut -d' ' -f1)" = "$NS1_SHA" ] &&
+    ok kernel-driver || bad kernel-driver "$NS1_DEV differs from the host's file"
+
+# a group with a device still bound to nvme is not viable: it is named
+echo "$GRP1" > "/sys/bus/pci/devices/$GRP1/driver/unbind"
+echo vfio-pci > "/sys/bus/pci/devices/$GRP1/driver_override"
+echo "$GRP1" > /sys/bus/pci/drivers_probe
+expect_refused not-viable "$GRP2 (bound to nvme)" info nvme://$GRP1/1
 
 echo "$BDF" > "/sys/bus/pci/devices/$BDF/driver/unbind"
 echo vfio-pci > "/sys/bus/pci/devices/$BDF/driver_override"

@@ -56,6 +56,11 @@ nvme_guest_run "$T/console.log" "${NVME_GUEST_TIMEOUT:-170}" "$R.cpio" \
     -device nvme,id=nvme0,serial=nvtest01 \
     -device nvme-ns,drive=n1,bus=nvme0,nsid=1 \
     -device nvme-ns,drive=n2,bus=nvme0,nsid=2,logical_block_size=4096,physical_block_size=4096 \
+    -device pcie-pci-bridge,id=br0 \
+    -device nvme,serial=nvgroup1,bus=br0,addr=1,drive=g1 \
+    -drive if=none,id=g1,driver=null-co,size=1M \
+    -device nvme,serial=nvgroup2,bus=br0,addr=2,drive=g2 \
+    -drive if=none,id=g2,driver=null-co,size=1M \
     >"$T/qemu.out" 2>&1 || rc=$?
 note "guest ran $(($(date +%s) - start)) s (qemu exit $rc)"
 grep -a '^NVTEST' "$T/console.log" | cut -c1-200 | sed 's/^/  guest: /' || true
@@ -69,7 +74,7 @@ grep -aq '^NVTEST-DONE' "$T/console.log" || { dump; fail "the guest did not fini
 if grep -aq '^NVTEST .* FAIL' "$T/console.log"; then
     fail "guest checks failed: $(grep -a '^NVTEST .* FAIL' "$T/console.log" | tr -d '\r')"
 fi
-for c in devices unbound unbound-commands kernel-driver vfio-bound info info-dotted \
+for c in devices unbound unbound-commands kernel-driver not-viable vfio-bound info info-dotted \
          wrong-namespace read parallel-read write write-zeroes punch unmount-raw qcow2-read \
          qcow2-write unmount-qcow2 busy; do
     grep -aq "^NVTEST $c OK" "$T/console.log" || { dump; fail "guest check '$c' did not pass"; }

@@ -8,7 +8,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #define REG_CAP 0x00
 #define REG_INTMS 0x0c
@@ -147,7 +149,9 @@ static int start(struct nvme_ctrl *c, struct bd_err *err)
                           (uint32_t)(c->admin.depth - 1));
     reg_write64(c, REG_ASQ, c->admin.sq_iova);
     reg_write64(c, REG_ACQ, c->admin.cq_iova);
-    reg_write(c, REG_INTMS, 0xffffffffu);       /* polled: no interrupts */
+    if (!c->msix)                   /* INTMS is not for MSI-X (NVMe 7.5) */
+        reg_write(c, REG_INTMS, 0xffffffffu);
+    c->admin.efd = c->efd[0];
     reg_write(c, REG_CC, CC_IOCQES | CC_IOSQES | CC_EN);
     if (!wait_csts(c, CSTS_RDY | CSTS_CFS, CSTS_RDY, c->ready_timeout_ms))
         return bd_err_set(err, EIO, "%s: the controller did not become ready "
@@ -288,7 +292,9 @@ static int create_io_queue(struct nvme_ctrl *c, struct nvme_queue *q,
     nvme_sqe_init(sqe, ADM_CREATE_CQ, 0);
     nvme_sqe_prp(sqe, q->cq_iova, 0);
     nvme_sqe_dw(sqe, 10, (uint32_t)(depth - 1) << 16 | qid);
-    nvme_sqe_dw(sqe, 11, 1);                    /* contiguous, no interrupts */
+    /* contiguous; interrupts on vector qid when it has an eventfd */
+    q->efd = c->efd[qid];
+    nvme_sqe_dw(sqe, 11, q->efd >= 0 ? (uint32_t)qid << 16 | 3u : 1u);
     if ((r = nvme_admin(c, sqe, NULL, "Create I/O Completion Queue", NULL,
                         err)) < 0)
         return r;
@@ -349,6 +355,31 @@ static void limits_from_ident(struct nvme_ctrl *c)
     c->max_transfer = (uint32_t)mt;
 }
 
+/* MSI-X: vector 0 for the admin queue, vector i for I/O queue i, each to
+ * an eventfd its waiter sleeps on after polling. Without them every queue
+ * is polled only. */
+static void setup_irqs(struct nvme_ctrl *c, unsigned vectors)
+{
+    int r;
+
+    for (unsigned i = 0; i < vectors; i++) {
+        if ((c->efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+            goto polled;
+    }
+    if ((r = nvme_vfio_irqs(&c->vfio, c->efd, vectors)) == 0) {
+        c->msix = true;
+        return;
+    }
+    log_debug("nvme", "%s: no MSI-X (%s): polling only", c->name,
+              strerror(-r));
+polled:
+    for (unsigned i = 0; i <= NVME_MAX_QUEUES; i++) {
+        if (c->efd[i] >= 0)
+            close(c->efd[i]);
+        c->efd[i] = -1;
+    }
+}
+
 int nvme_open(const char *bdf, uint32_t nsid, unsigned queues,
               unsigned timeout_ms, const char *name, struct nvme_ctrl **out,
               struct bd_err *err)
@@ -364,12 +395,16 @@ int nvme_open(const char *bdf, uint32_t nsid, unsigned queues,
     }
     snprintf(c->bdf, sizeof(c->bdf), "%s", bdf);
     c->io_timeout_ms = timeout_ms;
+    for (unsigned i = 0; i <= NVME_MAX_QUEUES; i++)
+        c->efd[i] = -1;
     if (queues < 1)
         queues = 1;
     if (queues > NVME_MAX_QUEUES)
         queues = NVME_MAX_QUEUES;
-    if ((r = nvme_vfio_open(&c->vfio, bdf, name, err)) < 0 ||
-        (r = start(c, err)) < 0 || (r = identify_ctrl(c, page, err)) < 0 ||
+    if ((r = nvme_vfio_open(&c->vfio, bdf, name, err)) < 0)
+        goto fail;
+    setup_irqs(c, queues + 1);
+    if ((r = start(c, err)) < 0 || (r = identify_ctrl(c, page, err)) < 0 ||
         (r = identify_ns(c, nsid, page, err)) < 0)
         goto fail;
     limits_from_ident(c);
@@ -411,6 +446,10 @@ void nvme_close(struct nvme_ctrl *c)
         nvme_queue_fini(&c->admin);
     if (c->vfio.bar0 || c->vfio.container > 0)
         nvme_vfio_close(&c->vfio);
+    for (unsigned i = 0; i <= NVME_MAX_QUEUES; i++) {
+        if (c->efd[i] >= 0)
+            close(c->efd[i]);
+    }
     free(c->name);
     free(c);
 }
@@ -423,6 +462,11 @@ const struct nvme_ident *nvme_ident_get(const struct nvme_ctrl *c)
 unsigned nvme_queue_count(const struct nvme_ctrl *c)
 {
     return c->queues;
+}
+
+bool nvme_has_msix(const struct nvme_ctrl *c)
+{
+    return c->msix;
 }
 
 uint32_t nvme_max_transfer(const struct nvme_ctrl *c)

@@ -37,6 +37,11 @@ void nvme_vfio_close(struct nvme_vfio *v);
  * next free IOVA of the usable ranges; *iova gets it. 0 or -errno. */
 int nvme_vfio_map(struct nvme_vfio *v, void *buf, size_t len, uint64_t *iova);
 
+/* Route MSI-X vectors 0..count-1 to the eventfds fds[0..count-1]. 0, or
+ * -errno (-ENOTSUP: fewer vectors); the device keeps its other vectors
+ * off. */
+int nvme_vfio_irqs(struct nvme_vfio *v, const int *fds, unsigned count);
+
 /* ---- memory the device reads and writes ----------------------------------- */
 
 /* Shared anonymous pages, so that the daemon the mount forks keeps the very
@@ -61,6 +66,8 @@ struct nvme_queue {
     volatile uint32_t *sq_db, *cq_db;
     uint16_t sq_tail, cq_head, cid;
     uint8_t phase;
+    int efd;                            /* its MSI-X vector's eventfd, or -1:
+                                           polled only */
     bool dead;                          /* a command timed out: unusable */
     bool ready;                         /* created on the controller */
 };
@@ -89,6 +96,8 @@ struct nvme_ctrl {
     struct nvme_queue admin;
     struct nvme_queue io[NVME_MAX_QUEUES];
     unsigned queues;
+    int efd[NVME_MAX_QUEUES + 1];       /* per vector; -1 when polled only */
+    bool msix;
     atomic_uint next_queue;
     uint32_t max_transfer;
     struct nvme_ident id;

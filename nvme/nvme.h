@@ -48,6 +48,8 @@ int nvme_open(const char *bdf, uint32_t nsid, unsigned queues,
 void nvme_close(struct nvme_ctrl *c);
 const struct nvme_ident *nvme_ident_get(const struct nvme_ctrl *c);
 unsigned nvme_queue_count(const struct nvme_ctrl *c);
+/* Whether waits sleep on MSI-X interrupts after polling (else poll only). */
+bool nvme_has_msix(const struct nvme_ctrl *c);
 /* Largest read or write in one command, bytes (a multiple of lba_size). */
 uint32_t nvme_max_transfer(const struct nvme_ctrl *c);
 /* Turn the volatile write cache on or off (Set Features 06h). */

@@ -7,10 +7,12 @@
  */
 #include "nvme-int.h"
 
+#include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SQE_SIZE 64u
 #define CQE_SIZE 16u
@@ -31,6 +33,7 @@ int nvme_queue_init(struct nvme_queue *q, struct nvme_vfio *v, uint16_t qid,
     memset(q, 0, sizeof(*q));
     pthread_mutex_init(&q->lock, NULL);
     q->qid = qid;
+    q->efd = -1;
     q->depth = depth;
     q->phase = 1;
     q->buf_len = round_page(buf_len);
@@ -74,6 +77,23 @@ static unsigned head_phase(const struct nvme_queue *q)
     return e[14] & 1u;
 }
 
+#define SPINS 2000u
+#define YIELDS 64u
+#define IRQ_WAIT_MS 10      /* a lost interrupt costs this much, no more */
+
+/* Sleep until the queue's MSI-X vector fires (its eventfd counts). An
+ * interrupt that came before the wait leaves the count set, so nothing is
+ * missed; the timeout only bounds a wait on a stuck controller. */
+static void wait_irq(struct nvme_queue *q)
+{
+    struct pollfd p = { .fd = q->efd, .events = POLLIN };
+    uint64_t n;
+
+    if (poll(&p, 1, IRQ_WAIT_MS) > 0 && read(q->efd, &n, sizeof(n)) < 0) {
+        /* EAGAIN: another waiter of a shared vector took it */
+    }
+}
+
 int nvme_queue_exec(struct nvme_queue *q, uint8_t sqe[64],
                     unsigned timeout_ms, uint16_t *status, uint32_t *dw0)
 {
@@ -96,11 +116,15 @@ int nvme_queue_exec(struct nvme_queue *q, uint8_t sqe[64],
     for (;;) {
         while (head_phase(q) != q->phase) {
             /* spin briefly (a fast device answers in microseconds), then
-             * yield the CPU; look at the clock now and then */
-            if (++spins < 2000)
+             * yield the CPU a few times, then sleep until the queue's
+             * interrupt; look at the clock now and then */
+            if (++spins < SPINS)
                 continue;
-            sched_yield();
-            if ((spins & 63) == 0) {
+            if (q->efd >= 0 && spins >= SPINS + YIELDS)
+                wait_irq(q);
+            else
+                sched_yield();
+            if (q->efd >= 0 || (spins & 63) == 0) {
                 uint64_t t = now_ms();
                 if (!deadline)
                     deadline = t + timeout_ms;

@@ -308,6 +308,32 @@ void nvme_vfio_close(struct nvme_vfio *v)
     v->device = v->group = v->container = -1;
 }
 
+int nvme_vfio_irqs(struct nvme_vfio *v, const int *fds, unsigned count)
+{
+    struct vfio_irq_info info = { .argsz = sizeof(info),
+                                  .index = VFIO_PCI_MSIX_IRQ_INDEX };
+    size_t len = sizeof(struct vfio_irq_set) + count * sizeof(int);
+    struct vfio_irq_set *set;
+    int r = 0;
+
+    if (ioctl(v->device, VFIO_DEVICE_GET_IRQ_INFO, &info) < 0)
+        return -errno;
+    if (info.count < count || !(info.flags & VFIO_IRQ_INFO_EVENTFD))
+        return -ENOTSUP;
+    if (!(set = calloc(1, len)))
+        return -ENOMEM;
+    set->argsz = (uint32_t)len;
+    set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    set->index = VFIO_PCI_MSIX_IRQ_INDEX;
+    set->start = 0;
+    set->count = count;
+    memcpy(set->data, fds, count * sizeof(int));
+    if (ioctl(v->device, VFIO_DEVICE_SET_IRQS, set) < 0)
+        r = -errno;
+    free(set);
+    return r;
+}
+
 int nvme_vfio_map(struct nvme_vfio *v, void *buf, size_t len, uint64_t *iova)
 {
     struct vfio_iommu_type1_dma_map m = {

@@ -176,7 +176,10 @@ Test(nvme_status, codes_map_to_errnos)
 
 /* ---- the polled queue, without a device: completions posted by hand ---- */
 
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nvme/nvme-int.h"
 
@@ -190,6 +193,7 @@ static struct nvme_queue fake_queue(uint16_t depth)
     memset(cq_mem, 0, sizeof(cq_mem));
     sq_db = cq_db = 0;
     q.depth = depth;
+    q.efd = -1;
     q.phase = 1;
     q.sq = sq_mem;
     q.cq = cq_mem;
@@ -261,4 +265,40 @@ Test(nvme_queue, silent_controller_times_out_and_retires_the_queue)
     /* a late completion must not be taken for the next command */
     post(0, 0, 0, 0, 1);
     cr_assert_eq(nvme_queue_exec(&q, sqe, 100, &st, NULL), -EIO);
+}
+
+/* A controller that answers late, with an interrupt: what it does. */
+static void *late_device(void *arg)
+{
+    struct nvme_queue *q = arg;
+    struct timespec ts = { 0, 200 * 1000000L };
+    uint64_t one = 1;
+
+    nanosleep(&ts, NULL);
+    post(0, 0, 0, 0, 1);
+    if (write(q->efd, &one, sizeof(one)) != sizeof(one))
+        abort();
+    return NULL;
+}
+
+Test(nvme_queue, sleeping_waiter_wakes_on_the_interrupt)
+{
+    struct nvme_queue q = fake_queue(4);
+    struct timespec a, b;
+    pthread_t t;
+    uint8_t sqe[64];
+    uint16_t st = 0xffff;
+
+    q.efd = eventfd(0, EFD_NONBLOCK);
+    cr_assert_geq(q.efd, 0);
+    nvme_sqe_init(sqe, 0x02, 1);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    pthread_create(&t, NULL, late_device, &q);
+    cr_assert_eq(nvme_queue_exec(&q, sqe, 5000, &st, NULL), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    pthread_join(t, NULL);
+    cr_assert_eq(st, 0);
+    double secs = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+    cr_assert(secs >= 0.19 && secs < 2, "took %.3f s", secs);
+    close(q.efd);
 }

@@ -196,7 +196,9 @@ static void nvme_info(struct bd_node *n, struct bd_info *info)
                 : s->write_cache_on ? "enabled" : "disabled");
     bd_info_add(info, "commands", "write zeroes %s, deallocate %s",
                 id->has_write_zeroes ? "yes" : "no", id->has_dsm ? "yes" : "no");
-    bd_info_add(info, "io queues", "%u (polled)", nvme_queue_count(s->ctrl));
+    bd_info_add(info, "io queues", "%u (%s)", nvme_queue_count(s->ctrl),
+                nvme_has_msix(s->ctrl) ? "polled, then MSI-X interrupts"
+                                       : "polled");
     bd_info_add(info, "max transfer", "%u bytes", nvme_max_transfer(s->ctrl));
 }
 

@@ -98,7 +98,7 @@ if imgfuse info $U/1 > /tmp/info 2>&1; then
     elif ! grep -q "^virtual size: .*($NS1_SIZE bytes)" /tmp/info; then
         bad info "size is not $NS1_SIZE: $(tr '\n' '|' < /tmp/info)"
     elif ! grep -q "^lba format: .*512-byte blocks" /tmp/info ||
-         ! grep -q "^io queues: 8 " /tmp/info; then
+         ! grep -q "^io queues: 8 (polled, then MSI-X interrupts)" /tmp/info; then
         bad info "lba format: $(tr '\n' '|' < /tmp/info)"
     else
         ok info "$(tr '\n' '|' < /tmp/info)"

@@ -68,6 +68,16 @@ else
 fi
 U=nvme://$BDF
 
+# the second boot, without an IOMMU: vfio-pci cannot take the controller
+if grep -q nvtest=noiommu /proc/cmdline; then
+    echo "$BDF" > "/sys/bus/pci/devices/$BDF/driver/unbind"
+    echo vfio-pci > "/sys/bus/pci/devices/$BDF/driver_override"
+    echo "$BDF" > /sys/bus/pci/drivers_probe 2>/dev/null
+    expect_refused no-iommu "has no IOMMU group: the IOMMU is off" info $U/1
+    echo "NVTEST-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
+    poweroff -f
+fi
+
 # 1. still the kernel's: the message gives the commands to hand it over
 expect_refused unbound "is bound to 'nvme', not to vfio-pci" info $U/1
 grep -q "/sys/bus/pci/drivers/vfio-pci/new_id" /tmp/out &&

@@ -102,17 +102,21 @@ nvme_guest_pack() {
 
 # q35 with an emulated IOMMU (interrupt remapping, so that vfio_iommu_type1
 # takes the group); -no-reboot plus poweroff -f in the guest ends qemu.
+# NVME_GUEST_IOMMU=0: no IOMMU at all; NVME_GUEST_APPEND: more kernel
+# arguments (the init script may read them in /proc/cmdline).
 nvme_guest_run() {
-    local console=$1 secs=$2 initrd=$3 rc=0
+    local console=$1 secs=$2 initrd=$3 rc=0 iommu=(-device intel-iommu,intremap=on)
+    local append="console=ttyS0 intel_iommu=on loglevel=2 panic=-1 ${NVME_GUEST_APPEND:-}"
     shift 3
+    [ "${NVME_GUEST_IOMMU:-1}" = 1 ] || iommu=()
     : > "$console"
     timeout -k 5 "$secs" qemu-system-x86_64 \
         -accel tcg -M q35,kernel-irqchip=split -cpu max -m 512 -smp 1 \
-        -device intel-iommu,intremap=on \
+        "${iommu[@]}" \
         -nodefaults -display none -no-reboot -monitor none \
         -serial "file:$console" \
         -kernel "$K/vmlinuz" -initrd "$initrd" \
-        -append "console=ttyS0 intel_iommu=on loglevel=2 panic=-1" \
+        -append "$append" \
         "$@" </dev/null || rc=$?
     return $rc
 }

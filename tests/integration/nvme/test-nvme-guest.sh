@@ -93,4 +93,21 @@ qemu-img check -q -f qcow2 "$T/ns2.qcow2" || fail "qemu-img check: the qcow2 ima
 dd if="$T/pattern.bin" of="$T/ns2.raw" bs=65536 seek=32 conv=notrunc status=none
 qemu-img compare -q -f qcow2 -F raw "$T/ns2.qcow2" "$T/ns2.raw" ||
     fail "the qcow2 image's content is not what the guest wrote"
+
+# A second, short boot without an IOMMU: the error says to turn it on.
+rc=0
+NVME_GUEST_IOMMU=0 NVME_GUEST_APPEND=nvtest=noiommu \
+    nvme_guest_run "$T/console2.log" "${NVME_GUEST_TIMEOUT:-170}" "$R.cpio" \
+    -drive "file=$T/ns1.img,if=none,id=n1,format=raw,readonly=on" \
+    -device nvme,id=nvme0,serial=nvtest01 -device nvme-ns,drive=n1,bus=nvme0,nsid=1 \
+    -device pcie-pci-bridge,id=br0 \
+    -device nvme,serial=nvgroup1,bus=br0,addr=1,drive=g1 \
+    -drive if=none,id=g1,driver=null-co,size=1M \
+    -device nvme,serial=nvgroup2,bus=br0,addr=2,drive=g2 \
+    -drive if=none,id=g2,driver=null-co,size=1M \
+    >"$T/qemu.out" 2>&1 || rc=$?
+grep -a '^NVTEST' "$T/console2.log" | cut -c1-200 | sed 's/^/  guest 2: /' || true
+[ $rc -eq 0 ] || { cat "$T/qemu.out"; tail -40 "$T/console2.log"; fail "second guest: qemu exited $rc"; }
+grep -aq '^NVTEST no-iommu OK' "$T/console2.log" ||
+    { tail -40 "$T/console2.log"; fail "second guest: the no-IOMMU check did not pass"; }
 echo ok

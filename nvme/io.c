@@ -28,7 +28,7 @@ static struct nvme_queue *queue_lock(struct nvme_ctrl *c)
 {
     struct nvme_queue *q;
 
-    if (mine.c != c) {
+    if (mine.c != c || mine.q >= c->queues) {
         mine.c = c;
         mine.q = atomic_fetch_add(&c->next_queue, 1) % c->queues;
     }

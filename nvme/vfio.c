@@ -90,7 +90,7 @@ static int group_number(const char *bdf, const char *name, int *no,
 static int check_binding(const char *bdf, const char *name, int *group,
                          struct bd_err *err)
 {
-    char path[128], drv[64], ven[8], dev[8], unbind[160] = "";
+    char path[128], drv[64], ven[8], dev[8], unbind[160] = "", state[128];
     int r;
 
     snprintf(path, sizeof(path), SYSFS_PCI "%s", bdf);
@@ -108,13 +108,17 @@ static int check_binding(const char *bdf, const char *name, int *group,
     if (drv[0])
         snprintf(unbind, sizeof(unbind), "  echo %s > " SYSFS_PCI
                  "%s/driver/unbind\n", bdf, bdf);
-    return bd_err_set(err, ENODEV, "%s: PCI device %s is %s%s%s, not to "
-                      "vfio-pci; hand it over (it leaves its driver, and its "
-                      "data is then only imgfuse's) with:\n"
+    if (drv[0])
+        snprintf(state, sizeof(state), "is bound to '%s', not to vfio-pci",
+                 drv);
+    else
+        snprintf(state, sizeof(state), "is not bound to vfio-pci");
+    return bd_err_set(err, ENODEV, "%s: PCI device %s %s; hand it over (it "
+                      "leaves its driver, and its data is then only "
+                      "imgfuse's) with:\n"
                       "  modprobe vfio-pci\n%s"
                       "  echo %s %s > /sys/bus/pci/drivers/vfio-pci/new_id",
-                      name, bdf, drv[0] ? "bound to '" : "not bound",
-                      drv, drv[0] ? "'" : "", unbind, ven, dev);
+                      name, bdf, state, unbind, ven, dev);
 }
 
 /* A group that is not viable: name its devices not bound to vfio-pci. */
@@ -234,6 +238,7 @@ static void iova_ranges(struct nvme_vfio *v)
     }
     v->range = 0;
     v->next_iova = v->iova[0].start < 0x10000 ? 0x10000 : v->iova[0].start;
+    v->next_iova = (v->next_iova + NVME_PAGE - 1) & ~(uint64_t)(NVME_PAGE - 1);
 }
 
 static int open_device(struct nvme_vfio *v, const char *bdf, const char *name,
@@ -350,10 +355,13 @@ int nvme_vfio_map(struct nvme_vfio *v, void *buf, size_t len, uint64_t *iova)
         if (++v->range < v->iova_ranges)
             v->next_iova = v->iova[v->range].start < 0x10000
                                ? 0x10000 : v->iova[v->range].start;
+        v->next_iova = (v->next_iova + NVME_PAGE - 1) & ~(uint64_t)(NVME_PAGE - 1);
     }
     if (v->range >= v->iova_ranges)
         return -ENOSPC;
     m.iova = v->next_iova;
+    if (m.iova & (NVME_PAGE - 1))
+        return -EINVAL;
     if (ioctl(v->container, VFIO_IOMMU_MAP_DMA, &m) < 0)
         return -errno;
     *iova = m.iova;

@@ -44,8 +44,8 @@ int nvme_vfio_irqs(struct nvme_vfio *v, const int *fds, unsigned count);
 
 /* ---- memory the device reads and writes ----------------------------------- */
 
-/* Shared anonymous pages, so that the daemon the mount forks keeps the very
- * pages VFIO pinned (a private mapping would be copied on write). */
+/* Shared anonymous pages, so that a process forked after open keeps the
+ * very pages VFIO pinned (a private mapping would be copied on write). */
 void *nvme_dma_alloc(size_t len);
 void nvme_dma_free(void *p, size_t len);
 

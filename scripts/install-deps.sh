@@ -19,8 +19,8 @@ PKGS=(
   libssh-dev openssh-server openssh-client
   # the host_cdrom test's guest (its kernel is downloaded, not installed)
   busybox-static cpio genisoimage
-  # the nvme driver (linux/vfio.h)
-  linux-libc-dev
+  # the nvme driver (linux/vfio.h); bench/nvme-syscalls.sh (strace)
+  linux-libc-dev strace
   # sanitizers
   libclang-rt-14-dev
 )

@@ -26,6 +26,8 @@ PKGS=(
   # SCSI persistent reservations: sg_persist in the PR test's guest (whose
   # iscsistart comes from open-iscsi, downloaded, not installed)
   sg3-utils
+  # the nvme driver (linux/vfio.h); bench/nvme-syscalls.sh (strace)
+  linux-libc-dev strace
   # sanitizers
   libclang-rt-14-dev
 )

@@ -102,11 +102,25 @@ Test(uri, unknown_scheme_lists_only_protocols_in_this_build)
 
 Test(uri, scheme_known_but_not_built_says_so)
 {
+    /* a QEMU scheme whose driver this build lacks, if there is one */
+    static const char *const uris[] = { "nvme://0000:01:00.0/1",
+        "gluster://h/v/x", "iscsi://h/iqn.x/0", "ssh://h/x", "nbd://h/x" };
     struct bd_opts *o = bd_opts_new();
     struct bd_err err = { 0 };
+    size_t i;
 
-    cr_assert_null(bd_driver_for_scheme("nvme"));
-    cr_assert_lt(bd_source_to_opts("nvme://0000:01:00.0/1", o, &err), 0);
+    for (i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {
+        char scheme[16];
+        snprintf(scheme, sizeof(scheme), "%.*s",
+                 (int)(strchr(uris[i], ':') - uris[i]), uris[i]);
+        if (!bd_driver_for_scheme(scheme))
+            break;
+    }
+    if (i == sizeof(uris) / sizeof(uris[0])) {
+        bd_opts_free(o);
+        cr_skip_test("every QEMU protocol is built");
+    }
+    cr_assert_lt(bd_source_to_opts(uris[i], o, &err), 0);
     cr_assert(strstr(err.msg, "not part of this build"), "%s", err.msg);
     bd_opts_free(o);
 }

@@ -18,6 +18,7 @@ const char cli_usage[] =
 "       imgfuse create -F FMT [-o KEY=VAL,...] FILE SIZE\n"
 "       imgfuse check [-r leaks|all] [-F FMT] FILE\n"
 "       imgfuse lease init lockd[,dir=DIR] | sanlock,lockspace=PATH,...\n"
+"       imgfuse list [--json]   this user's mounts\n"
 "       (every command also takes --object secret,... and --key-prompt)\n"
 "\n"
 "Mount a disk image (or a device, or a URI) as one raw file. MOUNTPOINT is a\n"
@@ -565,6 +566,8 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
             c->cmd = CLI_CHECK, first = 2;
         else if (!strcmp(argv[1], "lease"))
             c->cmd = CLI_LEASE, first = 2;
+        else if (!strcmp(argv[1], "list"))
+            c->cmd = CLI_LIST, first = 2;
     }
     /* getopt wants argv[0] in front of what it parses. */
     int gargc = argc - first + 1;
@@ -638,6 +641,8 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
         return 0;
 
     switch (c->cmd) {
+    case CLI_LIST:
+        return npos ? bd_err_set(err, EINVAL, "usage: imgfuse list [--json]") : 0;
     case CLI_INFO:
     case CLI_CHECK:
         if (npos != 1)

@@ -10,7 +10,7 @@
 
 #define CLI_MAX_SOURCES 64
 
-enum cli_cmd { CLI_MOUNT, CLI_INFO, CLI_CREATE, CLI_CHECK, CLI_LEASE, CLI_HELP,
+enum cli_cmd { CLI_MOUNT, CLI_INFO, CLI_CREATE, CLI_CHECK, CLI_LEASE, CLI_LIST, CLI_HELP,
                CLI_VERSION };
 
 struct cli {

@@ -27,6 +27,8 @@ static int run(struct cli *c, const char *argv0)
         return cmd_check(c);
     case CLI_LEASE:
         return cmd_lease(c);
+    case CLI_LIST:
+        return cmd_list(c);
     default:
         return fusefs_mount_main(argv0, c);
     }

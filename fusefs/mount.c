@@ -479,6 +479,7 @@ static void *ready_main(void *arg)
         char ctx[PATH_MAX + 300];
         snprintf(ctx, sizeof(ctx), "%s (%s)", m->mountpoint, m->c->sources[0]);
         log_set_context(ctx);
+        log_use_syslog(true);   /* before the parent returns: no message lost */
         send_report(m, 0, "");
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
@@ -488,7 +489,6 @@ static void *ready_main(void *arg)
             if (devnull > STDERR_FILENO)
                 close(devnull);
         }
-        log_use_syslog(true);
     }
     return NULL;
 }

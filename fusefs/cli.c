@@ -78,6 +78,8 @@ const char cli_usage[] =
 "  -f                      stay in the foreground\n"
 "  -d                      debug output (implies -f)\n"
 "  -s                      single-threaded\n"
+"  -q                      no progress display (shown on a terminal for\n"
+"                          create preallocation=full, check, log replay)\n"
 "  -o OPT[,OPT...]         FUSE options (allow_other, ...) and any option\n"
 "                          above as KEY=VALUE (ro, format=qcow2, locking=off)\n"
 "  -h, --help              this text\n"
@@ -578,7 +580,7 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
     for (int i = first; i < argc; i++)
         gargv[i - first + 1] = argv[i];
 
-    const char *shorts = c->cmd == CLI_CHECK ? "+:F:r:UhV" : "+:F:rUfdso:hV";
+    const char *shorts = c->cmd == CLI_CHECK ? "+:F:r:UqhV" : "+:F:rUfdso:qhV";
     optind = 1;
     opterr = 0;
     const char *positional[CLI_MAX_SOURCES + 3];
@@ -598,6 +600,7 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
         }
         switch (opt) {
         case 'f': c->foreground = true; break;
+        case 'q': c->quiet = true; break;
         case 'd': c->debug = c->foreground = true; break;
         case 's': c->single_thread = true; break;
         case 'o':

@@ -22,6 +22,7 @@ struct cli {
     const char *pidfile;
     struct bd_flags flags;
     bool foreground, debug, single_thread, json, clone_fd;
+    bool quiet;                     /* -q: no progress on the terminal */
     bool writeback_cache;           /* kernel write caching on a fixed size */
     unsigned threads;               /* FUSE workers; 0 = default */
     char fuse_opts[1024];           /* passed to libfuse's -o */

@@ -49,7 +49,7 @@ static void draw(const char *what, const char *unit, uint64_t done,
     }
     if (end || t - last_draw >= 0.1) {
         char rate[48] = "";
-        if (t - start > 0.05)
+        if (t - start > 0.05 || (end && t > start))
             rate_text(rate, sizeof(rate), unit, (double)done / (t - start));
         fprintf(stderr, "\r%s: %6.2f%%%s%s%s\033[K%s", what,
                 100.0 * (double)done / (double)total, *rate ? " (" : "", rate,

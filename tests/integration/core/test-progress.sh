@@ -37,6 +37,17 @@ tty_run "$IMGFUSE" check -q "$T/c.qcow2" | grep -q '^checking' && fail "check -q
 qemu-img create -q -f qed "$T/c.qed" 1G
 tty_run "$IMGFUSE" check "$T/c.qed" | grep -q '^checking: 100.00%' || fail "qed check: no progress"
 
+# a qcow2 left dirty (lazy refcounts): mounting it rebuilds the refcounts
+qemu-img create -q -f qcow2 -o lazy_refcounts=on "$T/d.qcow2" 1G
+qemu-io -f qcow2 -c 'write 0 1M' -c 'write 512M 1M' "$T/d.qcow2" >/dev/null
+printf '\001' | dd of="$T/d.qcow2" bs=1 seek=79 conv=notrunc status=none
+_MOUNTS+=("$T/d.raw")
+tty_run "$IMGFUSE" "$T/d.qcow2" "$T/d.raw" >"$T/out" || fail "mount: $(cat "$T/out")"
+grep -q '^rebuilding refcounts: 100.00%' "$T/out" || fail "rebuild shows no progress: $(cat "$T/out")"
+fusermount3 -u "$T/d.raw"
+for i in $(seq 1 100); do qemu-img check -q "$T/d.qcow2" 2>/dev/null && break; sleep 0.05; done
+qemu-img check -q "$T/d.qcow2" || fail "qemu-img check after the rebuild"
+
 # a vhdx with a log to replay (a crash between the log and the BAT, as in
 # vhdx/test-vhdx-log.sh): opening it shows the replay
 img=$T/crash.vhdx

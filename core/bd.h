@@ -607,6 +607,20 @@ void bd_secret_allow_prompt(bool allow);
 /* Wipe and free every secret (at exit, and by tests). */
 void bd_secret_wipe_all(void);
 
+/* ---- progress of long work (core/progress.c) --------------------------- */
+
+/* A driver doing long work (writing zeroes for preallocation=full, a check
+ * or repair, a log replay) says how far it is: `done` of `total` units,
+ * `unit` "B" for bytes or a plural noun ("tables"). Call it as often as you
+ * like (it is cheap and thread-safe); done == total ends the job. The
+ * front-end shows it on a terminal (percent and rate) or not at all. */
+void bd_progress(const char *what, const char *unit, uint64_t done,
+                 uint64_t total);
+typedef void (*bd_progress_fn)(const char *what, const char *unit,
+                               uint64_t done, uint64_t total);
+/* The front-end's display; NULL (the default): progress is not shown. */
+void bd_progress_set(bd_progress_fn fn);
+
 /* ---- logging (core/log.c) ---------------------------------------------- */
 
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -146,6 +146,8 @@ int bd_open_overlay(const char *overlay, struct bd_node *base,
 
 /* Send log lines to syslog instead of stderr (the daemon, once detached). */
 void log_use_syslog(bool on);
+/* Once detached, every syslog message starts with ctx (mountpoint, image). */
+void log_set_context(const char *ctx);
 /* Enable debug output for a comma-separated list of modules ("qcow2,nbd");
  * NULL or "" turns it off. */
 void log_set_debug(const char *mods);

@@ -5,6 +5,7 @@
 #include "bd.h"
 #include "graph.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -12,6 +13,12 @@
 unsigned log_debug_mask;
 static bool log_to_syslog;
 static char debug_mods[256];
+static char context[PATH_MAX + 300];
+
+void log_set_context(const char *ctx)
+{
+    snprintf(context, sizeof(context), "%s", ctx ? ctx : "");
+}
 
 void log_use_syslog(bool on)
 {
@@ -28,12 +35,16 @@ void log_set_debug(const char *mods)
 
 static void log_v(int prio, const char *tag, const char *fmt, va_list ap)
 {
-    if (log_to_syslog) {
-        vsyslog(prio, fmt, ap);
-        return;
-    }
     char line[2048];
     vsnprintf(line, sizeof(line), fmt, ap);
+    if (log_to_syslog) {
+        /* detached: say which mount and image the message is about */
+        if (context[0])
+            syslog(prio, "%s: %s%s", context, tag, line);
+        else
+            syslog(prio, "%s%s", tag, line);
+        return;
+    }
     fprintf(stderr, "imgfuse: %s%s\n", tag, line);
 }
 

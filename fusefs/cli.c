@@ -18,6 +18,7 @@ const char cli_usage[] =
 "       imgfuse create -F FMT [-o KEY=VAL,...] FILE SIZE\n"
 "       imgfuse check [-r leaks|all] [-F FMT] [-o KEY=VAL,...] FILE\n"
 "       imgfuse lease init lockd[,dir=DIR] | sanlock,lockspace=PATH,...\n"
+"       imgfuse list [--json]   this user's mounts\n"
 "       (every command also takes --object secret,... and --key-prompt)\n"
 "\n"
 "Mount a disk image (or a device, or a URI) as one raw file. MOUNTPOINT is a\n"
@@ -77,6 +78,8 @@ const char cli_usage[] =
 "  -f                      stay in the foreground\n"
 "  -d                      debug output (implies -f)\n"
 "  -s                      single-threaded\n"
+"  -q                      no progress display (shown on a terminal for\n"
+"                          create preallocation=full, check, log replay)\n"
 "  -o OPT[,OPT...]         FUSE options (allow_other, ...) and any option\n"
 "                          above as KEY=VALUE (ro, format=qcow2, locking=off)\n"
 "  -h, --help              this text\n"
@@ -565,6 +568,8 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
             c->cmd = CLI_CHECK, first = 2;
         else if (!strcmp(argv[1], "lease"))
             c->cmd = CLI_LEASE, first = 2;
+        else if (!strcmp(argv[1], "list"))
+            c->cmd = CLI_LIST, first = 2;
     }
     /* getopt wants argv[0] in front of what it parses. */
     int gargc = argc - first + 1;
@@ -575,7 +580,7 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
     for (int i = first; i < argc; i++)
         gargv[i - first + 1] = argv[i];
 
-    const char *shorts = c->cmd == CLI_CHECK ? "+:F:r:Uo:hV" : "+:F:rUfdso:hV";
+    const char *shorts = c->cmd == CLI_CHECK ? "+:F:r:Uo:qhV" : "+:F:rUfdso:qhV";
     optind = 1;
     opterr = 0;
     const char *positional[CLI_MAX_SOURCES + 3];
@@ -595,6 +600,7 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
         }
         switch (opt) {
         case 'f': c->foreground = true; break;
+        case 'q': c->quiet = true; break;
         case 'd': c->debug = c->foreground = true; break;
         case 's': c->single_thread = true; break;
         case 'o':
@@ -638,6 +644,8 @@ int cli_parse(int argc, char **argv, struct cli *c, struct bd_err *err)
         return 0;
 
     switch (c->cmd) {
+    case CLI_LIST:
+        return npos ? bd_err_set(err, EINVAL, "usage: imgfuse list [--json]") : 0;
     case CLI_INFO:
     case CLI_CHECK:
         if (npos != 1)

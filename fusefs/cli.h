@@ -10,7 +10,7 @@
 
 #define CLI_MAX_SOURCES 64
 
-enum cli_cmd { CLI_MOUNT, CLI_INFO, CLI_CREATE, CLI_CHECK, CLI_LEASE, CLI_HELP,
+enum cli_cmd { CLI_MOUNT, CLI_INFO, CLI_CREATE, CLI_CHECK, CLI_LEASE, CLI_LIST, CLI_HELP,
                CLI_VERSION };
 
 struct cli {
@@ -22,6 +22,7 @@ struct cli {
     const char *pidfile;
     struct bd_flags flags;
     bool foreground, debug, single_thread, json, clone_fd;
+    bool quiet;                     /* -q: no progress on the terminal */
     bool writeback_cache;           /* kernel write caching on a fixed size */
     unsigned threads;               /* FUSE workers; 0 = default */
     char fuse_opts[1024];           /* passed to libfuse's -o */

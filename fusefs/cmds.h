@@ -10,6 +10,7 @@ int cmd_info(struct cli *c);
 int cmd_create(struct cli *c);
 int cmd_check(struct cli *c);
 int cmd_lease(struct cli *c);
+int cmd_list(struct cli *c);
 
 /* --overlay: open c->sources[0] read-only (with opts), create or reuse the
  * overlay c->overlay (temp: a file removed once open) and open it writable

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "cmds.h"
 #include "mount.h"
+#include "progress.h"
 
 #include <stdio.h>
 #include <fuse_lowlevel.h>
@@ -27,6 +28,8 @@ static int run(struct cli *c, const char *argv0)
         return cmd_check(c);
     case CLI_LEASE:
         return cmd_lease(c);
+    case CLI_LIST:
+        return cmd_list(c);
     default:
         return fusefs_mount_main(argv0, c);
     }
@@ -48,6 +51,7 @@ int main(int argc, char **argv)
         bd_secret_wipe_all();
         return 2;
     }
+    fusefs_progress_init(c.quiet);
     rc = run(&c, argv[0]);
     cli_free(&c);
     bd_secret_wipe_all();

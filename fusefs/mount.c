@@ -9,6 +9,7 @@
 #include "fusefs.h"
 #include "core/graph.h"
 #include "locks/lease.h"
+#include "runstate.h"
 
 #include <fcntl.h>
 #include <libgen.h>
@@ -473,7 +474,12 @@ static void *ready_main(void *arg)
         fuse_session_exit(m->fs.se);
         return NULL;
     }
+    runstate_publish(m->c, &m->fs, m->mountpoint);
     if (m->report_fd >= 0) {
+        char ctx[PATH_MAX + 300];
+        snprintf(ctx, sizeof(ctx), "%s (%s)", m->mountpoint, m->c->sources[0]);
+        log_set_context(ctx);
+        log_use_syslog(true);   /* before the parent returns: no message lost */
         send_report(m, 0, "");
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
@@ -483,7 +489,6 @@ static void *ready_main(void *arg)
             if (devnull > STDERR_FILENO)
                 close(devnull);
         }
-        log_use_syslog(true);
     }
     return NULL;
 }
@@ -657,6 +662,7 @@ int fusefs_mount_main(const char *argv0, struct cli *c)
         setsid();
     if (r == 0)
         r = serve(&m, argv0, &err);
+    runstate_remove();
     if (r < 0) {
         send_report(&m, 1, err.msg);
         status = 1;

@@ -8,7 +8,7 @@ PKGS=(
   gcc meson ninja-build pkg-config
   libfuse3-dev fuse3 zlib1g-dev libzstd-dev liburing-dev nettle-dev
   libxml2-dev libbz2-dev liblzma-dev libnbd-dev libcriterion-dev libdeflate-dev
-  libiscsi-dev liblz4-dev liblzo2-dev libsanlock-dev libblkid-dev
+  libiscsi-dev liblz4-dev liblzo2-dev libsanlock-dev libblkid-dev libsystemd-dev
   # test oracles and servers
   qemu-utils qemu-block-extra qemu-system-common qemu-system-x86 nbdkit libnbd-bin gnutls-bin
   fio python3 bc util-linux e2fsprogs kmod procps psmisc openssl bzip2 gzip

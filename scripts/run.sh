@@ -1,6 +1,7 @@
 #!/bin/bash
 # The main job in one command: install what is needed, build, and mount an
-# image as a raw file. With no IMAGE, a small demo image is made first.
+# image as a raw file. With no IMAGE, a demo disk is made and mounted
+# (scripts/demo.sh).
 #   bash scripts/run.sh [IMAGE [MOUNTPOINT]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,26 +9,12 @@ bash scripts/install-deps.sh
 bash scripts/build.sh
 img=${1:-}
 if [ -z "$img" ]; then
-    img=$PWD/demo/demo.img
-    mkdir -p demo
-    if [ ! -f "$img" ]; then
-        fmt=raw
-        if ./build/imgfuse create -F qcow2 "$PWD/demo/demo.qcow2" 64M >/dev/null 2>&1; then
-            img=$PWD/demo/demo.qcow2
-            fmt=qcow2
-        else
-            ./build/imgfuse create -F raw "$img" 64M >/dev/null
-        fi
-        # a recognisable first sector and some data further in
-        ./build/imgfuse -F $fmt "$img" "$PWD/demo/fill.raw"
-        printf 'imgfuse demo image\n' | dd of="$PWD/demo/fill.raw" conv=notrunc status=none
-        seq 1 100000 | dd of="$PWD/demo/fill.raw" bs=1M seek=8 conv=notrunc status=none
-        fusermount3 -u "$PWD/demo/fill.raw"
-        sleep 0.5
-    fi
-    [ -f "$PWD/demo/demo.qcow2" ] && img=$PWD/demo/demo.qcow2
+    # a qcow2 with a GPT, an ext4 and a FAT partition, mounted in directory
+    # mode: the disk and each partition as a raw file (scripts/demo.sh)
+    exec bash scripts/demo.sh "$PWD/build/imgfuse" "$PWD/demo/disk"
 fi
 mnt=${2:-$PWD/demo/$(basename "${img%.*}").raw}
+mkdir -p "$(dirname "$mnt")"
 ./build/imgfuse "$img" "$mnt"
 echo "mounted $img as the raw file $mnt"
 echo "try:      head -c 64 $mnt; fdisk -l $mnt"

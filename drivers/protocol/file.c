@@ -542,12 +542,14 @@ static int file_block_status(struct bd_node *n, uint64_t off, uint64_t len,
 static int full_prealloc(int fd, uint64_t from, uint64_t to)
 {
     static const uint8_t zeros[65536];
+    uint64_t first = from;
     while (from < to) {
         uint64_t chunk = to - from < sizeof(zeros) ? to - from : sizeof(zeros);
         int r = posix_rw(fd, true, (void *)zeros, chunk, from);
         if (r < 0)
             return r;
         from += chunk;
+        bd_progress("preallocating", "B", from - first, to - first);
     }
     return 0;
 }

@@ -205,7 +205,9 @@ static int ck_l1(struct ck *k, uint64_t *l1, uint32_t entries, uint64_t l1_off)
         ret = ck_l2(k, l2);
         if (ret < 0)
             break;
+        bd_progress("checking", "L2 tables", i + 1, entries);
     }
+    bd_progress("checking", "L2 tables", entries, entries);
     for (uint32_t i = 0; i < entries; i++) {
         uint64_t l2 = l1[i] & QCOW2_L1_OFFSET_MASK;
         if (l2 && ck_ptr_ok(k, l2))

@@ -76,7 +76,10 @@ static int add_l1(struct qcow2_state *s, struct counts *k, const uint64_t *l1,
             if (ret < 0)
                 return ret;
         }
+        bd_progress("rebuilding refcounts", "L2 tables", i + 1, l1_entries);
     }
+    if (l1_entries)
+        bd_progress("rebuilding refcounts", "L2 tables", l1_entries, l1_entries);
     return 0;
 }
 

@@ -121,7 +121,9 @@ static int qed_walk_l1(struct qed_walk *w)
             continue;
         }
         r = qed_walk_l2(w, l1e, raw);
+        bd_progress("checking", "L2 tables", i + 1, s->table_entries);
     }
+    bd_progress("checking", "L2 tables", s->table_entries, s->table_entries);
     free(raw);
     return r;
 }

@@ -242,6 +242,7 @@ static int log_replay_sequence(struct bd_node *n, struct log_ctx *c,
     struct vhdx_state *s = n->state;
     uint64_t end = s->file_size > head->last ? s->file_size : head->last;
     uint32_t pos = start;
+    uint64_t first_seq = 0;
     int ret;
 
     for (;;) {
@@ -257,6 +258,11 @@ static int log_replay_sequence(struct bd_node *n, struct log_ctx *c,
                               "an entry targets the header area or an absurd "
                               "offset" : strerror(-ret));
         s->replayed_entries++;
+        if (pos == start)
+            first_seq = e.seq;
+        if (head->seq >= first_seq)
+            bd_progress("replaying the vhdx log", "entries", e.seq - first_seq + 1,
+                        head->seq - first_seq + 1);
         if (e.seq == head->seq)
             break;
         pos = (uint32_t)((pos + (uint64_t)e.len) % c->log_len);

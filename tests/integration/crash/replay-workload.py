@@ -22,7 +22,7 @@ with open(journal, 'w') as j:
         os.pwrite(fd, random.Random(dseed).randbytes(ln), off)
         j.write(json.dumps(['w', off, ln, dseed]) + '\n')
         since += 1
-        if since >= r.randint(5, 25):
+        if since >= r.randint(10, 40):
             before = os.stat(log).st_size
             os.fsync(fd)
             j.write(json.dumps(['fsync', before, os.stat(log).st_size]) + '\n')

@@ -15,7 +15,7 @@ extern const struct bd_driver bd_drv_file, bd_drv_host_device, bd_drv_host_cdrom
     bd_drv_raw, bd_drv_qcow2, bd_drv_qed, bd_drv_qcow, bd_drv_luks, bd_drv_vdi,
     bd_drv_vmdk, bd_drv_vpc, bd_drv_vhdx, bd_drv_bochs, bd_drv_cloop, bd_drv_dmg,
     bd_drv_parallels, bd_drv_vvfat, bd_drv_nbd, bd_drv_iscsi, bd_drv_ssh,
-    bd_drv_gluster, bd_drv_nvme, bd_drv_preallocate;
+    bd_drv_gluster, bd_drv_nvme, bd_drv_preallocate, bd_drv_logwrites;
 
 static const struct bd_driver *const drivers[] = {
 #if HAVE_DRV_QCOW2
@@ -75,6 +75,9 @@ static const struct bd_driver *const drivers[] = {
 #endif
 #if HAVE_DRV_PREALLOCATE
     &bd_drv_preallocate,
+#endif
+#if HAVE_DRV_LOGWRITES
+    &bd_drv_logwrites,
 #endif
     &bd_drv_raw,                    /* probe score 1: the fallback */
 };

@@ -277,9 +277,11 @@ static int vdi_pread(struct bd_node *n, void *buf, uint64_t len, uint64_t off)
 
 /*
  * Append a zeroed block for guest block blk: zero its slot (it may hold a
- * block leaked by a crash), flush, point the map at it, then count it in
- * the header. A crash leaves at worst an unreferenced or uncounted block,
- * never a map entry pointing at garbage.
+ * block leaked by a crash) and count it in the header, flush, then point
+ * the map at it. A crash leaves at worst a counted block no entry points
+ * at (a leak), never a map entry pointing at garbage, nor one the header
+ * does not count: QEMU appends its next block at the header's count, and
+ * would hand that block out twice.
  */
 static int vdi_alloc_block(struct bd_node *n, uint64_t blk, uint32_t *entry)
 {
@@ -322,19 +324,22 @@ static int vdi_alloc_block(struct bd_node *n, uint64_t blk, uint32_t *entry)
         if (r < 0)
             goto out_unlock;
     }
+    if (s->allocated < s->h.blocks) {
+        bd_put_le32(le, s->allocated + 1);
+        r = bd_pwrite(n->file, le, 4, VDI_OFF_ALLOCATED, 0);
+        if (r < 0)
+            goto out_unlock;
+        s->allocated++;
+    }
     r = bd_flush(n->file);
     if (r < 0)
         goto out_unlock;
+    s->next_slot = slot + 1;
     bd_put_le32(le, slot);
     r = bd_pwrite(n->file, le, 4, s->h.bmap_off + blk * 4, 0);
     if (r < 0)
         goto out_unlock;
     __atomic_store_n(&s->bmap[blk], slot, __ATOMIC_RELEASE);
-    s->next_slot = slot + 1;
-    if (s->allocated < s->h.blocks)
-        s->allocated++;
-    bd_put_le32(le, s->allocated);
-    r = bd_pwrite(n->file, le, 4, VDI_OFF_ALLOCATED, 0);
     *entry = slot;
 out_unlock:
     pthread_mutex_unlock(&s->lock);

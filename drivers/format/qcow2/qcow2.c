@@ -505,12 +505,6 @@ static int qcow2_truncate(struct bd_node *n, uint64_t size,
     struct qcow2_state *s = n->state;
 
     (void)prealloc;     /* new space stays unallocated (reads as zeroes) */
-    if (size % BD_SECTOR)
-        /* QEMU reads the header's size in whole sectors: bytes past the
-         * last one would be lost to it (randops found this) */
-        return bd_err_set(err, EINVAL, "%s: a qcow2's size is a whole number "
-                          "of 512-byte sectors (as QEMU requires), %llu is not",
-                          n->name, (unsigned long long)size);
     if (size < s->size && size % s->cluster_size) {
         /* the kept cluster's tail reads as zeroes if the image grows again */
         uint64_t end = bd_align_up(size, s->cluster_size);

@@ -699,6 +699,13 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
         if (end > (uint64_t)isize && !ff->is_slice) {
             struct bd_err err = { 0 };
             r = bd_truncate(ff->node, end, BD_PREALLOC_OFF, &err);
+            /* with the kernel's write-back cache our size can lag behind
+             * the file's (extending pages not written back yet): a
+             * format sized in sectors then refuses an end inside the
+             * file; its next sector boundary is still inside it */
+            if (r == -EINVAL && end % BD_SECTOR)
+                r = bd_truncate(ff->node, bd_align_up(end, BD_SECTOR),
+                                BD_PREALLOC_OFF, &(struct bd_err){ 0 });
         }
         if (r == 0)
             r = allocate_range(ff, (uint64_t)off, end - (uint64_t)off);

@@ -2,7 +2,7 @@
  * Fuzz target for the vmdk driver: the descriptor parser on its own, and
  * whole single-file images (sparse header, grain directory and tables,
  * stream footer, compressed grains) through bd_open_image(), read and then
- * written. The first input byte picks which.
+ * written and grown. The first input byte picks which.
  *
  * Built by meson as fuzz-vmdk (tests/fuzz/harness.h says how to run it and
  * how to build it for libFuzzer): `fuzz-vmdk -n N SEED.vmdk...` runs each
@@ -29,6 +29,15 @@ static void use_image(struct bd_node *n, void *arg)
             break;
         if (do_write && off % (3 << 20) == 0)
             (void)bd_pwrite(n, buf, l < 70000 ? l : 70000, (uint64_t)off, 0);
+    }
+    /* grow a small image (directory entries, stale entries cleared, the
+     * descriptor rewritten) and read the new end back */
+    if (buf && do_write && len > 0 && len < (64 << 20)) {
+        struct bd_err e = { 0 };
+        uint64_t to = ((uint64_t)len + (33 << 20) + 4096) & ~(uint64_t)511;
+
+        if (bd_truncate(n, to, BD_PREALLOC_OFF, &e) == 0)
+            (void)bd_pread(n, buf, 1 << 20, to - (1 << 20));
     }
     free(buf);
 }

@@ -66,6 +66,7 @@ struct cfg {
     unsigned long ops;
     unsigned long remount_at;    /* 0 = never */
     uint64_t maxsize;            /* growable: the largest size truncate picks */
+    uint32_t size_align;         /* growable: sizes stay multiples of it */
     uint32_t maxlen;             /* largest single read/write */
     bool growable;
     bool direct;
@@ -131,8 +132,8 @@ static void record(const char *fmt, ...)
 static void replay_hint(void)
 {
     fprintf(stderr, "replay: randops --file %s --seed %" PRIu64 " --ops %lu "
-            "--maxsize %" PRIu64 " --maxlen %" PRIu32 "%s%s%s%s\n",
-            C.file, C.seed, C.ops, C.maxsize, C.maxlen,
+            "--maxsize %" PRIu64 " --maxlen %" PRIu32 " --size-align %" PRIu32 "%s%s%s%s\n",
+            C.file, C.seed, C.ops, C.maxsize, C.maxlen, C.size_align,
             C.growable ? " --growable" : "", C.direct ? " --direct" : "",
             C.ops_off ? " --no " : "", C.ops_off ? C.ops_off : "");
 }
@@ -277,6 +278,19 @@ static void pick_aligned(uint64_t limit, uint64_t *off, size_t *len)
     *len = (size_t)(n * DIO_ALIGN);
 }
 
+/* Formats whose size is a whole number of sectors (--size-align): a range
+ * ending past the end of the file is stretched to end on a boundary, or
+ * dropped (len 0) when that passes maxsize. */
+static void align_end(uint64_t off, size_t *len)
+{
+    uint64_t end = off + *len, a = C.size_align;
+    if (a <= 1 || end <= size || end % a == 0)
+        return;
+    end += a - end % a;
+    *len = end <= C.maxsize && end - off <= 2 * (uint64_t)C.maxlen
+           ? (size_t)(end - off) : 0;
+}
+
 /* ---- the operations ------------------------------------------------------ */
 
 static void do_read(void)
@@ -298,6 +312,7 @@ static void do_write(void)
     /* growable files may be written past their end */
     uint64_t limit = C.growable && rnd_below(8) == 0 ? C.maxsize : size;
     pick_range(limit, C.maxlen, &off, &len);
+    align_end(off, &len);
     if (!len)
         return;
     record("write %" PRIu64 " +%zu", off, len);
@@ -361,6 +376,8 @@ static void do_truncate(void)
     uint64_t to = rnd_below(C.maxsize + 1);
     if (rnd_below(2))
         to -= to % 512;
+    if (C.size_align > 1)
+        to -= to % C.size_align;
     record("truncate %" PRIu64 " (from %" PRIu64 ")", to, size);
     if (ftruncate(fd, (off_t)to) < 0)
         die("ftruncate to %" PRIu64 ": %s", to, strerror(errno));
@@ -377,6 +394,7 @@ static void do_falloc(enum op which)
     uint64_t limit = C.growable && which != OP_PUNCH && rnd_below(4) == 0
                      ? C.maxsize : size;
     pick_range(limit, C.maxlen, &off, &len);
+    align_end(off, &len);
     if (!len)
         return;
     int mode = which == OP_PUNCH ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
@@ -493,6 +511,8 @@ static void usage(int code)
 "  --growable        also truncate and write/fallocate past the end\n"
 "  --maxsize BYTES   growable: the largest size (default 2x the file)\n"
 "  --maxlen BYTES    the longest single operation (default 256 KiB)\n"
+"  --size-align N    growable: the file's size stays a multiple of N (formats\n"
+"                    sized in sectors); writes past the end are stretched\n"
 "  --direct          also O_DIRECT reads and writes (4 KiB aligned)\n"
 "  --no OP[,OP...]   leave operations out (read write mapread mapwrite dread\n"
 "                    dwrite truncate falloc punch zero copy fsync reopen)\n"
@@ -538,7 +558,8 @@ static void parse_args(int argc, char **argv)
         { "direct", no_argument, NULL, 'd' }, { "no", required_argument, NULL, 'x' },
         { "remount-at", required_argument, NULL, 'r' },
         { "remount-cmd", required_argument, NULL, 'R' }, { "log", required_argument, NULL, 'l' },
-        { "dump", required_argument, NULL, 'D' }, { "quiet", no_argument, NULL, 'q' },
+        { "dump", required_argument, NULL, 'D' },
+        { "size-align", required_argument, NULL, 'A' }, { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     C.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -557,6 +578,7 @@ static void parse_args(int argc, char **argv)
         case 'R': C.remount_cmd = optarg; break;
         case 'l': C.log = optarg; break;
         case 'D': C.dump = optarg; break;
+        case 'A': C.size_align = (uint32_t)num_arg(optarg, "--size-align"); break;
         case 'q': C.quiet = true; break;
         case 'h': usage(0); break;
         default: usage(2);
@@ -584,6 +606,10 @@ static void load_model(void)
     size = (uint64_t)st.st_size;
     if (!C.maxsize)
         C.maxsize = C.growable ? size * 2 + C.maxlen : size;
+    if (C.maxsize < size)
+        C.maxsize = size;
+    if (C.size_align > 1)
+        C.maxsize -= C.maxsize % C.size_align;
     if (C.maxsize < size)
         C.maxsize = size;
     model = calloc(1, C.maxsize ? C.maxsize : 1);

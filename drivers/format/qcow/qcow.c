@@ -247,6 +247,18 @@ static const char *const qcow_options[] = {
     "encrypt.key-secret", "encrypt.format", NULL,
 };
 
+/* qcow (version 1) has no resize in QEMU either: refuse with a way out. */
+static int qcow_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
+                         struct bd_err *err)
+{
+    (void)prealloc;
+    if ((int64_t)size == qcow_size(n))
+        return 0;
+    return bd_err_set(err, ENOTSUP, "%s: qcow (version 1) images cannot be resized "
+                      "(QEMU cannot resize them either); convert the image to "
+                      "qcow2 to resize it", n->name);
+}
+
 const struct bd_driver bd_drv_qcow = {
     .name = "qcow",
     .kind = BD_FORMAT,
@@ -263,5 +275,6 @@ const struct bd_driver bd_drv_qcow = {
     .pwrite_zeroes = qcow_pwrite_zeroes,
     .block_status = qcow_block_status,
     .info = qcow_info,
+    .truncate = qcow_truncate,
     .create = &qcow_create_ops,
 };

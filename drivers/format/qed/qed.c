@@ -407,5 +407,6 @@ const struct bd_driver bd_drv_qed = {
     .block_status = qed_block_status,
     .info = qed_info,
     .check = qed_check,
+    .truncate = qed_truncate,
     .create = &qed_create_ops,
 };

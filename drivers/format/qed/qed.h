@@ -113,6 +113,10 @@ int qed_check_run(struct qed_state *s, unsigned fix, struct bd_check *res,
 int qed_check(struct bd_node *n, unsigned fix, struct bd_check *res,
               struct bd_err *err);
 
+/* resize.c: grow (growable mounts); a shrink is refused */
+int qed_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
+                 struct bd_err *err);
+
 /* create.c */
 extern const struct bd_create_ops qed_create_ops;
 

@@ -16,36 +16,6 @@
 #include <string.h>
 #include <sys/random.h>
 
-struct vmdk_extent {
-    enum vmdk_ext_kind kind;
-    enum vmdk_access access;
-    uint64_t start, len;        /* guest bytes */
-    struct bd_node *file;       /* NULL for ZERO */
-    bool own_file;              /* opened here (not n->file, not shared) */
-    uint64_t flat_off;          /* FLAT: byte offset in file */
-    struct vmdk_sparse *sp;     /* SPARSE */
-    struct vmdk_se *se;         /* SESPARSE */
-    char *fname;                /* as the descriptor names it */
-};
-
-struct vmdk_state {
-    struct vmdk_extent *ext;
-    size_t n_ext;
-    uint64_t size;
-    struct vmdk_desc desc;
-    char *desc_text;            /* as read, NUL-terminated */
-    size_t desc_len;
-    bool embedded;              /* descriptor inside the sparse n->file */
-    uint64_t desc_off, desc_area;
-    bool cid_done;              /* CID already changed for this session */
-    unsigned long warned;
-    /* readers share it, writers, flush and check hold it alone; reads of
-     * seSparse extents (one cached table, no lock) hold it alone too */
-    pthread_rwlock_t lock;
-    bool lock_ready;
-    bool shared_reads;
-};
-
 extern const struct bd_driver bd_drv_vmdk;
 
 static const char *const vmdk_create_opts[] = {
@@ -469,24 +439,17 @@ static uint32_t new_cid(uint32_t old)
     return c;
 }
 
-/* VMware tools notice a changed disk by its CID: change it on first write. */
-static int update_cid(struct bd_node *n, struct vmdk_state *st)
+/* A new descriptor text t (taken, freed on failure) replaces the old one
+ * on disk and in st; -ENOSPC when an embedded area is too small. */
+int vmdk_desc_store(struct bd_node *n, struct vmdk_state *st, char *t,
+                    size_t nlen)
 {
-    size_t nlen;
-    char *t;
     int ret;
 
-    st->cid_done = true;
-    if (!st->desc_text || !st->desc.has_cid)
-        return 0;
-    uint32_t cid = new_cid(st->desc.cid);
-    t = vmdk_desc_with_cid(st->desc_text, st->desc_len, cid, &nlen);
-    if (!t)
-        return 0;
     if (st->embedded) {
         if (nlen > st->desc_area) {
             free(t);
-            return 0;
+            return -ENOSPC;
         }
         size_t wlen = nlen < st->desc_len ? st->desc_len : nlen;
         char *w = calloc(1, wlen);
@@ -523,6 +486,30 @@ static int update_cid(struct bd_node *n, struct vmdk_state *st)
     free(st->desc_text);
     st->desc_text = t;
     st->desc_len = nlen;
+    return 0;
+}
+
+/* VMware tools notice a changed disk by its CID: change it on first write. */
+int vmdk_update_cid(struct bd_node *n, struct vmdk_state *st)
+{
+    size_t nlen;
+    char *t;
+    int ret;
+
+    st->cid_done = true;
+    if (!st->desc_text || !st->desc.has_cid)
+        return 0;
+    uint32_t cid = new_cid(st->desc.cid);
+    t = vmdk_desc_with_cid(st->desc_text, st->desc_len, cid, &nlen);
+    if (!t)
+        return 0;
+    if (st->embedded && nlen > st->desc_area) {
+        free(t);
+        return 0;
+    }
+    ret = vmdk_desc_store(n, st, t, nlen);
+    if (ret < 0)
+        return ret;
     st->desc.cid = cid;
     return 0;
 }
@@ -534,7 +521,7 @@ static int write_extents(struct bd_node *n, const void *buf, uint64_t len,
     const uint8_t *p = buf;
     int ret;
 
-    if (!st->cid_done && (ret = update_cid(n, st)) < 0)
+    if (!st->cid_done && (ret = vmdk_update_cid(n, st)) < 0)
         return ret;
     while (len) {
         struct vmdk_extent *e = find_extent(st, off);
@@ -591,7 +578,7 @@ static int zero_extents(struct bd_node *n, uint64_t len, uint64_t off,
     struct vmdk_state *st = n->state;
     int ret;
 
-    if (!st->cid_done && (ret = update_cid(n, st)) < 0)
+    if (!st->cid_done && (ret = vmdk_update_cid(n, st)) < 0)
         return ret;
     while (len) {
         struct vmdk_extent *e = find_extent(st, off);
@@ -804,5 +791,6 @@ const struct bd_driver bd_drv_vmdk = {
     .allocated_size = vmdk_allocated_size,
     .info = vmdk_info,
     .check = vmdk_check,
+    .truncate = vmdk_truncate,
     .create = &vmdk_create_ops,
 };

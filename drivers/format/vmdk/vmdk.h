@@ -175,6 +175,54 @@ int vmdk_se_status(struct vmdk_se *s, uint64_t off, uint64_t len, uint64_t *pnum
 int vmdk_se_pread(struct vmdk_se *s, void *buf, uint64_t len, uint64_t off,
                   const struct vmdk_fill *fill);
 
+/* ---- the driver's state (vmdk.c, resize.c) ------------------------------ */
+
+struct vmdk_extent {
+    enum vmdk_ext_kind kind;
+    enum vmdk_access access;
+    uint64_t start, len;        /* guest bytes */
+    struct bd_node *file;       /* NULL for ZERO */
+    bool own_file;              /* opened here (not n->file, not shared) */
+    uint64_t flat_off;          /* FLAT: byte offset in file */
+    struct vmdk_sparse *sp;     /* SPARSE */
+    struct vmdk_se *se;         /* SESPARSE */
+    char *fname;                /* as the descriptor names it */
+};
+
+struct vmdk_state {
+    struct vmdk_extent *ext;
+    size_t n_ext;
+    uint64_t size;
+    struct vmdk_desc desc;
+    char *desc_text;            /* as read, NUL-terminated */
+    size_t desc_len;
+    bool embedded;              /* descriptor inside the sparse n->file */
+    uint64_t desc_off, desc_area;
+    bool cid_done;              /* CID already changed for this session */
+    unsigned long warned;
+    /* readers share it, writers, flush and check hold it alone; reads of
+     * seSparse extents (one cached table, no lock) hold it alone too */
+    pthread_rwlock_t lock;
+    bool lock_ready;
+    bool shared_reads;
+};
+
+/* vmdk.c: store a new descriptor text t (taken; freed on failure) on disk
+ * and in st, -ENOSPC when an embedded area is too small; change the CID
+ * once per session. Callers hold st->lock for writing. */
+int vmdk_desc_store(struct bd_node *n, struct vmdk_state *st, char *t,
+                    size_t nlen);
+int vmdk_update_cid(struct bd_node *n, struct vmdk_state *st);
+
+/* resize.c: grow (growable mounts); shrink, stream and seSparse refused */
+int vmdk_truncate(struct bd_node *n, uint64_t size, enum bd_prealloc prealloc,
+                  struct bd_err *err);
+/* Grow a hosted VMDK4 sparse extent (not stream, not COWD) to new_cap
+ * bytes: directory entries added (the directory moved to the end of the
+ * file when its sectors are full), stale entries past the old end cleared,
+ * the header written last. Callers keep all others out. (sparse-resize.c) */
+int vmdk_sparse_grow(struct vmdk_sparse *s, uint64_t new_cap);
+
 /* ---- create (create.c) --------------------------------------------------- */
 
 int vmdk_create(struct bd_node *file, uint64_t size, const struct bd_opts *o,

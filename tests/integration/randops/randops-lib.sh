@@ -8,7 +8,8 @@ RANDOPS_SEED=${RANDOPS_SEED:-$(( $(date +%s) % 100000 ))}
 # randops_run FMT IMAGE MODE [IMGFUSE OPTIONS...]: mount IMAGE, run the
 # tester (MODE: fixed, growable), unmount and remount it half way through,
 # then qemu-img check must find IMAGE clean and its content must equal the
-# tester's model. The seed is printed so a failure replays.
+# tester's model. The seed is printed so a failure replays. RANDOPS_EXTRA:
+# more randops options (e.g. "--no truncate --size-align 512").
 randops_run() {
     local fmt=$1 img=$2 mode=$3 mnt d extra=()
     shift 3
@@ -32,6 +33,8 @@ EOS
                 --maxlen 131072 --direct --dump "$d" --quiet
                 --remount-at $((RANDOPS_OPS / 2)) --remount-cmd "bash $T/remount.$fmt.$mode")
     [ "$mode" = growable ] && args+=(--growable --maxsize $((16 << 20)))
+    # shellcheck disable=SC2206 # options split on spaces on purpose
+    [ -n "${RANDOPS_EXTRA:-}" ] && args+=($RANDOPS_EXTRA)
     "$RANDOPS" "${args[@]}" || fail "$fmt ($mode): randops found a difference (seed $RANDOPS_SEED)"
     unmount_img "$mnt"
     local rc=0

@@ -3,10 +3,10 @@
 # time limit, and end with the plain "N passed, N failed" line. Under
 # CI=true a skip (exit 77) counts as a failure.
 #
-# Tests run INTEGRATION_JOBS at a time (default 2). A script that must have
-# the machine to itself (a fixed port, a guest under TCG, a timing-sensitive
-# crash) says so with a line "# imgfuse-test: serial (why)"; those run one
-# by one after the others.
+# Tests run INTEGRATION_JOBS at a time (default 2). A script that must not
+# meet another such script (a fixed port, a guest under TCG, a
+# timing-sensitive crash) says so with a line "# imgfuse-test: serial (why)";
+# those run one at a time, each beside ordinary scripts.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
@@ -45,26 +45,33 @@ report() {
     fi
 }
 
+# At most INTEGRATION_JOBS scripts at once, and at most one serial script
+# among them; serial scripts are started first, as soon as none runs.
 declare -A running=()    # pid -> index
-i=0
-for t in "${parallel[@]}"; do
-    while [ ${#running[@]} -ge "$jobs_max" ]; do
-        wait -n -p done_pid "${!running[@]}"
-        idx=${running[$done_pid]}; unset "running[$done_pid]"
-        report "$idx" "${parallel[$idx]}"
-    done
-    run_one "$i" "$t" &
-    running[$!]=$i
-    i=$((i + 1))
-done
-while [ ${#running[@]} -gt 0 ]; do
+names=() serial_flag=()
+serial_running=0
+finish_one() {
+    local done_pid idx
     wait -n -p done_pid "${!running[@]}"
     idx=${running[$done_pid]}; unset "running[$done_pid]"
-    report "$idx" "${parallel[$idx]}"
-done
-for t in "${serial[@]}"; do
-    run_one s "$t"
-    report s "$t"
+    [ "${serial_flag[$idx]}" = 1 ] && serial_running=0
+    report "$idx" "${names[$idx]}"
+}
+i=0 si=0 pi=0
+while [ $si -lt ${#serial[@]} ] || [ $pi -lt ${#parallel[@]} ] || [ ${#running[@]} -gt 0 ]; do
+    while [ ${#running[@]} -lt "$jobs_max" ]; do
+        if [ $si -lt ${#serial[@]} ] && [ $serial_running = 0 ]; then
+            names[i]=${serial[si]}; serial_flag[i]=1; si=$((si + 1)); serial_running=1
+        elif [ $pi -lt ${#parallel[@]} ]; then
+            names[i]=${parallel[pi]}; serial_flag[i]=0; pi=$((pi + 1))
+        else
+            break
+        fi
+        run_one "$i" "${names[i]}" &
+        running[$!]=$i
+        i=$((i + 1))
+    done
+    [ ${#running[@]} -gt 0 ] && finish_one
 done
 
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"

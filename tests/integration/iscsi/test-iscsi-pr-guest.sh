@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (a guest, a fixed port or socket, or daemon timing)
 # --pr=exclusive on a host SCSI device (host_device): a small TCG guest
 # (Debian kernel, busybox initramfs) logs its kernel iSCSI initiator into a
 # tgtd on this host, so it has a real /dev/sdX with persistent

@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (a guest, a fixed port or socket, or daemon timing)
 # lockd leases between two "hosts" that share a GlusterFS volume: two mount
 # namespaces, each with its own glusterfs FUSE client of the volume at the
 # same path, holding the images and the lockspace directory. The POSIX

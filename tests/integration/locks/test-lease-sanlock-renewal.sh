@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (a guest, a fixed port or socket, or daemon timing)
 # sanlock revokes a lease when this host cannot renew its lockspace: the
 # lockspace lives on storage that starts failing (an imgfuse mount of an
 # nbdkit export whose error filter turns every request into EIO once a

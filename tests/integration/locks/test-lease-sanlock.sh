@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (a guest, a fixed port or socket, or daemon timing)
 # sanlock leases with two real sanlock daemons as two hosts (each its own
 # SANLOCK_RUN_DIR and host name, no watchdog: -w 0, io_timeout 2 s) on one
 # lockspace file: imgfuse lease init formats it; host 1's read-write mount

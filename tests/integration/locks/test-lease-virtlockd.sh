@@ -1,4 +1,5 @@
 #!/bin/bash
+# imgfuse-test: serial (a guest, a fixed port or socket, or daemon timing)
 # Interop with libvirt's real virtlockd: a small TCG guest (no OS; SeaBIOS
 # idles) run by virt-qemu-run with lock_manager = "lockd" and its
 # file_lockspace_dir set to our lockspace directory. While the guest runs,

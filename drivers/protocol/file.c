@@ -194,13 +194,17 @@ static int file_rw(struct bd_node *n, bool write, void *buf, uint64_t len,
     struct file_state *s = n->state;
     if (write && lease_revoked(s->lease))
         return -EIO;                /* the lease manager took it away */
-    if (!write && !s->direct)
-        stream_hint(s, off, len);
+    int r;
 #if HAVE_LIBURING
     if (s->use_uring)
-        return uring_rw(s, write, buf, len, off);
+        r = uring_rw(s, write, buf, len, off);
+    else
 #endif
-    return posix_rw(s->fd, write, buf, len, off);
+        r = posix_rw(s->fd, write, buf, len, off);
+    /* after the read: the reader's own data is not queued behind it */
+    if (!write && !s->direct && r == 0)
+        stream_hint(s, off, len);
+    return r;
 }
 
 /* ---- open ---- */

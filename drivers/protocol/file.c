@@ -37,6 +37,8 @@ struct file_state {
     enum ofd_kind lock_kind;
     struct lease *lease;            /* --lease: across hosts; NULL = none */
     _Atomic int64_t size;
+    _Atomic uint64_t ra_last;       /* end of the last read (stream hint) */
+    _Atomic uint64_t ra_front;      /* readahead asked for up to here */
     uint32_t dio_align, dio_mem_align, blksize;
     bool direct;
     pthread_mutex_t seek_lock;      /* lseek moves the shared offset */
@@ -159,17 +161,50 @@ static int uring_rw(struct file_state *s, bool write, void *buf, uint64_t len,
 }
 #endif
 
+/* FUSE workers take a stream's requests in parallel and read them out of
+ * order, which the host's readahead on the image file takes for random
+ * reads. Reads near the last one are a stream: ask the host for the next
+ * FILE_RA bytes ahead of it, one window at a time. */
+#define FILE_RA (8u << 20)
+
+static void stream_hint(struct file_state *s, uint64_t off, uint64_t len)
+{
+    uint64_t end = off + len, last = atomic_load(&s->ra_last);
+    uint64_t front = atomic_load(&s->ra_front);
+
+    if (off + FILE_RA < last || off > last + FILE_RA) {
+        atomic_store(&s->ra_last, end);     /* not a stream (yet) */
+        return;
+    }
+    if (end > last)
+        atomic_store(&s->ra_last, end);
+    if (front > end + FILE_RA / 2 && front <= end + 2 * (uint64_t)FILE_RA)
+        return;                             /* far enough ahead already */
+    uint64_t from = front > end && front <= end + 2 * (uint64_t)FILE_RA
+                        ? front : end;
+    if (!atomic_compare_exchange_strong(&s->ra_front, &front, end + FILE_RA))
+        return;                             /* another worker does it */
+    (void)posix_fadvise(s->fd, (off_t)from, (off_t)(end + FILE_RA - from),
+                        POSIX_FADV_WILLNEED);
+}
+
 static int file_rw(struct bd_node *n, bool write, void *buf, uint64_t len,
                    uint64_t off)
 {
     struct file_state *s = n->state;
     if (write && lease_revoked(s->lease))
         return -EIO;                /* the lease manager took it away */
+    int r;
 #if HAVE_LIBURING
     if (s->use_uring)
-        return uring_rw(s, write, buf, len, off);
+        r = uring_rw(s, write, buf, len, off);
+    else
 #endif
-    return posix_rw(s->fd, write, buf, len, off);
+        r = posix_rw(s->fd, write, buf, len, off);
+    /* after the read: the reader's own data is not queued behind it */
+    if (!write && !s->direct && r == 0)
+        stream_hint(s, off, len);
+    return r;
 }
 
 /* ---- open ---- */

@@ -9,6 +9,9 @@
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
+#if QCOW2_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 
 /* Decoder state per thread, reused: setting one up costs more than
  * decoding a small cluster. Freed when the thread ends. */
@@ -16,6 +19,9 @@ struct dctx {
     ZSTD_DCtx *zstd;
     z_stream zlib;
     bool zlib_ready;
+#if QCOW2_HAVE_LIBDEFLATE
+    struct libdeflate_decompressor *ld;
+#endif
 };
 
 static pthread_key_t dctx_key;
@@ -29,6 +35,10 @@ static void dctx_free(void *p)
         ZSTD_freeDCtx(d->zstd);
     if (d->zlib_ready)
         inflateEnd(&d->zlib);
+#if QCOW2_HAVE_LIBDEFLATE
+    if (d->ld)
+        libdeflate_free_decompressor(d->ld);
+#endif
     free(d);
 }
 
@@ -61,6 +71,18 @@ static int inflate_cluster(const void *src, size_t slen, void *dst, size_t dlen)
 
     if (!d)
         return -ENOMEM;
+#if QCOW2_HAVE_LIBDEFLATE
+    /* libdeflate inflates a whole buffer two to three times faster than
+     * zlib. It reads only what the stream needs, so the bytes after it up
+     * to the sector end do not matter, and it wants exactly dlen bytes out.
+     * A stream it refuses (one that goes on past the cluster, which QEMU
+     * accepts) is left to zlib below, which stops at a full cluster. */
+    if (!d->ld)
+        d->ld = libdeflate_alloc_decompressor();
+    if (d->ld && libdeflate_deflate_decompress(d->ld, src, slen, dst, dlen,
+                                               NULL) == LIBDEFLATE_SUCCESS)
+        return 0;
+#endif
     z = &d->zlib;
     if (!d->zlib_ready) {
         memset(z, 0, sizeof(*z));

@@ -335,6 +335,8 @@ static int qcow2_open(struct bd_node *n, const struct bd_opts *o,
         return bd_err_set(err, ENOMEM, "%s: cannot create locks", n->name);
     }
     s->locks_ready = true;
+    if (qcow2_ra_init(s) < 0)
+        return bd_err_set(err, ENOMEM, "%s: out of memory", n->name);
 
     if (s->h.incompat & QCOW2_INCOMPAT_DATA_FILE) {
         ret = open_data_file(n, s, o, err);
@@ -393,6 +395,7 @@ static void qcow2_close(struct bd_node *n)
                     strerror(-ret));
         pthread_mutex_unlock(&s->meta_lock);
     }
+    qcow2_ra_free(s);
     qcow2_bitmaps_free(s);
     qcow2_crypt_close(s);
     if (s->data_node)
@@ -470,9 +473,11 @@ static int qcow2_pwrite(struct bd_node *n, const void *buf, uint64_t len,
 
     if (s->read_only)
         return -EROFS;
+    qcow2_ra_changed(s);
     pthread_rwlock_rdlock(&s->io_lock);
     int ret = qcow2_write(s, buf, len, off, flags);
     pthread_rwlock_unlock(&s->io_lock);
+    qcow2_ra_changed(s);
     return ret;
 }
 
@@ -483,7 +488,10 @@ static int qcow2_pwrite_zeroes(struct bd_node *n, uint64_t len, uint64_t off,
 
     if (s->read_only)
         return -EROFS;
-    return qcow2_write_zeroes(s, len, off, flags);
+    qcow2_ra_changed(s);
+    int ret = qcow2_write_zeroes(s, len, off, flags);
+    qcow2_ra_changed(s);
+    return ret;
 }
 
 static int qcow2_discard(struct bd_node *n, uint64_t len, uint64_t off)
@@ -492,7 +500,10 @@ static int qcow2_discard(struct bd_node *n, uint64_t len, uint64_t off)
 
     if (s->read_only)
         return -EROFS;
-    return qcow2_discard_range(s, len, off);
+    qcow2_ra_changed(s);
+    int ret = qcow2_discard_range(s, len, off);
+    qcow2_ra_changed(s);
+    return ret;
 }
 
 static int qcow2_flush(struct bd_node *n)
@@ -506,8 +517,8 @@ static int qcow2_block_status(struct bd_node *n, uint64_t off, uint64_t len,
     return qcow2_status(n->state, off, len, pnum, status, map);
 }
 
-static int qcow2_truncate(struct bd_node *n, uint64_t size,
-                          enum bd_prealloc prealloc, struct bd_err *err)
+static int qcow2_do_truncate(struct bd_node *n, uint64_t size,
+                             enum bd_prealloc prealloc, struct bd_err *err)
 {
     struct qcow2_state *s = n->state;
 
@@ -538,6 +549,18 @@ static int qcow2_truncate(struct bd_node *n, uint64_t size,
             return bd_err_set(err, -ret, "%s: cannot zero the grown space: %s",
                               n->name, strerror(-ret));
     }
+    return ret;
+}
+
+static int qcow2_truncate(struct bd_node *n, uint64_t size,
+                          enum bd_prealloc prealloc, struct bd_err *err)
+{
+    struct qcow2_state *s = n->state;
+    int ret;
+
+    qcow2_ra_changed(s);
+    ret = qcow2_do_truncate(n, size, prealloc, err);
+    qcow2_ra_changed(s);
     return ret;
 }
 

@@ -209,6 +209,7 @@ struct qcow2_state {
     uint64_t cpack_end;           /* end of the cluster cpack_off lies in */
     uint64_t free_hint;           /* first cluster index that may be free */
     unsigned long io_errors;
+    struct qcow2_ra *ra;          /* decompression ahead of a stream */
 };
 
 /* ---- header.c ---------------------------------------------------------- */
@@ -438,7 +439,27 @@ int qcow2_crypt_create_len(const struct bd_opts *o, uint32_t method,
 int qcow2_crypt_create_write(struct bd_node *file, const struct bd_opts *o,
                              uint64_t off, struct bd_err *err);
 
+/* ---- readahead.c ------------------------------------------------------- */
+
+/* The (idle) read-ahead state of an open image; freed by qcow2_ra_free,
+ * which stops its thread: call it before io_lock goes. */
+int qcow2_ra_init(struct qcow2_state *s);
+void qcow2_ra_free(struct qcow2_state *s);
+/* A read of [off, off+len) touched compressed clusters: streams start
+ * the helper. Caller holds io_lock shared. */
+void qcow2_ra_note(struct qcow2_state *s, uint64_t off, uint64_t len);
+/* Copy e->len bytes at skip of the compressed cluster e from the cache
+ * (waiting if the helper is inflating it); false on a miss. */
+bool qcow2_ra_copy(struct qcow2_state *s, const struct qcow2_extent *e,
+                   void *dst, uint64_t skip);
+/* The image changes: drop the cache. Call before and after every change. */
+void qcow2_ra_changed(struct qcow2_state *s);
+
 /* ---- read.c ------------------------------------------------------------ */
+
+/* Read and inflate the compressed cluster e into out (one cluster). */
+int qcow2_read_compressed(struct qcow2_state *s, const struct qcow2_extent *e,
+                          uint8_t *out);
 
 /* Guest read; bytes past the virtual size read as zeroes. */
 int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off);

@@ -42,8 +42,8 @@ static int read_backing(struct qcow2_state *s, void *buf, uint64_t len,
     return ret;
 }
 
-static int read_compressed(struct qcow2_state *s, const struct qcow2_extent *e,
-                           uint8_t *out)
+int qcow2_read_compressed(struct qcow2_state *s, const struct qcow2_extent *e,
+                          uint8_t *out)
 {
     uint64_t fsize = qcow2_known_size(&s->file_size);
     uint64_t csize = e->csize;
@@ -115,7 +115,9 @@ static void *cjobs_run(void *arg)
     j->ret = cl ? 0 : -ENOMEM;
     for (size_t i = j->first; i < j->end && j->ret == 0; i++) {
         struct cjob *c = &j->v[i];
-        j->ret = read_compressed(j->s, &c->e, cl);
+        if (qcow2_ra_copy(j->s, &c->e, c->dst, c->skip))
+            continue;
+        j->ret = qcow2_read_compressed(j->s, &c->e, cl);
         if (j->ret == 0)
             memcpy(c->dst, cl + c->skip, c->e.len);
     }
@@ -156,6 +158,7 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
     uint8_t *pend_buf = NULL;
     uint64_t pend_host = 0, pend_len = 0, pend_guest = 0;
     struct cjobs cj = { .s = s };
+    uint64_t start = off;
     int ret = 0;
 
     /* guest bytes past the virtual size (a snapshot's own size) are zero */
@@ -209,6 +212,8 @@ int qcow2_read(struct qcow2_state *s, void *buf, uint64_t len, uint64_t off)
     }
     if (ret == 0 && pend_len)
         ret = read_host(s, pend_buf, pend_len, pend_host, pend_guest);
+    if (ret == 0 && cj.n)
+        qcow2_ra_note(s, start, off - start);
     if (ret == 0)
         ret = cjobs_finish(&cj);
     free(cj.v);

@@ -79,7 +79,8 @@ expect_open_error "$T/extlen.qcow2" "header extension" -r
 patch "$g" "$T/bname.qcow2" 'be64(8, 0xff00); be32(16, 4000)'
 expect_open_error "$T/bname.qcow2" "backing file name" -r
 patch "$g" "$T/enc.qcow2" 'be32(32, 2)'
-expect_open_error "$T/enc.qcow2" "encrypted" -r
+# crypt_method 2 (luks) without its crypt header extension: damaged, said so
+expect_open_error "$T/enc.qcow2" "no encryption header extension" -r
 # an unknown incompatible feature, named in the feature table
 patch "$g" "$T/feat.qcow2" '
 be64(72, rd64(72) | (1 << 40))

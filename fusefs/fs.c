@@ -330,6 +330,9 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* ---- files ---- */
 
+/* fi->fh of a handle whose I/O skips the page cache (direct_io) */
+#define FH_DIRECT 1u
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fusefs *fs = fs_of(req);
@@ -351,6 +354,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * writes come straight through. Cached pages other opens hold are
          * invalidated as they are overwritten (fs_write). */
         fi->direct_io = 1;
+        /* libfuse (3.14) gives write and release no direct_io flag: the
+         * handle itself remembers it (FH_DIRECT) */
+        fi->fh = FH_DIRECT;
         fuse_reply_open(req, fi);
         return;
     }
@@ -371,7 +377,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fusefs_file *ff = file_of(fs_of(req), ino);
-    if (ff && !fi->direct_io)
+    if (ff && fi->fh != FH_DIRECT)
         atomic_fetch_sub(&ff->cached_opens, 1);
     fuse_reply_err(req, 0);
 }
@@ -506,7 +512,7 @@ static void past_cache(struct fusefs *fs, struct fusefs_file *ff, fuse_ino_t ino
                        const struct fuse_file_info *fi, uint64_t off, size_t size)
 {
     fusefs_inval_aliases(fs, ff, off, size);
-    if (!fi->direct_io)
+    if (fi->fh != FH_DIRECT)
         return;
     atomic_fetch_add(&ff->direct_gen, 1);
     if (atomic_load(&ff->cached_opens) > 0)
